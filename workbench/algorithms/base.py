@@ -1,0 +1,84 @@
+"""The interface of a meta-learner: ``meta_step(batch) -> metrics`` and ``adaptation_rule()``.
+
+A learner owns its meta-parameters (the network's initial weights, plus any learned extras such as
+Meta-SGD's learning rates) and its outer optimiser.  Tasks are a batch dimension everywhere: a meta-step
+over 25 tasks is one pass of batched tensor ops.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from workbench.core.adaptation import AdaptationRule
+from workbench.core.errors import TrainingDiverged
+from workbench.models import mlp
+from workbench.models.mlp import MLPSpec
+
+
+class MetaLearner:
+    name: ClassVar[str]
+    title: ClassVar[str]
+    Config: ClassVar[type]
+    families: ClassVar[tuple[str, ...]] = ("sinusoid",)
+    summary: ClassVar[str] = ""
+
+    def __init__(self, cfg, spec: MLPSpec, device: torch.device, generator: torch.Generator,
+                 total_iterations: int, compile: bool = False):
+        self.cfg, self.spec, self.device = cfg, spec, device
+        self.total_iterations = max(1, total_iterations)
+        self.params = [p.requires_grad_() for p in spec.init(generator, device)]
+        self.extras: dict[str, list[torch.Tensor]] = {}
+        self.setup(generator)
+        self.outer_loss = torch.compile(self.outer_loss, dynamic=False) if compile else self.outer_loss
+
+    # -- for subclasses ------------------------------------------------------------------------------
+    def setup(self, generator: torch.Generator) -> None:
+        """Create the outer optimiser (and any extra meta-parameters)."""
+
+    def outer_loss(self, params, xs, ys, xq, yq) -> torch.Tensor:
+        raise NotImplementedError
+
+    def meta_step(self, batch, iteration: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def adaptation_rule(self) -> AdaptationRule:
+        return AdaptationRule([float(self.cfg.inner_lr)] * len(self.params), 0, self.cfg.inner_steps,
+                              self.spec.activation)
+
+    # -- shared --------------------------------------------------------------------------------------
+    def meta_parameters(self) -> list[torch.Tensor]:
+        return self.params + [t for ts in self.extras.values() for t in ts]
+
+    def check_finite(self, loss: torch.Tensor) -> float:
+        value = float(loss.detach())
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TrainingDiverged(f"the meta-loss became {value} (try a smaller learning rate)")
+        return value
+
+    def gradient_step(self, loss: torch.Tensor, optimizer, lr: float | None = None) -> float:
+        """Check the loss, differentiate it w.r.t. every meta-parameter and take an outer step."""
+        value = self.check_finite(loss)
+        tensors = self.meta_parameters()
+        grads = torch.autograd.grad(loss, tensors)
+        optimizer.step(list(grads), lr)
+        return value
+
+    def query_mse(self, fast, xq, yq) -> torch.Tensor:
+        return mlp.mse(mlp.forward(fast, xq, self.spec.activation), yq).mean()
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"param.{i}": p.detach() for i, p in enumerate(self.params)}
+        for key, ts in self.extras.items():
+            out.update({f"{key}.{i}": t.detach() for i, t in enumerate(ts)})
+        out.update(self.optimizer.state_tensors("optim"))
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for i, p in enumerate(self.params):
+                p.copy_(tensors[f"param.{i}"])
+            for key, ts in self.extras.items():
+                for i, t in enumerate(ts):
+                    t.copy_(tensors[f"{key}.{i}"])
+        self.optimizer.load_state_tensors("optim", tensors)

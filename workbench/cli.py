@@ -1,0 +1,255 @@
+"""Command line: ``workbench train | eval | export | presets`` (and, with no command, the app).
+
+Errors that are the user's to fix print one line naming the file, key and value, and exit with status 2.
+``train`` prints progress on stderr; the last line it prints on stdout is the path of the model bundle.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from workbench import __version__
+from workbench.core.errors import ConfigError, WorkbenchError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: same shape as ours, status 2
+        self.print_usage(sys.stderr)
+        print(f"workbench: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="workbench", description="Meta-Learning Workbench: meta-train few-shot learners, "
+                "watch them adapt, export them.")
+    p.add_argument("--version", action="version", version=f"workbench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="meta-train headless from a preset; prints the bundle path last")
+    t.add_argument("preset", nargs="?", help="preset file or name of a shipped preset (see 'workbench presets')")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one preset value, e.g. --set algorithm.inner_lr=0.02 (repeatable)")
+    t.add_argument("--iterations", type=int, help="number of meta-iterations (run.iterations)")
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (run.device)")
+    t.add_argument("--seed", type=int, help="random seed (run.seed)")
+    t.add_argument("--out", help="run directory to create (default: runs/<preset>-<time>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a model bundle on fresh tasks")
+    e.add_argument("model", help="model bundle (.safetensors) or run directory")
+    e.add_argument("--tasks", type=int, default=100, help="number of fresh tasks (default 100)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the fresh tasks (default 0)")
+    e.add_argument("--steps", default="0,1,10", help="inner steps to report, e.g. 0,1,10 (default)")
+    e.add_argument("--shots", type=int, help="support points per task (default: as trained)")
+    e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    x = sub.add_parser("export", help="export a model bundle to another format")
+    x.add_argument("model", help="model bundle (.safetensors) or run directory")
+    x.add_argument("--format", required=True, choices=["onnx"], help="output format")
+    x.add_argument("--out", help="output file (default: next to the bundle)")
+
+    sub.add_parser("presets", help="list the shipped presets")
+    g = sub.add_parser("gui", help="open the desktop app")
+    g.add_argument("preset", nargs="?", help="preset to load")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _gui(None, parser)
+    handler = {"train": _train, "eval": _eval, "export": _export, "presets": _presets,
+               "gui": lambda a: _gui(a.preset, parser)}[args.command]
+    try:
+        return handler(args)
+    except WorkbenchError as e:
+        print(f"workbench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        return 130
+
+
+def _gui(preset, parser) -> int:
+    try:
+        from workbench.gui import launch  # noqa: F401  (the desktop app, once it exists)
+    except ImportError:
+        parser.print_help()
+        return 0
+    return launch(preset)
+
+
+# -- train -----------------------------------------------------------------------------------------
+def _train(args) -> int:
+    from workbench.core.config import ExperimentConfig
+    from workbench.core.presets import resolve_preset
+    from workbench.core.trainer import Trainer
+
+    progress = None if args.quiet else Progress(sys.stderr)
+    callbacks = [progress] if progress else []
+    if args.resume:
+        if args.preset or args.overrides or args.device or args.seed is not None or args.out:
+            raise ConfigError("--resume continues a run with its own config; give only --iterations with it")
+        trainer = Trainer.from_run_dir(args.resume, callbacks, iterations=args.iterations)
+    else:
+        if not args.preset:
+            raise ConfigError("train needs a PRESET (a file, or a name from 'workbench presets') or --resume RUN_DIR")
+        path = resolve_preset(args.preset)
+        overrides = list(args.overrides)
+        for flag, key in (("iterations", "run.iterations"), ("device", "run.device"), ("seed", "run.seed")):
+            value = getattr(args, flag)
+            if value is not None:
+                overrides.append(f"{key}={json.dumps(value)}")
+        config = ExperimentConfig.load(path, overrides)
+        out = Path(args.out) if args.out else Path("runs") / (
+            f"{config.meta.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        trainer = Trainer(config, out, callbacks)
+
+    previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(trainer))
+    try:
+        result = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if progress:
+        progress.close()
+    if result.status == "failed":
+        print(f"workbench: error: {result.message}", file=sys.stderr)
+        return 1
+    if result.status == "stopped":
+        print(f"workbench: stopped at iteration {result.iteration}; checkpoint kept, resume with "
+              f"'workbench train --resume {trainer.run_dir}'", file=sys.stderr)
+    if trainer.last_eval is not None:
+        e = trainer.last_eval
+        print(f"held-out {e.metric} ({e.per_task.shape[0]} tasks): {e.before:.4f} before adaptation, "
+              f"{e.after:.4f} after {min(e.trained_steps, e.steps[-1])} step(s)", file=sys.stderr)
+    print(result.bundle_path, flush=True)
+    return 130 if result.status == "stopped" else 0
+
+
+def _interrupt(trainer) -> None:
+    if trainer._stop.is_set():  # a second Ctrl-C: give up on the clean stop
+        raise KeyboardInterrupt
+    print("\nworkbench: stopping after this iteration (Ctrl-C again to abort)...", file=sys.stderr)
+    trainer.stop()
+
+
+class Progress:
+    """A one-line progress bar on a terminal; periodic plain lines when the stream is not a terminal."""
+
+    def __init__(self, stream, width: int = 24):
+        self.stream, self.width = stream, width
+        self.tty = stream.isatty()
+        self.total, self.start_iter, self.last_draw = 0, 0, 0.0
+        self.held_out = ""
+        self._open = False
+
+    def __call__(self, event) -> None:
+        from workbench.core import events as ev
+
+        if isinstance(event, ev.RunStarted):
+            self.total, self.start_iter = event.total_iterations, event.start_iteration
+            self._line(f"training {event.algorithm} on {event.family}, device {event.device}, "
+                       f"iterations {event.start_iteration}..{event.total_iterations}"
+                       + (f", run {event.run_dir}" if event.run_dir else ""), final=True)
+        elif isinstance(event, ev.Evaluation):
+            self.held_out = f"held-out {event.before:.3f}→{event.after:.3f}"
+        elif isinstance(event, ev.IterationMetrics):
+            now = time.monotonic()
+            done = event.iteration >= self.total
+            if not done and now - self.last_draw < (0.1 if self.tty else 10.0):
+                return
+            self.last_draw = now
+            frac = event.iteration / max(1, self.total)
+            eta = (self.total - event.iteration) / max(event.its_per_sec, 1e-9)
+            bar = "#" * int(frac * self.width)
+            losses = " ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+            self._line(f"[{bar:<{self.width}}] {event.iteration}/{self.total} {frac:4.0%} "
+                       f"{event.its_per_sec:7.1f} it/s ETA {_hms(eta)} {losses} {self.held_out}", final=not self.tty)
+
+    def _line(self, text: str, final: bool) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
+            self._open = not final
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# -- eval / export / presets ------------------------------------------------------------------------
+def _parse_steps(text: str) -> list[int]:
+    try:
+        steps = sorted(set(int(s) for s in text.split(",") if s.strip() != ""))
+    except ValueError:
+        raise ConfigError(f"--steps {text!r}: expected comma-separated non-negative integers, e.g. 0,1,10") from None
+    if not steps or steps[0] < 0:
+        raise ConfigError(f"--steps {text!r}: expected comma-separated non-negative integers, e.g. 0,1,10")
+    if steps[-1] > 10_000:
+        raise ConfigError(f"--steps {text!r}: at most 10000 inner steps")
+    return steps
+
+
+def _eval(args) -> int:
+    import workbench
+
+    steps = _parse_steps(args.steps)
+    if args.tasks < 1:
+        raise ConfigError(f"--tasks {args.tasks}: expected at least 1 task")
+    if args.shots is not None and args.shots < 1:
+        raise ConfigError(f"--shots {args.shots}: expected at least 1 support point")
+    if args.seed < 0:
+        raise ConfigError(f"--seed {args.seed}: expected a non-negative integer")
+    model = workbench.load_model(args.model)
+    result = model.evaluate(tasks=args.tasks, seed=args.seed, steps=steps, shots=args.shots)
+    result["model"] = str(model.path)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{model.path}: {model.algorithm} on {result['family']}, {result['tasks']} fresh tasks "
+          f"(seed {result['seed']}), {result['shots']} shots")
+    print(f"{'step':>6}  {'mean ' + result['metric']:>12}  {'± 95% CI':>10}")
+    for s, m, c in zip(result["steps"], result["mean"], result["ci95"]):
+        print(f"{s:>6}  {m:>12.4f}  {c:>10.4f}")
+    return 0
+
+
+def _export(args) -> int:
+    import workbench
+
+    model = workbench.load_model(args.model)
+    out = Path(args.out) if args.out else model.path.with_suffix(".onnx")
+    path = model.to_onnx(out)
+    print(path)
+    return 0
+
+
+def _presets(args) -> int:
+    from workbench.core.presets import list_presets
+
+    rows = list_presets()
+    if not rows:
+        print("no presets found")
+        return 0
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.description}")
+    return 0

@@ -1,0 +1,172 @@
+"""Model bundles: one ``.safetensors`` file holding the meta-learned weights, with a JSON document in
+its header (format version, family, algorithm, model spec, adaptation hyperparameters including any
+learned learning rates, training summary, workbench version).  Loading never unpickles anything.
+
+    model = workbench.load_model("runs/maml-sinusoid/model.safetensors")
+    adapted = model.adapt(x_support, y_support)      # numpy (K, 1) each; steps default to the trained ones
+    y = adapted.predict(x)                           # numpy (Q, 1)
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .adaptation import AdaptationRule, adaptation_curve, inner_step
+from .config import build_section
+from .errors import BundleError, ConfigError
+from .registry import FAMILIES
+from .stats import mean_ci95
+from .storage import UnreadableFile, load_tensors, save_tensors
+
+FORMAT = "workbench-model"
+FORMAT_VERSION = 1
+
+
+def write_bundle(path: str | Path, learner, config, summary: dict) -> Path:
+    from workbench import __version__
+
+    rule: AdaptationRule = learner.adaptation_rule()
+    tensors = {f"param.{i}": p for i, p in enumerate(learner.params)}
+    per_param = not all(isinstance(lr, float) for lr in rule.lrs)
+    if per_param:
+        tensors.update({f"lr.{i}": torch.as_tensor(lr) for i, lr in enumerate(rule.lrs)})
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "workbench_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "family": config.family,
+        "task": dataclasses.asdict(config.task),
+        "algorithm": config.algorithm_name,
+        "algorithm_config": dataclasses.asdict(config.algorithm),
+        "model": learner.spec.to_dict(),
+        "adaptation": {
+            "first_layer": rule.first_layer,
+            "steps": rule.steps,
+            "lr": "per-parameter" if per_param else rule.lrs[0],
+        },
+        "training": summary,
+        "preset": dataclasses.asdict(config.meta),
+    }
+    save_tensors(path, tensors, meta)
+    return Path(path)
+
+
+class AdaptedModel:
+    """A network adapted to one task: ``predict(x)`` maps numpy (Q, in) to numpy (Q, out)."""
+
+    def __init__(self, params: list[torch.Tensor], activation: str, in_dim: int):
+        self._params, self._activation, self._in_dim = params, activation, in_dim
+
+    def predict(self, x) -> np.ndarray:
+        from workbench.models import mlp
+
+        x = _as_input(x, self._in_dim, "x")
+        with torch.no_grad():
+            y = mlp.forward(self._params, x.unsqueeze(0), self._activation)[0]
+        return y.numpy()
+
+
+def _as_input(a, dim: int, name: str) -> torch.Tensor:
+    arr = np.asarray(a, dtype=np.float32)
+    if arr.ndim == 1 and dim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (N, {dim}), got {np.shape(a)}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return torch.from_numpy(arr)
+
+
+class MetaModel(AdaptedModel):
+    """A meta-learned model loaded from a bundle."""
+
+    def __init__(self, path: Path, params, rule: AdaptationRule, meta: dict, family, spec):
+        super().__init__(params, spec.activation, spec.in_dim)
+        self.path, self.rule, self.meta, self.family, self.spec = path, rule, meta, family, spec
+
+    @property
+    def algorithm(self) -> str:
+        return self.meta["algorithm"]
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return self._params
+
+    def adapt(self, x_support, y_support, steps: int | None = None) -> AdaptedModel:
+        """Adapt to a new task from its support set with the trained inner-loop rule."""
+        xs = _as_input(x_support, self.spec.in_dim, "x_support")
+        ys = _as_input(y_support, self.spec.out_dim, "y_support")
+        if xs.shape[0] != ys.shape[0]:
+            raise ValueError(f"x_support has {xs.shape[0]} rows but y_support has {ys.shape[0]}")
+        if xs.shape[0] == 0:
+            raise ValueError("the support set is empty")
+        steps = self.rule.steps if steps is None else int(steps)
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        fast = self._params
+        with torch.no_grad():
+            for _ in range(steps):
+                fast = inner_step(fast, self.rule, xs.unsqueeze(0), ys.unsqueeze(0))
+        return AdaptedModel([p[0] if p.dim() > s.dim() else p for p, s in zip(fast, self._params)],
+                            self._activation, self._in_dim)
+
+    def evaluate(self, tasks: int = 100, seed: int = 0, steps=(0, 1, 10), shots: int | None = None,
+                 query: int | None = None) -> dict:
+        """Mean query MSE ± 95% CI after each number of inner steps, on ``tasks`` fresh tasks."""
+        steps = sorted(set(int(s) for s in steps))
+        batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query)
+        losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, max(steps))
+        per_task = losses[:, steps].double().numpy()
+        mean, ci = mean_ci95(per_task)
+        return {"metric": "mse", "steps": steps, "mean": mean.tolist(), "ci95": ci.tolist(), "tasks": tasks,
+                "seed": seed, "shots": batch.xs.shape[1], "family": self.meta["family"],
+                "algorithm": self.algorithm, "per_task": per_task.tolist()}
+
+    def to_onnx(self, path: str | Path) -> Path:
+        from .onnx_export import write_onnx
+
+        return write_onnx(path, [p.numpy() for p in self._params], self.spec)
+
+
+def load_bundle(path: str | Path) -> MetaModel:
+    path = Path(path)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        path = path / "model.safetensors"  # a run directory
+    try:
+        tensors, meta = load_tensors(path)
+    except UnreadableFile as e:
+        raise BundleError(f"{path}: cannot load model bundle: {e}") from None
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{path}: not a workbench model bundle (format {meta.get('format')!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format version {version!r} is newer than this workbench supports "
+                          f"({FORMAT_VERSION}); upgrade the workbench")
+    from workbench.models.mlp import MLPSpec
+
+    try:
+        family_cls = FAMILIES.get(meta["family"])
+        family = family_cls(build_section(family_cls.Config, meta["task"], f"{path}: task"))
+        spec = MLPSpec.from_dict(meta["model"])
+        ad = meta["adaptation"]
+        n = 2 * spec.n_layers
+        params = [tensors[f"param.{i}"].float() for i in range(n)]
+        for i, (p, shape) in enumerate(zip(params, spec.param_shapes())):
+            if tuple(p.shape) != tuple(shape):
+                raise BundleError(f"{path}: param.{i} has shape {tuple(p.shape)}, the model spec says {shape}")
+        k = 2 * int(ad["first_layer"])
+        if ad["lr"] == "per-parameter":
+            lrs = [tensors[f"lr.{i}"].float() for i in range(n - k)]
+        else:
+            lrs = [float(ad["lr"])] * (n - k)
+        rule = AdaptationRule(lrs, int(ad["first_layer"]), int(ad["steps"]), spec.activation)
+    except ConfigError as e:
+        raise BundleError(f"{path}: incompatible bundle: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"{path}: incomplete or corrupt bundle metadata ({type(e).__name__}: {e})") from None
+    return MetaModel(path, params, rule, meta, family, spec)

@@ -1,0 +1,280 @@
+"""Typed configuration: the single source of every hyperparameter.
+
+Each section is a dataclass whose fields carry their default, allowed range and help text in the
+field metadata (see :func:`param`).  Presets are TOML files that map onto these dataclasses; the CLI's
+``--set section.key=value`` overrides and, later, the GUI forms are generated from the same metadata.
+
+Layout of a preset::
+
+    [meta]       name, description, source (where the setup comes from)
+    [task]       family = "<registered family>" + that family's parameters
+    [algorithm]  name = "<registered algorithm>" + that algorithm's hyperparameters
+    [model]      network architecture
+    [run]        iterations, seed, device, evaluation and checkpoint cadence
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def param(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+          choices: tuple | None = None, low_inclusive: bool = True) -> Any:
+    """A config field with its range and help text kept next to its default."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices, "low_inclusive": low_inclusive}
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def describe_range(f: dataclasses.Field) -> str:
+    m = f.metadata
+    if m.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in m["choices"])
+    lo, hi = m.get("low"), m.get("high")
+    if lo is None and hi is None:
+        return "any value"
+    left = "[" if m.get("low_inclusive", True) else "("
+    return f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+
+
+@dataclass
+class MetaInfo:
+    name: str = param("untitled", "Short name of the preset.")
+    description: str = param("", "One line saying what this setup is.")
+    source: str = param("", "Where the setup comes from (paper, repository, config file).")
+
+
+@dataclass
+class ModelConfig:
+    hidden: list[int] = param([40, 40], "Hidden layer widths of the MLP.", low=1, high=4096)
+    activation: str = param("relu", "Hidden-layer nonlinearity.", choices=("relu", "tanh"))
+
+
+@dataclass
+class RunConfig:
+    iterations: int = param(1000, "Number of meta-iterations (outer steps).", low=0, high=10_000_000)
+    seed: int = param(0, "Seed for initialisation and training-task sampling.", low=0, high=2**63 - 1)
+    device: str = param("auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+    eval_interval: int = param(200, "Evaluate on the held-out tasks every N iterations.", low=1, high=10_000_000)
+    eval_tasks: int = param(100, "Number of held-out evaluation tasks.", low=1, high=100_000)
+    eval_steps: int = param(10, "Inner steps of the held-out adaptation curve (0..S).", low=0, high=1000)
+    eval_seed: int = param(2**31 - 1, "Seed of the fixed held-out task set (never used for training).",
+                           low=0, high=2**63 - 1)
+    render_tasks: int = param(4, "Held-out tasks included in each render payload.", low=0, high=64)
+    checkpoint_interval: int = param(1000, "Write a checkpoint every N iterations.", low=1, high=10_000_000)
+    threads: int = param(0, "Torch CPU threads (0: all cores but one, at least 1).", low=0, high=1024)
+    compile: bool = param(False, "Compile the meta-step with torch.compile (slow start, faster steps).")
+
+
+def fields_of(cls_or_obj) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls_or_obj)}
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"list of {typing.get_args(tp)[0].__name__}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce_value(cls, key: str, value: Any, where: str) -> Any:
+    """Check ``value`` against the type and range of field ``key`` of dataclass ``cls``."""
+    f = fields_of(cls)[key]
+    hints = typing.get_type_hints(cls)
+    tp = hints[key]
+    origin = typing.get_origin(tp)
+
+    def bad(reason: str) -> ConfigError:
+        return ConfigError(f"{where}: {key} = {value!r}: {reason}")
+
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise bad(f"expected a list of {item_tp.__name__}")
+        out = []
+        for v in value:
+            if item_tp is int and (isinstance(v, bool) or not isinstance(v, int)):
+                raise bad(f"expected a list of int, found {v!r}")
+            out.append(_check_range(f, v, bad))
+        return out
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise bad("expected an integer")
+        return _check_range(f, value, bad)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("expected a number")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise bad("expected a finite number")
+        return _check_range(f, value, bad)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad("expected a string")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise bad("expected " + describe_range(f) + _suggest(value, choices))
+        return value
+    raise bad(f"unsupported field type {tp}")
+
+
+def _check_range(f: dataclasses.Field, v, bad):
+    lo, hi = f.metadata.get("low"), f.metadata.get("high")
+    inclusive = f.metadata.get("low_inclusive", True)
+    if lo is not None and (v < lo or (not inclusive and v == lo)):
+        raise bad(f"out of range, allowed {describe_range(f)}")
+    if hi is not None and v > hi:
+        raise bad(f"out of range, allowed {describe_range(f)}")
+    return v
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def build_section(cls, values: dict, where: str, skip: tuple[str, ...] = ()):
+    """Instantiate dataclass ``cls`` from a TOML table, validating every key."""
+    known = fields_of(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key in skip:
+            continue
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, list(known) + list(skip))}; "
+                              f"known keys: {', '.join(sorted(known))}")
+        kwargs[key] = coerce_value(cls, key, value, where)
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate(where)
+    return obj
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole experiment: what a preset describes."""
+    meta: MetaInfo
+    family: str
+    task: Any
+    algorithm_name: str
+    algorithm: Any
+    model: ModelConfig
+    run: RunConfig
+
+    SECTIONS = ("meta", "task", "algorithm", "model", "run")
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "config") -> "ExperimentConfig":
+        from .registry import ALGORITHMS, FAMILIES
+
+        for section in data:
+            if section not in cls.SECTIONS:
+                raise ConfigError(f"{where}: unknown section [{section}]{_suggest(section, cls.SECTIONS)}; "
+                                  f"sections: {', '.join(cls.SECTIONS)}")
+            if not isinstance(data[section], dict):
+                raise ConfigError(f"{where}: {section} must be a table ([{section}])")
+        task_tbl = data.get("task", {})
+        algo_tbl = data.get("algorithm", {})
+        if "family" not in task_tbl:
+            raise ConfigError(f"{where}: [task] needs a 'family' key; families: {', '.join(FAMILIES.names())}")
+        if "name" not in algo_tbl:
+            raise ConfigError(f"{where}: [algorithm] needs a 'name' key; algorithms: "
+                              f"{', '.join(ALGORITHMS.names())}")
+        family_cls = FAMILIES.get(task_tbl["family"], where=f"{where}: [task] family")
+        algo_cls = ALGORITHMS.get(algo_tbl["name"], where=f"{where}: [algorithm] name")
+        if family_cls.name not in algo_cls.families:
+            raise ConfigError(f"{where}: algorithm {algo_cls.name!r} does not support family {family_cls.name!r}; "
+                              f"it supports: {', '.join(algo_cls.families)}")
+        return cls(
+            meta=build_section(MetaInfo, data.get("meta", {}), f"{where}: [meta]"),
+            family=family_cls.name,
+            task=build_section(family_cls.Config, task_tbl, f"{where}: [task]", skip=("family",)),
+            algorithm_name=algo_cls.name,
+            algorithm=build_section(algo_cls.Config, algo_tbl, f"{where}: [algorithm]", skip=("name",)),
+            model=build_section(ModelConfig, data.get("model", {}), f"{where}: [model]"),
+            run=build_section(RunConfig, data.get("run", {}), f"{where}: [run]"),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] = ()) -> "ExperimentConfig":
+        path = Path(path)
+        data = read_toml(path)
+        for item in overrides:
+            apply_override(data, item)
+        return cls.from_dict(data, where=str(path))
+
+    def to_dict(self) -> dict:
+        return {
+            "meta": dataclasses.asdict(self.meta),
+            "task": {"family": self.family, **dataclasses.asdict(self.task)},
+            "algorithm": {"name": self.algorithm_name, **dataclasses.asdict(self.algorithm)},
+            "model": dataclasses.asdict(self.model),
+            "run": dataclasses.asdict(self.run),
+        }
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+    def replace(self, overrides: list[str]) -> "ExperimentConfig":
+        data = self.to_dict()
+        for item in overrides:
+            apply_override(data, item)
+        return ExperimentConfig.from_dict(data, where="overrides")
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a TOML preset") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (invalid UTF-8)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: malformed TOML: {e}") from None
+
+
+def parse_literal(text: str) -> Any:
+    """Parse the value of a ``--set`` override as a TOML value (bare words are strings)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Apply ``section.key=value`` to a raw preset dict (validated later, with everything else)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    path, _, text = item.partition("=")
+    parts = path.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. algorithm.inner_lr=0.01")
+    section, key = parts
+    if section not in ExperimentConfig.SECTIONS:
+        raise ConfigError(f"--set {item!r}: unknown section {section!r}"
+                          f"{_suggest(section, ExperimentConfig.SECTIONS)}")
+    data.setdefault(section, {})[key] = parse_literal(text.strip())

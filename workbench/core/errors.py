@@ -1,0 +1,17 @@
+"""Errors that are the user's to fix: the CLI prints them as one line and exits with status 2."""
+
+
+class WorkbenchError(Exception):
+    """Base class of every error with a message meant for the user."""
+
+
+class ConfigError(WorkbenchError):
+    """A preset, override or command-line value is wrong (the message names file, key and value)."""
+
+
+class BundleError(WorkbenchError):
+    """A model bundle is missing, corrupt or incompatible."""
+
+
+class TrainingDiverged(WorkbenchError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""

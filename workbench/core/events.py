@@ -1,0 +1,80 @@
+"""Typed events the trainer emits.  The CLI, the GUI and the run recorder only consume these.
+
+Arrays in events are fresh numpy arrays that the trainer never touches again, so a consumer on another
+thread may keep them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class RunStarted:
+    run_dir: str | None
+    start_iteration: int
+    total_iterations: int
+    device: str
+    family: str
+    algorithm: str
+
+
+@dataclass
+class IterationMetrics:
+    iteration: int  # 1-based count of completed meta-iterations
+    metrics: dict[str, float]
+    elapsed: float  # seconds of training so far (excluding evaluations)
+    its_per_sec: float
+
+
+@dataclass
+class Evaluation:
+    iteration: int
+    metric: str  # "mse" (lower is better); RL families later report "return"
+    steps: list[int]  # inner steps 0..S
+    per_task: np.ndarray  # (tasks, len(steps)): the adaptation curve of each held-out task
+    mean: np.ndarray  # (len(steps),)
+    ci95: np.ndarray  # (len(steps),) half-width of the 95% confidence interval of the mean
+
+    @property
+    def before(self) -> float:
+        return float(self.mean[0])
+
+    @property
+    def after(self) -> float:
+        """Held-out loss after the trained number of inner steps (or the last step evaluated)."""
+        return float(self.mean[min(self.trained_steps, len(self.mean) - 1)])
+
+    trained_steps: int = 1
+
+
+@dataclass
+class Render:
+    iteration: int
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CheckpointSaved:
+    iteration: int
+    path: str
+
+
+@dataclass
+class Paused:
+    iteration: int
+
+
+@dataclass
+class Resumed:
+    iteration: int
+
+
+@dataclass
+class RunFinished:
+    status: str  # "finished" | "stopped" | "failed"
+    iteration: int
+    bundle_path: str | None = None
+    message: str = ""

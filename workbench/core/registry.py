@@ -1,0 +1,54 @@
+"""Registries of task families and algorithms: adding one is adding a file and a decorator."""
+from __future__ import annotations
+
+import difflib
+from typing import Generic, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, type[T]] = {}
+
+    def register(self, cls: type[T]) -> type[T]:
+        name = cls.name
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._items[name] = cls
+        return cls
+
+    def get(self, name: str, where: str = "") -> type[T]:
+        _load_builtins()
+        if name not in self._items:
+            close = difflib.get_close_matches(str(name), list(self._items), n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            prefix = f"{where}: " if where else ""
+            raise ConfigError(f"{prefix}unknown {self.kind} {name!r}{hint}; known: {', '.join(self.names())}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        _load_builtins()
+        return list(self._items)
+
+    def items(self):
+        _load_builtins()
+        return list(self._items.items())
+
+
+FAMILIES: Registry = Registry("task family")
+ALGORITHMS: Registry = Registry("algorithm")
+
+_loaded = False
+
+
+def _load_builtins() -> None:
+    """Import the built-in families and algorithms so that they register themselves."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import workbench.algorithms  # noqa: F401
+        import workbench.tasks  # noqa: F401

@@ -1,0 +1,259 @@
+"""The trainer: meta-iterations, held-out evaluation, checkpoints, events.  No Qt here.
+
+The CLI runs it in the main thread, the GUI in a worker thread, sweeps in Ray workers; all of them
+listen to the same typed events (:mod:`workbench.core.events`).  ``pause()``, ``unpause()`` and
+``stop()`` may be called from any thread; they take effect between iterations.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import events as ev
+from .adaptation import adaptation_curve
+from .bundle import write_bundle
+from .config import ExperimentConfig
+from .errors import ConfigError, TrainingDiverged
+from .recorder import RunRecorder
+from .registry import ALGORITHMS, FAMILIES
+from .stats import mean_ci95
+from .storage import UnreadableFile, load_tensors, save_tensors
+
+CHECKPOINT = "checkpoint.safetensors"
+BUNDLE = "model.safetensors"
+CONFIG = "config.toml"
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'mps' -> a usable torch.device, or a ConfigError saying why."""
+    name = name.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: CUDA is not available on this machine (use cpu or auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return dev
+    if dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"device {name!r}: MPS is not available on this machine")
+        return dev
+    raise ConfigError(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+def available_devices() -> list[str]:
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def default_threads() -> int:
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class Trainer:
+    def __init__(self, config: ExperimentConfig, run_dir: str | Path | None = None,
+                 callbacks: list[Callable] = (), _resuming: bool = False):
+        self.config = config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._callbacks = list(callbacks)
+        self.device = resolve_device(config.run.device)
+        self.family = FAMILIES.get(config.family)(config.task)
+        self.algo_cls = ALGORITHMS.get(config.algorithm_name)
+        from workbench.models.mlp import MLPSpec
+
+        self.spec = MLPSpec(self.family.in_dim, self.family.out_dim, tuple(config.model.hidden),
+                            config.model.activation)
+        seed = config.run.seed
+        init_gen = torch.Generator().manual_seed(seed)
+        # Training tasks come from their own stream; held-out tasks from run.eval_seed (never this one).
+        self.task_gen = torch.Generator().manual_seed(seed * 2654435761 % 2**63 + 1)
+        self.learner = self.algo_cls(config.algorithm, self.spec, self.device, init_gen, config.run.iterations,
+                                     compile=config.run.compile)
+        self.eval_batch = self.family.evaluation_batch(config.run.eval_tasks, config.run.eval_seed).to(self.device)
+        self.grid = self.family.input_grid().to(self.device)
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.last_metrics: dict[str, float] = {}
+        self.last_eval: ev.Evaluation | None = None
+        self._pause = threading.Event()
+        self._stop = threading.Event()
+        self.recorder: RunRecorder | None = None
+        if self.run_dir is not None:
+            if not _resuming and (self.run_dir / CONFIG).exists():
+                raise ConfigError(f"{self.run_dir}: already holds a run; resume it with --resume "
+                                  f"or choose another output directory")
+            self.recorder = RunRecorder(self.run_dir)
+            self._callbacks.insert(0, self.recorder)
+
+    # -- control (any thread) ----------------------------------------------------------------------
+    def pause(self) -> None:
+        self._pause.set()
+
+    def unpause(self) -> None:
+        self._pause.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.is_set()
+
+    def subscribe(self, callback: Callable) -> None:
+        self._callbacks.append(callback)
+
+    def emit(self, event) -> None:
+        for cb in self._callbacks:
+            cb(event)
+
+    # -- resume ----------------------------------------------------------------------------------
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, callbacks: list[Callable] = (), iterations: int | None = None,
+                     overrides: list[str] = ()) -> "Trainer":
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise ConfigError(f"{run_dir}: no such run directory")
+        if not (run_dir / CONFIG).is_file():
+            raise ConfigError(f"{run_dir}: not a run directory (no {CONFIG})")
+        overrides = list(overrides)
+        if iterations is not None:
+            overrides.append(f"run.iterations={iterations}")
+        config = ExperimentConfig.load(run_dir / CONFIG, overrides)
+        try:
+            tensors, meta = load_tensors(run_dir / CHECKPOINT)
+        except UnreadableFile as e:
+            raise ConfigError(f"{run_dir / CHECKPOINT}: cannot resume: {e}") from None
+        trainer = cls(config, run_dir, callbacks, _resuming=True)
+        try:
+            trainer.learner.load_state_tensors({k: v.to(trainer.device) for k, v in tensors.items()})
+            trainer.task_gen.set_state(tensors["task_generator"])
+            trainer.iteration = int(meta["iteration"])
+            trainer.elapsed = float(meta.get("elapsed", 0.0))
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"{run_dir / CHECKPOINT}: checkpoint does not match the run's config ({e})") from None
+        trainer.recorder.truncate(trainer.iteration)
+        return trainer
+
+    # -- work ------------------------------------------------------------------------------------
+    def evaluate(self) -> ev.Evaluation:
+        cfg = self.config.run
+        b = self.eval_batch
+        rule = self.learner.adaptation_rule()
+        losses, _ = adaptation_curve(self.learner.params, rule, b.xs, b.ys, b.xq, b.yq, cfg.eval_steps)
+        per_task = losses.double().cpu().numpy()
+        mean, ci = mean_ci95(per_task)
+        steps = list(range(cfg.eval_steps + 1))
+        evaluation = ev.Evaluation(self.iteration, "mse", steps, per_task, mean, ci, trained_steps=rule.steps)
+        self.last_eval = evaluation
+        self.emit(evaluation)
+        r = min(cfg.render_tasks, len(b))
+        if r > 0:
+            sub = type(b)(b.params[:r], b.xs[:r], b.ys[:r], b.xq[:r], b.yq[:r])
+            grid = self.grid.expand(r, *self.grid.shape)
+            _, preds = adaptation_curve(self.learner.params, rule, sub.xs, sub.ys, sub.xq, sub.yq,
+                                        cfg.eval_steps, grid)
+            self.emit(ev.Render(self.iteration, self.family.render(sub, preds, self.grid, steps)))
+        return evaluation
+
+    def checkpoint(self) -> Path | None:
+        if self.run_dir is None:
+            return None
+        tensors = self.learner.state_tensors()
+        tensors["task_generator"] = self.task_gen.get_state()
+        path = self.run_dir / CHECKPOINT
+        save_tensors(path, tensors, {"iteration": self.iteration, "elapsed": self.elapsed,
+                                     "algorithm": self.config.algorithm_name, "family": self.config.family})
+        self.emit(ev.CheckpointSaved(self.iteration, str(path)))
+        return path
+
+    def summary(self) -> dict:
+        out = {"iterations": self.iteration, "train_seconds": round(self.elapsed, 3),
+               "seed": self.config.run.seed, "final_metrics": self.last_metrics}
+        if self.last_eval is not None:
+            out["eval"] = {"iteration": self.last_eval.iteration, "metric": self.last_eval.metric,
+                           "steps": self.last_eval.steps, "mean": self.last_eval.mean.tolist(),
+                           "ci95": self.last_eval.ci95.tolist(), "tasks": int(self.last_eval.per_task.shape[0])}
+        return out
+
+    def export(self, path: str | Path | None = None) -> Path | None:
+        if path is None:
+            if self.run_dir is None:
+                return None
+            path = self.run_dir / BUNDLE
+        return write_bundle(path, self.learner, self.config, self.summary())
+
+    def run(self) -> ev.RunFinished:
+        cfg = self.config.run
+        torch.set_num_threads(cfg.threads or default_threads())
+        total = cfg.iterations
+        meta_batch = self.config.algorithm.meta_batch
+        if self.recorder is not None:
+            self.recorder.start(self.config)
+        self.emit(ev.RunStarted(str(self.run_dir) if self.run_dir else None, self.iteration, total,
+                                str(self.device), self.config.family, self.config.algorithm_name))
+        if self.iteration == 0:
+            self.evaluate()
+        window: deque[tuple[int, float]] = deque(maxlen=64)
+        status, message = "finished", ""
+        try:
+            while self.iteration < total:
+                if self._pause.is_set() and not self._stop.is_set():
+                    self.emit(ev.Paused(self.iteration))
+                    while self._pause.is_set() and not self._stop.is_set():
+                        self._stop.wait(0.05)
+                    self.emit(ev.Resumed(self.iteration))
+                    window.clear()
+                if self._stop.is_set():
+                    status = "stopped"
+                    break
+                t0 = time.perf_counter()
+                batch = self.family.sample_batch(meta_batch, self.task_gen).to(self.device)
+                metrics = self.learner.meta_step(batch, self.iteration)
+                t1 = time.perf_counter()
+                self.iteration += 1
+                self.elapsed += t1 - t0
+                window.append((self.iteration, t1))
+                its = ((window[-1][0] - window[0][0]) / (window[-1][1] - window[0][1])
+                       if len(window) > 1 and window[-1][1] > window[0][1] else 1.0 / max(t1 - t0, 1e-9))
+                self.last_metrics = metrics
+                self.emit(ev.IterationMetrics(self.iteration, metrics, self.elapsed, its))
+                if self.iteration % cfg.eval_interval == 0 or self.iteration == total:
+                    self.evaluate()
+                if self.iteration % cfg.checkpoint_interval == 0 and self.iteration < total:
+                    self.checkpoint()
+        except TrainingDiverged as e:
+            message = (f"training stopped at iteration {self.iteration + 1}: {e}; "
+                       + (f"the last good checkpoint in {self.run_dir} is kept" if self.run_dir
+                          else "no checkpoint was written"))
+            finished = ev.RunFinished("failed", self.iteration, None, message)
+            self.emit(finished)
+            return finished
+        if self.last_eval is None or self.last_eval.iteration != self.iteration:
+            self.evaluate()
+        self.checkpoint()
+        bundle = self.export()
+        finished = ev.RunFinished(status, self.iteration, str(bundle) if bundle else None, message)
+        self.emit(finished)
+        return finished
+
