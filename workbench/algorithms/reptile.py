@@ -25,7 +25,7 @@ class ReptileConfig:
     inner_lr: float = param(0.02, "Learning rate of the inner SGD steps.", low=0.0, high=10.0, low_inclusive=False)
     inner_steps: int = param(5, "k: inner SGD steps per task.", low=1, high=1000)
     meta_batch: int = param(25, "Tasks per meta-batch.", low=1, high=10_000)
-    outer_step: float = param(0.1, "ε: outer step size (fraction of the way towards the adapted weights).",
+    outer_step: float = param(1.0, "ε: outer step size (fraction of the way towards the adapted weights).",
                               low=0.0, high=1.0, low_inclusive=False)
     anneal: bool = param(True, "Anneal ε linearly to zero over the run.")
 

@@ -249,7 +249,7 @@ class Trainer:
             finished = ev.RunFinished("failed", self.iteration, None, message)
             self.emit(finished)
             return finished
-        if self.last_eval is None or self.last_eval.iteration != self.iteration:
+        if status == "finished" and (self.last_eval is None or self.last_eval.iteration != self.iteration):
             self.evaluate()
         self.checkpoint()
         bundle = self.export()
