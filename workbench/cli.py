@@ -222,13 +222,16 @@ def _eval(args) -> int:
     result = model.evaluate(tasks=args.tasks, seed=args.seed, steps=steps, shots=args.shots)
     result["model"] = str(model.path)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result, allow_nan=False))
         return 0
     print(f"{model.path}: {model.algorithm} on {result['family']}, {result['tasks']} fresh tasks "
           f"(seed {result['seed']}), {result['shots']} shots")
     print(f"{'step':>6}  {'mean ' + result['metric']:>12}  {'± 95% CI':>10}")
-    for s, m, c in zip(result["steps"], result["mean"], result["ci95"]):
-        print(f"{s:>6}  {m:>12.4f}  {c:>10.4f}")
+    for s, m, c, d in zip(result["steps"], result["mean"], result["ci95"], result["diverged"]):
+        if d:
+            print(f"{s:>6}  {'diverged':>12}  ({d} of {result['tasks']} tasks overflowed)")
+        else:
+            print(f"{s:>6}  {m:>12.4f}  {c:>10.4f}")
     return 0
 
 

@@ -65,7 +65,8 @@ class MetaLearner:
         return value
 
     def query_mse(self, fast, xq, yq) -> torch.Tensor:
-        return mlp.mse(mlp.forward(fast, xq, self.spec.activation), yq).mean()
+        """Mean over tasks of each task's query MSE (every task has the same number of query points)."""
+        return torch.nn.functional.mse_loss(mlp.forward(fast, xq, self.spec.activation), yq)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {f"param.{i}": p.detach() for i, p in enumerate(self.params)}

@@ -34,10 +34,8 @@ def inner_step(params: list[torch.Tensor], rule: AdaptationRule, xs: torch.Tenso
     if not create_graph:
         grads = [g.detach() for g in grads]
     adapted = params[k:]
-    if all(isinstance(lr, float) for lr in rule.lrs) and len(set(rule.lrs)) == 1:
-        new = list(torch._foreach_add(adapted, grads, alpha=-rule.lrs[0]))
-    else:
-        new = [p - lr * g for p, lr, g in zip(adapted, rule.lrs, grads)]
+    new = [torch.add(p, g, alpha=-lr) if isinstance(lr, float) else torch.addcmul(p, lr, g, value=-1)
+           for p, lr, g in zip(adapted, rule.lrs, grads)]
     return list(params[:k]) + new
 
 

@@ -122,10 +122,15 @@ class MetaModel(AdaptedModel):
         batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query)
         losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, max(steps))
         per_task = losses[:, steps].double().numpy()
+        diverged = (~np.isfinite(per_task)).sum(0)
         mean, ci = mean_ci95(per_task)
-        return {"metric": "mse", "steps": steps, "mean": mean.tolist(), "ci95": ci.tolist(), "tasks": tasks,
-                "seed": seed, "shots": batch.xs.shape[1], "family": self.meta["family"],
-                "algorithm": self.algorithm, "per_task": per_task.tolist()}
+        # A step at which some task's loss overflowed has no finite mean: reported as None (JSON null).
+        mean = [None if d else float(m) for m, d in zip(mean, diverged)]
+        ci = [None if d else float(c) for c, d in zip(ci, diverged)]
+        per_task = [[v if np.isfinite(v) else None for v in row] for row in per_task.tolist()]
+        return {"metric": "mse", "steps": steps, "mean": mean, "ci95": ci, "tasks": tasks,
+                "diverged": diverged.tolist(), "seed": seed, "shots": batch.xs.shape[1],
+                "family": self.meta["family"], "algorithm": self.algorithm, "per_task": per_task}
 
     def to_onnx(self, path: str | Path) -> Path:
         from .onnx_export import write_onnx

@@ -243,9 +243,10 @@ class Trainer:
                 if self.iteration % cfg.checkpoint_interval == 0 and self.iteration < total:
                     self.checkpoint()
         except TrainingDiverged as e:
-            message = (f"training stopped at iteration {self.iteration + 1}: {e}; "
-                       + (f"the last good checkpoint in {self.run_dir} is kept" if self.run_dir
-                          else "no checkpoint was written"))
+            ckpt = self.run_dir / CHECKPOINT if self.run_dir else None
+            kept = (f"the last good checkpoint ({ckpt}) is kept" if ckpt and ckpt.exists()
+                    else "no checkpoint had been written yet")
+            message = f"training stopped at iteration {self.iteration + 1}: {e}; {kept}"
             finished = ev.RunFinished("failed", self.iteration, None, message)
             self.emit(finished)
             return finished

@@ -63,11 +63,14 @@ class MLPSpec:
 
 
 def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    if w.shape[-2] == 1:  # a 1-wide input: an outer product, cheaper as a broadcast multiply
+    # 1-wide inputs or outputs (scalar regression) are cheaper as broadcast products than as tiny bmms
+    if w.shape[-2] == 1:
         return torch.addcmul(b.unsqueeze(-2), h, w)
+    if w.shape[-1] == 1:
+        return (h * w.transpose(-1, -2)).sum(-1, keepdim=True) + b.unsqueeze(-2)
     if w.dim() == 3:
         return torch.baddbmm(b.unsqueeze(-2), h, w)
-    return torch.matmul(h, w) + b
+    return torch.addmm(b, h.reshape(-1, h.shape[-1]), w).view(*h.shape[:-1], w.shape[-1])
 
 
 def _act(z: torch.Tensor, activation: str) -> torch.Tensor:
@@ -114,15 +117,20 @@ def mse_grad(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, activ
         z = _linear(h, params[2 * i], params[2 * i + 1])
         pre.append(z)
         h = _act(z, activation) if i < n - 1 else z
-    d = (h - y) * (2.0 / (y.shape[1] * y.shape[2]))
+    d = torch.sub(h, y).mul_(2.0 / (y.shape[1] * y.shape[2]))
     grads: list[torch.Tensor] = []
     for j in range(n - 1 - first_layer, -1, -1):
         i = first_layer + j
         hin = inputs[j]
         grads.append(d.sum(1))  # bias
-        grads.append(hin.transpose(-1, -2) @ d)  # weight, (B, in, out)
+        w = params[2 * i]
+        if w.shape[-2] == 1 or w.shape[-1] == 1:  # outer products as broadcasts (see _linear)
+            grads.append((hin * d).sum(1, keepdim=True) if w.shape[-2] == 1
+                         else (hin * d).sum(1).unsqueeze(-1))  # weight, (B, in, out)
+        else:
+            grads.append(hin.transpose(-1, -2) @ d)  # weight, (B, in, out)
         if j > 0:
-            d = d @ params[2 * i].transpose(-1, -2)
+            d = d * w.transpose(-1, -2) if w.shape[-1] == 1 else d @ w.transpose(-1, -2)
             if activation == "relu":
                 d = _threshold_backward(d, pre[j - 1], 0)
             else:

@@ -41,11 +41,13 @@ class Sinusoid(RegressionFamily):
     Config = SinusoidConfig
     task_param_names = ("amplitude", "phase")
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._low = torch.tensor([cfg.amp_min, cfg.phase_min])
+        self._width = torch.tensor([cfg.amp_max - cfg.amp_min, cfg.phase_max - cfg.phase_min])
+
     def sample_task_params(self, n, generator):
-        c = self.cfg
-        u = torch.rand(n, 2, generator=generator)
-        lo = torch.tensor([c.amp_min, c.phase_min])
-        return lo + u * torch.tensor([c.amp_max - c.amp_min, c.phase_max - c.phase_min])
+        return torch.addcmul(self._low, torch.rand(n, 2, generator=generator), self._width)
 
     def sample_inputs(self, n, m, generator):
         c = self.cfg

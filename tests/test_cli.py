@@ -1,0 +1,142 @@
+"""The command line as scripts use it: exit codes, the last stdout line, --json keys, clean errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PRESETS
+
+TINY = ["--set", "run.eval_tasks=10", "--set", "run.eval_steps=2", "--set", "run.eval_interval=10",
+        "--set", "run.checkpoint_interval=10", "--set", "run.threads=1"]
+
+
+def wb(*args, cwd=None, timeout=120):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "workbench", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    r = wb("train", PRESETS / "maml-sinusoid.toml", "--iterations", 30, "--seed", 3, "--out", out, *TINY)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_train_prints_the_bundle_path_last(bundle):
+    out, r = bundle
+    last = r.stdout.strip().splitlines()[-1]
+    assert Path(last) == out / "model.safetensors" and Path(last).is_file()
+    assert "it/s" in r.stderr and "ETA" in r.stderr  # progress on stderr
+    config = (out / "config.toml").read_text()
+    assert "iterations = 30" in config and "seed = 3" in config
+
+
+def test_train_by_preset_name_and_default_run_directory(tmp_path):
+    r = wb("train", "maml-sinusoid", "--iterations", 3, *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    path = Path(tmp_path, r.stdout.strip().splitlines()[-1])
+    assert path.is_file() and path.parent.parent.name == "runs" and path.parent.name.startswith("maml-sinusoid-")
+
+
+def test_eval_json_contract(bundle):
+    out, _ = bundle
+    r = wb("eval", out / "model.safetensors", "--tasks", 12, "--seed", 5, "--steps", "0,1,10", "--shots", 5, "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["metric"] == "mse" and res["steps"] == [0, 1, 10] and res["tasks"] == 12 and res["shots"] == 5
+    assert len(res["mean"]) == 3 and len(res["ci95"]) == 3 and all(c >= 0 for c in res["ci95"])
+    again = json.loads(wb("eval", out, "--tasks", 12, "--seed", 5, "--steps", "0,1,10", "--shots", 5, "--json").stdout)
+    assert again["mean"] == res["mean"]  # same seed, same tasks
+
+
+def test_eval_table(bundle):
+    out, _ = bundle
+    r = wb("eval", out / "model.safetensors", "--tasks", 10)
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert "± 95% CI" in lines[1] and [ln.split()[0] for ln in lines[2:]] == ["0", "1", "10"]
+
+
+def test_export_onnx(bundle, tmp_path):
+    pytest.importorskip("onnx")
+    out, _ = bundle
+    r = wb("export", out / "model.safetensors", "--format", "onnx", "--out", tmp_path / "m.onnx")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m.onnx").stat().st_size > 1000
+
+
+def test_resume_continues_the_run(bundle):
+    out, _ = bundle
+    r = wb("train", "--resume", out, "--iterations", 40)
+    assert r.returncode == 0, r.stderr
+    assert "iterations 30..40" in r.stderr
+    assert r.stdout.strip().splitlines()[-1] == str(out / "model.safetensors")
+
+
+def test_presets_lists_every_shipped_preset():
+    r = wb("presets")
+    assert r.returncode == 0
+    names = {ln.split()[0] for ln in r.stdout.splitlines()}
+    assert {p.stem for p in PRESETS.glob("*.toml")} == names
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["train", "nosuch.toml"], "nosuch.toml: no such file"),
+    (["train", "maml-sinusiod"], "did you mean 'maml-sinusoid'?"),
+    (["train", "maml-sinusoid", "--set", "algorithm.inner_lrr=1"], "unknown key 'inner_lrr' (did you mean 'inner_lr'?)"),
+    (["train", "maml-sinusoid", "--set", "run.iterations=-4"], "iterations = -4: out of range"),
+    (["train", "maml-sinusoid", "--device", "cuda:7"], "device 'cuda:7'"),
+    (["train", "maml-sinusoid", "--iterations", "many"], "argument --iterations: invalid int value: 'many'"),
+    (["train", "--resume", "nowhere"], "nowhere: no such run directory"),
+    (["eval", "nosuch.safetensors"], "nosuch.safetensors: cannot load model bundle: no such file"),
+    (["eval", "README.md"], "README.md: cannot load model bundle"),
+    (["eval", "README.md", "--steps", "0,x"], "--steps '0,x': expected comma-separated"),
+    (["export", "README.md", "--format", "pdf"], "invalid choice: 'pdf'"),
+])
+def test_bad_input_exits_2_with_one_clear_line(args, expected):
+    r = wb(*args, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert expected in r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("workbench: error:")
+
+
+def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(PRESETS / "maml-sinusoid.toml"),
+                             "--iterations", "10000000", "--out", str(out), *TINY], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while not (out / "checkpoint.safetensors").exists():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "resume with" in stderr
+    assert stdout.strip().splitlines()[-1] == str(out / "model.safetensors")
+    assert json.loads((out / "status.json").read_text())["status"] == "stopped"
+
+
+def test_nan_run_exits_with_a_message(tmp_path):
+    # huge amplitudes and twenty inner steps of lr 10 overflow to inf, then NaN, at once
+    r = wb("train", "maml-sinusoid", "--iterations", 200, "--out", tmp_path / "r", *TINY, "--set",
+           "task.amp_min=9000", "--set", "task.amp_max=10000", "--set", "algorithm.inner_lr=10", "--set",
+           "algorithm.inner_steps=20")
+    assert r.returncode == 1, r.stderr
+    assert "training stopped at iteration 1: the meta-loss became nan" in r.stderr
+    assert "no checkpoint had been written yet" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_no_command_prints_help_or_opens_app():
+    r = wb("--help")
+    assert r.returncode == 0 and "train" in r.stdout and "eval" in r.stdout
