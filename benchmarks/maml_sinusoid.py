@@ -6,7 +6,7 @@ throughput (task sampling + meta-step, evaluations excluded).  The peers (a per-
 torchopt) come from ../shared/bench/maml_peers.py, run in the same command so both see the same load.
 
     pip install higher torchopt
-    python benchmarks/maml_sinusoid.py [--iterations 3000] [--peer-iterations 200] [--compile]
+    python benchmarks/maml_sinusoid.py [--iterations 3000] [--peer-iterations 200]
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def workbench_its(iterations: int, compile: bool = False, reps: int = 3) -> float:
+def workbench_its(iterations: int, reps: int = 3) -> float:
     import torch
 
     from workbench.core.config import ExperimentConfig
@@ -30,11 +30,8 @@ def workbench_its(iterations: int, compile: bool = False, reps: int = 3) -> floa
     for rep in range(reps):
         cfg = ExperimentConfig.load(REPO / "presets" / "maml-sinusoid.toml", [
             f"run.iterations={iterations}", "run.threads=1", f"run.eval_interval={10 * iterations}",
-            f"run.compile={'true' if compile else 'false'}", f"run.seed={rep}"])
+            f"run.seed={rep}"])
         trainer = Trainer(cfg)
-        if compile:  # compile outside the timed region
-            warm = trainer.family.sample_batch(25, torch.Generator().manual_seed(0))
-            trainer.learner.outer_loss(trainer.learner.params, warm.xs, warm.ys, warm.xq, warm.yq)
         trainer.run()
         best = max(best, iterations / trainer.elapsed)
     return best
@@ -45,7 +42,6 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=3000)
     ap.add_argument("--peer-iterations", type=int, default=200)
     ap.add_argument("--peers", default=str(REPO.parent / "shared" / "bench" / "maml_peers.py"))
-    ap.add_argument("--compile", action="store_true", help="also time the torch.compile'd meta-step")
     args = ap.parse_args()
 
     peers: dict[str, float] = {}
@@ -62,9 +58,6 @@ def main() -> None:
 
     ours = workbench_its(args.iterations)
     print(f"{'workbench':9s} {ours:8.1f} meta-it/s  (eager, second order, 1 thread)")
-    if args.compile:
-        comp = workbench_its(args.iterations, compile=True, reps=1)
-        print(f"{'wb+compile':9s} {comp:8.1f} meta-it/s  (run.compile = true)")
     for name, its in peers.items():
         print(f"ratio workbench / {name}: {ours / its:6.1f}x")
     if "higher" in peers:

@@ -97,9 +97,11 @@ def _train(args) -> int:
     progress = None if args.quiet else Progress(sys.stderr)
     callbacks = [progress] if progress else []
     if args.resume:
-        if args.preset or args.overrides or args.device or args.seed is not None or args.out:
-            raise ConfigError("--resume continues a run with its own config; give only --iterations with it")
-        trainer = Trainer.from_run_dir(args.resume, callbacks, iterations=args.iterations)
+        if args.preset or args.overrides or args.seed is not None or args.out:
+            raise ConfigError("--resume continues a run with its own config; only --iterations and --device "
+                              "may change")
+        overrides = [f"run.device={json.dumps(args.device)}"] if args.device else []
+        trainer = Trainer.from_run_dir(args.resume, callbacks, iterations=args.iterations, overrides=overrides)
     else:
         if not args.preset:
             raise ConfigError("train needs a PRESET (a file, or a name from 'workbench presets') or --resume RUN_DIR")

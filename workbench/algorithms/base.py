@@ -24,13 +24,12 @@ class MetaLearner:
     summary: ClassVar[str] = ""
 
     def __init__(self, cfg, spec: MLPSpec, device: torch.device, generator: torch.Generator,
-                 total_iterations: int, compile: bool = False):
+                 total_iterations: int):
         self.cfg, self.spec, self.device = cfg, spec, device
         self.total_iterations = max(1, total_iterations)
         self.params = [p.requires_grad_() for p in spec.init(generator, device)]
         self.extras: dict[str, list[torch.Tensor]] = {}
         self.setup(generator)
-        self.outer_loss = torch.compile(self.outer_loss, dynamic=False) if compile else self.outer_loss
 
     # -- for subclasses ------------------------------------------------------------------------------
     def setup(self, generator: torch.Generator) -> None:

@@ -71,7 +71,6 @@ class RunConfig:
     render_tasks: int = param(4, "Held-out tasks included in each render payload.", low=0, high=64)
     checkpoint_interval: int = param(1000, "Write a checkpoint every N iterations.", low=1, high=10_000_000)
     threads: int = param(0, "Torch CPU threads (0: all cores but one, at least 1).", low=0, high=1024)
-    compile: bool = param(False, "Compile the meta-step with torch.compile (slow start, faster steps).")
 
 
 def fields_of(cls_or_obj) -> dict[str, dataclasses.Field]:

@@ -88,8 +88,7 @@ class Trainer:
         init_gen = torch.Generator().manual_seed(seed)
         # Training tasks come from their own stream; held-out tasks from run.eval_seed (never this one).
         self.task_gen = torch.Generator().manual_seed(seed * 2654435761 % 2**63 + 1)
-        self.learner = self.algo_cls(config.algorithm, self.spec, self.device, init_gen, config.run.iterations,
-                                     compile=config.run.compile)
+        self.learner = self.algo_cls(config.algorithm, self.spec, self.device, init_gen, config.run.iterations)
         self.eval_batch = self.family.evaluation_batch(config.run.eval_tasks, config.run.eval_seed).to(self.device)
         self.grid = self.family.input_grid().to(self.device)
         self.iteration = 0
