@@ -39,7 +39,9 @@ class MetaLearner:
         raise NotImplementedError
 
     def meta_step(self, batch, iteration: int) -> dict[str, float]:
-        raise NotImplementedError
+        """Default: one outer gradient step on :meth:`outer_loss` of the batch."""
+        loss = self.outer_loss(self.params, batch.xs, batch.ys, batch.xq, batch.yq)
+        return {"loss": self.gradient_step(loss, self.optimizer)}
 
     def adaptation_rule(self) -> AdaptationRule:
         return AdaptationRule([float(self.cfg.inner_lr)] * len(self.params), 0, self.cfg.inner_steps,

@@ -42,10 +42,6 @@ class Pretrained(MetaLearner):
         x, y = torch.cat([xs, xq], 1), torch.cat([ys, yq], 1)
         return self.query_mse(params, x, y)
 
-    def meta_step(self, batch, iteration):
-        loss = self.outer_loss(self.params, batch.xs, batch.ys, batch.xq, batch.yq)
-        return {"loss": self.gradient_step(loss, self.optimizer)}
-
 
 @dataclass
 class ScratchConfig:

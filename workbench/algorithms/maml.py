@@ -47,7 +47,3 @@ class MAML(MetaLearner):
         for _ in range(self.cfg.inner_steps):
             fast = inner_step(fast, rule, xs, ys, create_graph=not self.cfg.first_order)
         return self.query_mse(fast, xq, yq)
-
-    def meta_step(self, batch, iteration):
-        loss = self.outer_loss(self.params, batch.xs, batch.ys, batch.xq, batch.yq)
-        return {"loss": self.gradient_step(loss, self.optimizer)}
