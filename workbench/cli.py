@@ -81,10 +81,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _gui(preset, parser) -> int:
     try:
-        from workbench.gui import launch  # noqa: F401  (the desktop app, once it exists)
-    except ImportError:
+        from workbench.gui import launch
+    except ImportError as e:  # the Qt binding is missing or broken: the CLI still works
         parser.print_help()
-        return 0
+        print(f"\nworkbench: the desktop app is unavailable ({e}); reinstall with pip install -e .", file=sys.stderr)
+        return 2
+    if preset is not None:
+        from workbench.core.presets import resolve_preset
+
+        try:
+            preset = resolve_preset(preset)
+        except WorkbenchError as e:
+            print(f"workbench: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
     return launch(preset)
 
 

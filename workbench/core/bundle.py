@@ -132,6 +132,26 @@ class MetaModel(AdaptedModel):
                 "diverged": diverged.tolist(), "seed": seed, "shots": batch.xs.shape[1],
                 "family": self.meta["family"], "algorithm": self.algorithm, "per_task": per_task}
 
+    def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
+        """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits."""
+        from . import events as ev
+
+        steps = max(10, self.rule.steps) if steps is None else steps
+        batch = self.family.evaluation_batch(tasks, seed)
+        losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, steps)
+        per_task = losses.double().numpy()
+        mean, ci = mean_ci95(per_task)
+        iteration = int(self.meta.get("training", {}).get("iterations", 0))
+        evaluation = ev.Evaluation(iteration, "mse", list(range(steps + 1)), per_task, mean, ci,
+                                   trained_steps=self.rule.steps)
+        r = min(render_tasks, tasks)
+        grid = self.family.input_grid()
+        sub = type(batch)(batch.params[:r], batch.xs[:r], batch.ys[:r], batch.xq[:r], batch.yq[:r])
+        _, preds = adaptation_curve(self._params, self.rule, sub.xs, sub.ys, sub.xq, sub.yq, steps,
+                                    grid.expand(r, *grid.shape))
+        render = ev.Render(iteration, self.family.render(sub, preds, grid, evaluation.steps))
+        return evaluation, render
+
     def to_onnx(self, path: str | Path) -> Path:
         from .onnx_export import write_onnx
 

@@ -28,3 +28,28 @@ def mean_ci95(samples: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarra
         return mean, np.zeros_like(mean)
     sem = samples.std(axis, ddof=1) / math.sqrt(n)
     return mean, t975(n - 1) * sem
+
+
+def ema_tensorboard(values, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: a debiased exponential moving average, skipping non-finite values.
+
+    last = weight * last + (1 - weight) * v;  smoothed = last / (1 - weight ** n)  (n finite values so far)
+    """
+    return ema_continue(values, weight, 0.0, 0)[0]
+
+
+def ema_continue(values, weight: float, last: float, n: int) -> tuple[np.ndarray, float, int]:
+    """:func:`ema_tensorboard` over ``values`` continuing from state (last, n); returns (smoothed, last, n)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    if weight <= 0:
+        out[:] = values
+        return out, last, n
+    for i, v in enumerate(values.tolist()):
+        if not math.isfinite(v):
+            out[i] = last / (1 - weight ** n) if n else v
+            continue
+        last = last * weight + (1 - weight) * v
+        n += 1
+        out[i] = last / (1 - weight ** n)
+    return out, last, n

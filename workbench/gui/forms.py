@@ -1,0 +1,133 @@
+"""Forms generated from the config dataclasses: one typed, range-checked editor per field.
+
+float -> QDoubleSpinBox, int -> QSpinBox, bool -> QCheckBox, str with choices -> QComboBox,
+list[int] -> a line edit that only accepts comma-separated integers in range.  Ranges and tooltips come
+from the field metadata, so a new family or algorithm needs no GUI code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+
+from PySide6.QtCore import QRegularExpression, Signal
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
+                               QWidget)
+
+from workbench.core.config import describe_range
+
+INT_MAX = 2**31 - 1  # Qt spin boxes hold 32-bit ints
+
+
+def _decimals_for(default: float, low: float | None) -> int:
+    candidates = [abs(v) for v in (default, low or 0.0) if v]
+    smallest = min(candidates) if candidates else 1.0
+    return max(3, min(8, 3 - int(math.floor(math.log10(smallest))) if smallest < 1 else 3))
+
+
+class ConfigForm(QWidget):
+    """Editors for every field of a config dataclass; emits ``changed`` when the user edits one."""
+
+    changed = Signal()
+
+    def __init__(self, cls, values: dict | None = None, skip: tuple[str, ...] = (), parent=None):
+        super().__init__(parent)
+        self.cls = cls
+        self.editors: dict[str, QWidget] = {}
+        self._exact: dict[str, float] = {}  # values a spin box would round (e.g. pi): kept unless edited
+        self._types = typing.get_type_hints(cls)
+        layout = QFormLayout(self)
+        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        defaults = cls()
+        for f in dataclasses.fields(cls):
+            if f.name in skip:
+                continue
+            editor = self._make_editor(f, getattr(defaults, f.name))
+            editor.setObjectName(f"field_{f.name}")
+            tip = f"{f.metadata.get('help', '')}\nAllowed: {describe_range(f)}\nDefault: {getattr(defaults, f.name)!r}"
+            editor.setToolTip(tip)
+            editor.setAccessibleName(f.name)
+            self.editors[f.name] = editor
+            label = f.name.replace("_", " ")
+            layout.addRow(label, editor)
+            layout.labelForField(editor).setToolTip(tip)
+        self.set_values(dataclasses.asdict(defaults) if values is None else values)
+
+    def _make_editor(self, f: dataclasses.Field, default):
+        tp = self._types[f.name]
+        lo, hi = f.metadata.get("low"), f.metadata.get("high")
+        if tp is bool:
+            w = QCheckBox()
+            w.toggled.connect(self.changed)
+        elif tp is int:
+            w = QSpinBox()
+            w.setRange(int(max(lo if lo is not None else -INT_MAX, -INT_MAX)),
+                       int(min(hi if hi is not None else INT_MAX, INT_MAX)))
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(self.changed)
+        elif tp is float:
+            w = QDoubleSpinBox()
+            decimals = _decimals_for(float(default), lo)
+            w.setDecimals(decimals)
+            low = lo if lo is not None else -1e9
+            if not f.metadata.get("low_inclusive", True):
+                low = low + 10 ** -decimals
+            w.setRange(low, hi if hi is not None else 1e9)
+            w.setSingleStep(max(10 ** -decimals, abs(float(default)) / 10 or 0.1))
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(self.changed)
+        elif tp is str and f.metadata.get("choices"):
+            w = QComboBox()
+            w.addItems([str(c) for c in f.metadata["choices"]])
+            w.currentIndexChanged.connect(self.changed)
+        elif typing.get_origin(tp) is list:
+            w = QLineEdit()
+            w.setValidator(QRegularExpressionValidator(QRegularExpression(r"^\s*\d+(\s*,\s*\d+)*\s*$")))
+            w.setPlaceholderText("comma-separated integers, e.g. 40, 40")
+            w.editingFinished.connect(self.changed)
+        else:  # free text (names, descriptions, device strings handled elsewhere)
+            w = QLineEdit()
+            w.editingFinished.connect(self.changed)
+        return w
+
+    def set_values(self, values: dict) -> None:
+        blockers = [e.blockSignals(True) for e in self.editors.values()]
+        try:
+            for name, value in values.items():
+                e = self.editors.get(name)
+                if e is None:
+                    continue
+                if isinstance(e, QCheckBox):
+                    e.setChecked(bool(value))
+                elif isinstance(e, QSpinBox):
+                    e.setValue(int(min(value, INT_MAX)))
+                elif isinstance(e, QDoubleSpinBox):
+                    e.setValue(float(value))
+                    self._exact[name] = float(value)
+                elif isinstance(e, QComboBox):
+                    e.setCurrentIndex(max(0, e.findText(str(value))))
+                elif isinstance(e, QLineEdit):
+                    e.setText(", ".join(str(v) for v in value) if isinstance(value, list) else str(value))
+        finally:
+            for e, b in zip(self.editors.values(), blockers):
+                e.blockSignals(b)
+
+    def values(self) -> dict:
+        out = {}
+        for name, e in self.editors.items():
+            if isinstance(e, QCheckBox):
+                out[name] = e.isChecked()
+            elif isinstance(e, QSpinBox):
+                out[name] = e.value()
+            elif isinstance(e, QDoubleSpinBox):
+                exact = self._exact.get(name)
+                shown = e.value()
+                out[name] = exact if exact is not None and round(exact, e.decimals()) == shown else shown
+            elif isinstance(e, QComboBox):
+                out[name] = e.currentText()
+            elif typing.get_origin(self._types[name]) is list:
+                out[name] = [int(v) for v in e.text().replace(" ", "").split(",") if v]
+            else:
+                out[name] = e.text()
+        return out

@@ -1,0 +1,441 @@
+"""The live views: meta-loss, adaptation curves, rollouts.  They only draw what the trainer emitted.
+
+Items are created once and updated with ``setData``; view ranges are set by hand at most a few times a
+second (auto-ranging on every update is most of the cost of a live plot).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSlider, QStackedWidget,
+                               QVBoxLayout, QWidget)
+
+from workbench.core.stats import ema_continue
+
+pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", background="#1e1f24", foreground="#d0d0d0")
+
+PALETTE = ["#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7"]
+RANGE_EVERY = 0.5  # seconds between view-range updates
+
+
+class GrowingSeries:
+    """An append-only float64 series with amortised O(1) appends and no copies for reading."""
+
+    def __init__(self, capacity: int = 4096):
+        self._a = np.empty(capacity, dtype=np.float64)
+        self.n = 0
+
+    def extend(self, values) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        need = self.n + len(values)
+        if need > len(self._a):
+            grown = np.empty(max(need, 2 * len(self._a)), dtype=np.float64)
+            grown[: self.n] = self._a[: self.n]
+            self._a = grown
+        self._a[self.n: need] = values
+        self.n = need
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._a[: self.n]
+
+    def clear(self) -> None:
+        self.n = 0
+
+
+def _log10(y: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
+
+
+def cache_static_parts(plot: pg.PlotItem) -> None:
+    """Blit axes, grid and legend from pixmap caches: redrawn only when the view range changes.
+    (Replaying the grid's picture was two thirds of the cost of a live frame.)"""
+    from PySide6.QtWidgets import QGraphicsItem
+
+    for axis in plot.axes.values():
+        axis["item"].setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    if plot.legend is not None:
+        plot.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+def decimate(x: np.ndarray, y: np.ndarray, points: int = 800) -> tuple[np.ndarray, np.ndarray]:
+    """At most ~``points`` points that keep each bucket's min and max (a 'peak' downsampling): what a
+    screen a thousand pixels wide can show, at a cost that does not grow with the run's length."""
+    n = len(x)
+    if n <= points:
+        return x, y
+    k = int(np.ceil(n / (points / 2)))
+    m = n // k * k
+    yb = y[:m].reshape(-1, k)
+    xb = x[:m].reshape(-1, k)
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.nanmin(yb, 1), np.nanmax(yb, 1)
+    xs = np.repeat(xb[:, 0], 2)
+    ys = np.empty(2 * len(lo))
+    ys[0::2], ys[1::2] = lo, hi
+    if m < n:
+        xs, ys = np.append(xs, x[m:]), np.append(ys, y[m:])
+    return xs, ys
+
+
+def _set_range(plot: pg.PlotItem, x: np.ndarray, ys: list[np.ndarray], log_y: bool) -> None:
+    ys = [y[np.isfinite(y)] for y in ys if len(y)]
+    ys = [y[y > 0] if log_y else y for y in ys]
+    ys = [y for y in ys if len(y)]
+    if not len(x) or not ys:
+        return
+    lo = min(float(y.min()) for y in ys)
+    hi = max(float(y.max()) for y in ys)
+    if log_y:
+        lo, hi = np.log10(lo), np.log10(hi)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    x0, x1 = float(np.nanmin(x)), float(np.nanmax(x))
+    if x1 - x0 < 1e-9:
+        x0, x1 = x0 - 0.5, x1 + 0.5
+    plot.setRange(xRange=(x0, x1), yRange=(lo, hi), padding=0.04)
+
+
+class MetaLossPlot(QWidget):
+    """Outer training loss per iteration (raw and EMA-smoothed) and held-out loss before / after adaptation."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()
+        self.plot.setObjectName("metaLossPlot")
+        p = self.plot.getPlotItem()
+        p.setLabel("bottom", "meta-iteration")
+        p.setLabel("left", "loss")
+        p.showGrid(x=True, y=True, alpha=0.2)
+        p.addLegend(offset=(-10, 10))
+        p.enableAutoRange(False)
+        # bare curve items: the two live curves are redrawn ~30 times a second
+        self.raw = pg.PlotCurveItem(pen=pg.mkPen((120, 150, 200, 90), width=1), skipFiniteCheck=True)
+        # cosmetic 1-px pens: wide pens cost the raster engine a third of a frame
+        self.smooth = pg.PlotCurveItem(pen=pg.mkPen(PALETTE[0], width=1), skipFiniteCheck=True)
+        for item, name in ((self.raw, "train loss"), (self.smooth, "train loss (EMA)")):
+            p.addItem(item)
+            p.legend.addItem(item, name)
+        self.before = p.plot(name="held-out, before adaptation", pen=pg.mkPen(PALETTE[3], width=1.5),
+                             symbol="o", symbolSize=6, symbolBrush=PALETTE[3], symbolPen=None)
+        self.after = p.plot(name="held-out, after adaptation", pen=pg.mkPen(PALETTE[2], width=1.5),
+                            symbol="s", symbolSize=6, symbolBrush=PALETTE[2], symbolPen=None)
+        cache_static_parts(p)
+        self.ema = QDoubleSpinBox()
+        self.ema.setObjectName("emaSpin")
+        self.ema.setRange(0.0, 0.999)
+        self.ema.setDecimals(3)
+        self.ema.setSingleStep(0.05)
+        self.ema.setValue(0.9)
+        self.ema.setToolTip("EMA smoothing weight (TensorBoard's debiased formula); 0 = none")
+        self.log = QCheckBox("log scale")
+        self.log.setObjectName("logScaleCheck")
+        self.log.setChecked(True)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("smoothing"))
+        bar.addWidget(self.ema)
+        bar.addWidget(self.log)
+        bar.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(bar)
+        lay.addWidget(self.plot)
+        self.x, self.y, self.y_smooth = GrowingSeries(), GrowingSeries(), GrowingSeries()
+        self.ex, self.eb, self.ea = GrowingSeries(64), GrowingSeries(64), GrowingSeries(64)
+        self._ema_state = (0.0, 0)
+        self._last_range = 0.0
+        self._dirty = False
+        self._evals_dirty = False
+        self.ema.valueChanged.connect(self._resmooth)
+        self.log.toggled.connect(self._set_log)
+        p.setLogMode(y=True)
+
+    def clear(self) -> None:
+        for s in (self.x, self.y, self.y_smooth, self.ex, self.eb, self.ea):
+            s.clear()
+        self._ema_state = (0.0, 0)
+        self._dirty = self._evals_dirty = True
+        self.redraw(force_range=True)
+
+    def add_iterations(self, iterations: np.ndarray, losses: np.ndarray) -> None:
+        if not len(iterations):
+            return
+        self.x.extend(iterations)
+        self.y.extend(losses)
+        smoothed, last, n = ema_continue(losses, self.ema.value(), *self._ema_state)
+        self._ema_state = (last, n)
+        self.y_smooth.extend(smoothed)
+        self._dirty = True
+
+    def add_evaluation(self, iteration: int, before: float, after: float) -> None:
+        self.ex.extend([iteration])
+        self.eb.extend([before])
+        self.ea.extend([after])
+        self._dirty = self._evals_dirty = True
+
+    def _resmooth(self) -> None:
+        smoothed, last, n = ema_continue(self.y.data, self.ema.value(), 0.0, 0)
+        self._ema_state = (last, n)
+        self.y_smooth.clear()
+        self.y_smooth.extend(smoothed)
+        self._dirty = True
+        self.redraw()
+
+    def _set_log(self, on: bool) -> None:
+        self.plot.getPlotItem().setLogMode(y=on)
+        self._dirty = True
+        self.redraw(force_range=True)
+
+    def redraw(self, force_range: bool = False) -> bool:
+        """Push new data to the items; returns whether anything was drawn."""
+        if not self._dirty and not force_range:
+            return False
+        self._dirty = False
+        log = self.log.isChecked()  # bare curves get no log transform from the plot: apply it here
+        self.raw.setData(*decimate(self.x.data, _log10(self.y.data) if log else self.y.data))
+        self.smooth.setData(*decimate(self.x.data, _log10(self.y_smooth.data) if log else self.y_smooth.data))
+        if self._evals_dirty or force_range:
+            self._evals_dirty = False
+            self.before.setData(self.ex.data, self.eb.data)
+            self.after.setData(self.ex.data, self.ea.data)
+        now = time.monotonic()
+        if force_range or now - self._last_range > RANGE_EVERY:
+            self._last_range = now
+            xs = np.concatenate([self.x.data, self.ex.data])
+            _set_range(self.plot.getPlotItem(), xs, [self.y.data, self.eb.data, self.ea.data], self.log.isChecked())
+        return True
+
+
+class AdaptationPlot(QWidget):
+    """Adaptation curves of the held-out tasks (loss or return vs inner step) for one evaluation."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()
+        self.plot.setObjectName("adaptationPlot")
+        p = self.plot.getPlotItem()
+        p.setLabel("bottom", "inner step")
+        p.setLabel("left", "held-out loss")
+        p.showGrid(x=True, y=True, alpha=0.2)
+        p.addLegend(offset=(-10, 10))
+        self.tasks = p.plot(name="each held-out task", pen=pg.mkPen((160, 160, 170, 45), width=1), connect="finite")
+        self.upper = pg.PlotDataItem(pen=pg.mkPen(None))
+        self.lower = pg.PlotDataItem(pen=pg.mkPen(None))
+        self.band = pg.FillBetweenItem(self.lower, self.upper, brush=pg.mkBrush(78, 154, 241, 70))
+        p.addItem(self.band)
+        self.mean = p.plot(name="mean ± 95% CI", pen=pg.mkPen(PALETTE[0], width=2.5), symbol="o", symbolSize=5,
+                           symbolBrush=PALETTE[0], symbolPen=None)
+        p.addItem(self.upper)
+        p.addItem(self.lower)
+        cache_static_parts(p)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setObjectName("evaluationSlider")
+        self.slider.setRange(0, 0)
+        self.slider.setToolTip("Look back at earlier evaluations")
+        self.label = QLabel("no evaluation yet")
+        self.label.setObjectName("evaluationLabel")
+        self.log = QCheckBox("log scale")
+        self.log.setChecked(True)
+        bar = QHBoxLayout()
+        bar.addWidget(self.label)
+        bar.addWidget(self.slider, 1)
+        bar.addWidget(self.log)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(bar)
+        lay.addWidget(self.plot)
+        self.evaluations: list = []
+        self._follow = True
+        self.slider.valueChanged.connect(self._on_slider)
+        self.log.toggled.connect(lambda on: (p.setLogMode(y=on), self.show_index(self.slider.value())))
+        p.setLogMode(y=True)
+
+    def clear(self) -> None:
+        self.evaluations = []
+        self._follow = True
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, 0)
+        self.slider.blockSignals(False)
+        for item in (self.tasks, self.upper, self.lower, self.mean):
+            item.setData([], [])
+        self.label.setText("no evaluation yet")
+
+    def add_evaluation(self, evaluation) -> None:
+        self.evaluations.append(evaluation)
+        n = len(self.evaluations)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, n - 1)
+        if self._follow:
+            self.slider.setValue(n - 1)
+        self.slider.blockSignals(False)
+        if self._follow:
+            self.show_index(n - 1)
+        else:
+            self._update_label(self.slider.value())
+
+    def _on_slider(self, index: int) -> None:
+        self._follow = index == len(self.evaluations) - 1
+        self.show_index(index)
+
+    def _update_label(self, index: int) -> None:
+        e = self.evaluations[index]
+        self.label.setText(f"iteration {e.iteration}  ({index + 1} of {len(self.evaluations)})")
+
+    def show_index(self, index: int) -> None:
+        if not self.evaluations:
+            return
+        index = max(0, min(index, len(self.evaluations) - 1))
+        e = self.evaluations[index]
+        steps = np.asarray(e.steps, dtype=np.float64)
+        per = np.asarray(e.per_task, dtype=np.float64)
+        xs = np.concatenate([np.append(steps, np.nan)] * per.shape[0])
+        ys = np.concatenate([np.append(row, np.nan) for row in per])
+        self.tasks.setData(xs, ys)
+        lower = e.mean - e.ci95
+        if self.log.isChecked():
+            lower = np.maximum(lower, np.nanmin(per[per > 0]) if (per > 0).any() else 1e-6)
+        self.upper.setData(steps, e.mean + e.ci95)
+        self.lower.setData(steps, lower)
+        self.mean.setData(steps, e.mean)
+        label = "held-out return" if e.metric == "return" else f"held-out {e.metric}"
+        self.plot.getPlotItem().setLabel("left", label)
+        self._update_label(index)
+        _set_range(self.plot.getPlotItem(), steps, [per[np.isfinite(per)], e.mean], self.log.isChecked())
+
+
+# -- rollouts: one renderer per payload kind --------------------------------------------------------------
+class RegressionRenderer(pg.GraphicsLayoutWidget):
+    """'regression-1d': the true function, the support points and the prediction after each inner step."""
+
+    kind = "regression-1d"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.panels: list[dict] = []
+        self._n = 0
+
+    def _ensure(self, n: int, steps: int) -> None:
+        if n == self._n and all(len(p["steps"]) == steps for p in self.panels):
+            return
+        self.clear()
+        self.panels = []
+        cols = 2 if n > 1 else 1
+        for i in range(n):
+            plot = self.addPlot(row=i // cols, col=i % cols)
+            plot.showGrid(x=True, y=True, alpha=0.15)
+            if i == 0:
+                plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+            truth = pg.PlotCurveItem(pen=pg.mkPen("#e8e8e8", width=2, style=Qt.PenStyle.DashLine))
+            plot.addItem(truth)
+            if i == 0:
+                plot.legend.addItem(truth, "true function")
+            step_items = []
+            for s in range(steps):
+                frac = s / max(1, steps - 1)
+                color = pg.mkColor(PALETTE[3]) if s == 0 else pg.mkColor(
+                    int(90 + 0 * frac), int(140 + 80 * frac), int(90 + 20 * frac), int(90 + 165 * frac))
+                width = 2.5 if s in (0, steps - 1) else 1
+                name = ("before adaptation" if s == 0 else f"after {s} step{'s' if s > 1 else ''}"
+                        if s == steps - 1 else None)
+                item = pg.PlotCurveItem(pen=pg.mkPen(color, width=width), skipFiniteCheck=True)
+                plot.addItem(item)
+                if i == 0 and name:
+                    plot.legend.addItem(item, name)
+                step_items.append(item)
+            support = pg.ScatterPlotItem(size=9, brush=pg.mkBrush("#edc948"), pen=pg.mkPen("#202020"),
+                                         name="support points")
+            plot.addItem(support)
+            if i == 0:
+                plot.legend.addItem(support, "support points")
+            cache_static_parts(plot)
+            self.panels.append({"plot": plot, "truth": truth, "steps": step_items, "support": support, "title": ""})
+        self._n = n
+
+    def show_payload(self, payload: dict) -> None:
+        pred = payload["pred"]
+        n, steps = pred.shape[0], pred.shape[1]
+        self._ensure(n, steps)
+        x = payload["x"]
+        names = payload.get("task_param_names", [])
+        for i, panel in enumerate(self.panels):
+            panel["truth"].setData(x, payload["y_true"][i])
+            for s, item in enumerate(panel["steps"]):
+                item.setData(x, pred[i, s])
+            panel["support"].setData(payload["x_support"][i], payload["y_support"][i])
+            params = payload.get("task_params")
+            if params is not None and len(names):
+                title = "  ".join(f"{k} {v:.2f}" for k, v in zip(names, params[i]))
+                if title != panel["title"]:
+                    panel["title"] = title
+                    panel["plot"].setTitle(title, size="9pt")
+
+    def plot_items(self) -> list:
+        return [p["plot"] for p in self.panels]
+
+
+RENDERERS: dict[str, type] = {RegressionRenderer.kind: RegressionRenderer}
+
+
+class RolloutView(QWidget):
+    """Shows the family's render payload with the renderer registered for its ``kind``."""
+
+    payloadShown = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("rolloutView")
+        self.stack = QStackedWidget()
+        self.empty = QLabel("Rollouts appear here at the first evaluation:\nthe true task, the support points,\n"
+                            "and the prediction before and after each inner step.")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack.addWidget(self.empty)
+        self.caption = QLabel("")
+        self.caption.setObjectName("rolloutCaption")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.caption)
+        lay.addWidget(self.stack)
+        self.renderers: dict[str, QWidget] = {}
+        self.payload: dict | None = None
+        self.iteration: int | None = None
+
+    def clear(self) -> None:
+        self.payload = None
+        self.caption.setText("")
+        self.stack.setCurrentWidget(self.empty)
+
+    def show_render(self, iteration: int, payload: dict) -> None:
+        kind = payload.get("kind", "?")
+        renderer = self.renderers.get(kind)
+        if renderer is None:
+            cls = RENDERERS.get(kind)
+            if cls is None:
+                self.empty.setText(f"No view for rollouts of kind {kind!r}.")
+                self.stack.setCurrentWidget(self.empty)
+                return
+            renderer = self.renderers[kind] = cls()
+            self.stack.addWidget(renderer)
+        renderer.show_payload(payload)
+        self.stack.setCurrentWidget(renderer)
+        self.payload, self.iteration = payload, iteration
+        self.caption.setText(f"held-out tasks at iteration {iteration}: before adaptation (red) and after each "
+                             f"inner step (green, brighter = more steps)")
+        self.payloadShown.emit(kind)
+
+    def plot_items(self) -> list:
+        r = self.stack.currentWidget()
+        return r.plot_items() if hasattr(r, "plot_items") else []
+
+
+def export_plot_item(item: pg.PlotItem, png: Path, csv: Path | None) -> None:
+    """Write a PlotItem to PNG (and its curves to CSV) with pyqtgraph's exporters."""
+    from pyqtgraph.exporters import CSVExporter, ImageExporter
+
+    ImageExporter(item).export(str(png))
+    if csv is not None:
+        CSVExporter(item).export(str(csv))
