@@ -8,6 +8,7 @@ import torch
 
 import workbench
 from conftest import tiny_config
+from workbench.core import seeding
 from workbench.core.adaptation import inner_step
 from workbench.core.errors import BundleError
 from workbench.core.storage import save_tensors
@@ -118,6 +119,41 @@ def test_foreign_incompatible_and_missing_bundles(tmp_path):
         workbench.load_model(p)
     with pytest.raises(BundleError, match="no such file"):
         workbench.load_model(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda t, m: m["adaptation"].update(first_layer=7), "adaptation.first_layer = 7 but the model has 3 layers"),
+    (lambda t, m: m["adaptation"].update(steps=-1), "adaptation.steps = -1 is negative"),
+    (lambda t, m: m["model"].update(activation="gelu"), "unknown activation 'gelu'"),
+    (lambda t, m: m.update(format_version=0), "format version 0 is not valid"),
+    (lambda t, m: t["param.0"].fill_(float("inf")), "param.0 holds NaN or infinite weights"),
+    (lambda t, m: m["adaptation"].update(lr=float("nan")), "adaptation.lr = nan is not a finite number"),
+    (lambda t, m: (m["adaptation"].update(lr="per-parameter"), t.update({f"lr.{i}": torch.zeros(2) for i in range(6)})),
+     "lr.0 must be finite with the shape of its parameter (1, 40), got (2,)"),
+])
+def test_crafted_bundles_are_refused(trained, tmp_path, change, expected):
+    from workbench.core.storage import load_tensors
+
+    _, path = trained["maml"]
+    tensors, meta = load_tensors(path)
+    change(tensors, meta)
+    p = tmp_path / "crafted.safetensors"
+    save_tensors(p, tensors, meta)
+    with pytest.raises(BundleError) as e:
+        workbench.load_model(p)
+    assert expected in str(e.value) and str(p) in str(e.value)
+
+
+def test_test_tasks_never_coincide_with_training_or_held_out_tasks(trained):
+    trainer, path = trained["maml"]
+    model = workbench.load_model(path)
+    for seed in (0, 1, trainer.config.run.seed, trainer.config.run.eval_seed):
+        fresh = model.family.evaluation_batch(50, seed, stream=seeding.TEST).params
+        train = trainer.family.sample_batch(500, seeding.generator(seeding.TRAIN, seed)).params
+        held = trainer.family.evaluation_batch(50, seed).params
+        assert not (fresh[:, None] == train[None]).all(-1).any()
+        assert not (fresh[:, None] == held[None]).all(-1).any()
+        assert not (held[:, None] == train[None]).all(-1).any()
 
 
 def test_loading_never_unpickles(tmp_path):

@@ -99,6 +99,10 @@ def test_presets_lists_every_shipped_preset():
     (["eval", "README.md"], "README.md: cannot load model bundle"),
     (["eval", "README.md", "--steps", "0,x"], "--steps '0,x': expected comma-separated"),
     (["export", "README.md", "--format", "pdf"], "invalid choice: 'pdf'"),
+    (["train", "maml-sinusoid", "--out", "README.md"], "README.md"),
+    (["train", "maml-sinusoid", "--device", "gpu"], "run.device: device 'gpu': expected auto, cpu"),
+    (["eval", "README.md", "--seed", "99999999999999999999"], "--seed 99999999999999999999: expected an integer"),
+    (["eval", "README.md", "--tasks", "100000000"], "--tasks 100000000: expected 1 to 100000 tasks"),
 ])
 def test_bad_input_exits_2_with_one_clear_line(args, expected):
     r = wb(*args, cwd=Path(__file__).resolve().parents[1])

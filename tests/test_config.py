@@ -75,6 +75,8 @@ def test_overrides_are_typed(tmp_path):
     (GOOD.replace("sinusoid", "sinusiod"), [], "unknown task family 'sinusiod' (did you mean 'sinusoid'?)"),
     (GOOD.replace("maml", "mamal"), [], "unknown algorithm 'mamal' (did you mean 'maml'?)"),
     (GOOD + "[trainer]\n", [], "unknown section [trainer]"),
+    (GOOD.replace('"maml"', '["maml"]'), [], "algorithm must be a string, got ['maml']"),
+    (GOOD, ["run.device=7"], "device = 7: expected a string"),
     ("[algorithm]\nname = 'maml'\n", [], "[task] needs a 'family' key"),
     (GOOD, ["inner_lr=0.1"], "expected section.key=value"),
     (GOOD, ["algorithm.inner_lr"], "expected section.key=value"),

@@ -70,13 +70,38 @@ def test_resume_equals_uninterrupted(tmp_path, algorithm):
 
 
 def test_resume_after_a_crash_drops_rows_past_the_checkpoint(tmp_path):
-    run = tmp_path / "run"
-    Trainer(tiny_config("maml", 40), run).run()
-    # simulate a crash at iteration 40 after the checkpoint at 25: roll the checkpoint back
-    tensors, meta = load_tensors(run / "checkpoint.safetensors")
-    assert meta["iteration"] == 40
-    t = Trainer.from_run_dir(run, iterations=40)
-    assert len(rows(run / "metrics.csv")) == 40
+    full = Trainer(tiny_config("maml", 60), tmp_path / "full")
+    full.run()
+
+    def stop_at_30(event):
+        if isinstance(event, ev.IterationMetrics) and event.iteration == 30:
+            part.stop()
+
+    run = tmp_path / "part"
+    part = Trainer(tiny_config("maml", 60), run, [stop_at_30])
+    part.run()
+    # a crash after the checkpoint at 30: rows 31..33 logged, a row cut in half, status left "running"
+    with open(run / "metrics.csv", "a") as f:
+        f.write("31,0.1,100,9.9\r\n32,0.1,100,9.9\r\n33,0.1,100,9.9\r\n3")
+    (run / "status.json").write_text('{"status": "running"}')
+    resumed = Trainer.from_run_dir(run)
+    assert len(rows(run / "metrics.csv")) == 30
+    resumed.run()
+    assert rows(run / "metrics.csv") == rows(tmp_path / "full" / "metrics.csv")
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path):
+    run = tmp_path / "r"
+    Trainer(tiny_config("maml", 30), run).run()
+    with pytest.raises(ConfigError, match="at iteration 30 of 30; pass --iterations N with N > 30"):
+        Trainer.from_run_dir(run)
+    with pytest.raises(ConfigError, match="at iteration 30 of 20"):
+        Trainer.from_run_dir(run, iterations=20)
+    text = (run / "config.toml").read_text().replace('name = "maml"', 'name = "reptile"')
+    text = text.replace("first_order = false\n", "").replace("outer_lr = 0.001\n", "")
+    (run / "config.toml").write_text(text)
+    with pytest.raises(ConfigError, match="the checkpoint is maml on sinusoid, but .* says reptile"):
+        Trainer.from_run_dir(run, iterations=40)
 
 
 def test_pause_resume_and_stop_from_another_thread():
@@ -122,6 +147,37 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert json.loads((run / "status.json").read_text())["status"] == "failed"
     # and the run can be resumed from that good checkpoint
     assert Trainer.from_run_dir(run).iteration == 25
+
+
+def test_overflowing_gradient_stops_the_run(tmp_path):
+    """A finite but huge loss whose gradient overflows must not freeze Adam with inf state."""
+    cfg = tiny_config("maml", 400, checkpoint_interval=50)
+    cfg = cfg.replace(["algorithm.inner_lr=5", "algorithm.outer_lr=1"])
+    trainer = Trainer(cfg, tmp_path / "r")
+    result = trainer.run()
+    assert result.status == "failed", result
+    assert "overflowed" in result.message or "became" in result.message
+    if (tmp_path / "r" / "checkpoint.safetensors").exists():
+        tensors, _ = load_tensors(tmp_path / "r" / "checkpoint.safetensors")
+        assert all(torch.isfinite(t).all() for k, t in tensors.items() if t.is_floating_point())
+
+
+def test_events_share_no_memory_with_the_trainer():
+    seen = []
+    trainer = Trainer(tiny_config("maml", 5), None, [seen.append])
+    trainer.run()
+    held = trainer.eval_batch.params.clone()
+    render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
+    for key in ("task_params", "x_support", "y_support", "pred", "y_true"):
+        render[key][...] = 0
+    evaluation = [e for e in seen if isinstance(e, ev.Evaluation)][-1]
+    evaluation.per_task[...] = 0
+    evaluation.mean[...] = 0
+    [e for e in seen if isinstance(e, ev.IterationMetrics)][-1].metrics["loss"] = -1.0
+    assert torch.equal(trainer.eval_batch.params, held)
+    assert trainer.last_eval.mean[0] > 0 and trainer.last_metrics["loss"] > 0
+    with pytest.raises(Exception):
+        evaluation.iteration = 3  # frozen
 
 
 def test_existing_run_directory_is_not_overwritten(tmp_path):

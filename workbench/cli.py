@@ -20,9 +20,8 @@ EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own errors: same shape as ours, status 2
-        self.print_usage(sys.stderr)
-        print(f"workbench: error: {message}", file=sys.stderr)
+    def error(self, message):  # argparse's own errors: one line, like ours, status 2
+        print(f"workbench: error: {message} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -73,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except WorkbenchError as e:
         print(f"workbench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # an output path that cannot be written, a file that cannot be read
+        where = e.filename if e.filename is not None else "file system"
+        print(f"workbench: error: {where}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
@@ -223,12 +226,12 @@ def _eval(args) -> int:
     import workbench
 
     steps = _parse_steps(args.steps)
-    if args.tasks < 1:
-        raise ConfigError(f"--tasks {args.tasks}: expected at least 1 task")
-    if args.shots is not None and args.shots < 1:
-        raise ConfigError(f"--shots {args.shots}: expected at least 1 support point")
-    if args.seed < 0:
-        raise ConfigError(f"--seed {args.seed}: expected a non-negative integer")
+    if not 1 <= args.tasks <= 100_000:
+        raise ConfigError(f"--tasks {args.tasks}: expected 1 to 100000 tasks")
+    if args.shots is not None and not 1 <= args.shots <= 10_000:
+        raise ConfigError(f"--shots {args.shots}: expected 1 to 10000 support points")
+    if not 0 <= args.seed < 2**63:
+        raise ConfigError(f"--seed {args.seed}: expected an integer in [0, 2**63)")
     model = workbench.load_model(args.model)
     result = model.evaluate(tasks=args.tasks, seed=args.seed, steps=steps, shots=args.shots)
     result["model"] = str(model.path)
@@ -242,7 +245,7 @@ def _eval(args) -> int:
         if d:
             print(f"{s:>6}  {'diverged':>12}  ({d} of {result['tasks']} tasks overflowed)")
         else:
-            print(f"{s:>6}  {m:>12.4f}  {c:>10.4f}")
+            print(f"{s:>6}  {m:>12.4f}  {'n/a' if c is None else format(c, '.4f'):>10}")
     return 0
 
 

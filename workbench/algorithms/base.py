@@ -6,6 +6,7 @@ over 25 tasks is one pass of batched tensor ops.
 """
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -51,18 +52,25 @@ class MetaLearner:
     def meta_parameters(self) -> list[torch.Tensor]:
         return self.params + [t for ts in self.extras.values() for t in ts]
 
-    def check_finite(self, loss: torch.Tensor) -> float:
-        value = float(loss.detach())
-        if value != value or value in (float("inf"), float("-inf")):
+    def check_finite(self, loss: torch.Tensor, update: list[torch.Tensor] = ()) -> float:
+        """The loss as a float, if it and the outer update are finite; else stop with TrainingDiverged.
+
+        One host sync: the update's norms enter the check as 0 * norm, which is NaN for an infinite norm.
+        """
+        loss = loss.detach()
+        check = loss + 0.0 * torch.stack(torch._foreach_norm(list(update))).sum() if update else loss
+        if math.isfinite(float(check)):
+            return float(loss)
+        value = float(loss)
+        if not math.isfinite(value):
             raise TrainingDiverged(f"the meta-loss became {value} (try a smaller learning rate)")
-        return value
+        raise TrainingDiverged(f"the meta-gradient overflowed (the loss was {value:.3g}; try a smaller learning rate)")
 
     def gradient_step(self, loss: torch.Tensor, optimizer, lr: float | None = None) -> float:
-        """Check the loss, differentiate it w.r.t. every meta-parameter and take an outer step."""
-        value = self.check_finite(loss)
-        tensors = self.meta_parameters()
-        grads = torch.autograd.grad(loss, tensors)
-        optimizer.step(list(grads), lr)
+        """Differentiate the loss w.r.t. every meta-parameter, check both, and take an outer step."""
+        grads = list(torch.autograd.grad(loss, self.meta_parameters()))
+        value = self.check_finite(loss, grads)
+        optimizer.step(grads, lr)
         return value
 
     def query_mse(self, fast, xq, yq) -> torch.Tensor:

@@ -47,9 +47,9 @@ class Reptile(MetaLearner):
             for _ in range(self.cfg.inner_steps):
                 fast = inner_step(fast, rule, batch.xs, batch.ys)
             loss = self.query_mse(fast, batch.xq, batch.yq)
-            value = self.check_finite(loss)
             # θ − mean_i W_i is the direction an SGD step of size ε follows.
             direction = [p - w.mean(0) for p, w in zip(self.params, fast)]
+            value = self.check_finite(loss, direction)
         frac = 1.0 - iteration / self.total_iterations if self.cfg.anneal else 1.0
         eps = self.cfg.outer_step * frac
         self.optimizer.step(direction, eps)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import seeding
 from .adaptation import AdaptationRule, adaptation_curve, inner_step
 from .config import build_section
 from .errors import BundleError, ConfigError
@@ -119,14 +121,14 @@ class MetaModel(AdaptedModel):
                  query: int | None = None) -> dict:
         """Mean query MSE ± 95% CI after each number of inner steps, on ``tasks`` fresh tasks."""
         steps = sorted(set(int(s) for s in steps))
-        batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query)
+        batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query, stream=seeding.TEST)
         losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, max(steps))
         per_task = losses[:, steps].double().numpy()
         diverged = (~np.isfinite(per_task)).sum(0)
         mean, ci = mean_ci95(per_task)
         # A step at which some task's loss overflowed has no finite mean: reported as None (JSON null).
         mean = [None if d else float(m) for m, d in zip(mean, diverged)]
-        ci = [None if d else float(c) for c, d in zip(ci, diverged)]
+        ci = [None if d or not np.isfinite(c) else float(c) for c, d in zip(ci, diverged)]
         per_task = [[v if np.isfinite(v) else None for v in row] for row in per_task.tolist()]
         return {"metric": "mse", "steps": steps, "mean": mean, "ci95": ci, "tasks": tasks,
                 "diverged": diverged.tolist(), "seed": seed, "shots": batch.xs.shape[1],
@@ -137,7 +139,7 @@ class MetaModel(AdaptedModel):
         from . import events as ev
 
         steps = max(10, self.rule.steps) if steps is None else steps
-        batch = self.family.evaluation_batch(tasks, seed)
+        batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, steps)
         per_task = losses.double().numpy()
         mean, ci = mean_ci95(per_task)
@@ -169,27 +171,47 @@ def load_bundle(path: str | Path) -> MetaModel:
     if meta.get("format") != FORMAT:
         raise BundleError(f"{path}: not a workbench model bundle (format {meta.get('format')!r})")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version < 1:
+        raise BundleError(f"{path}: bundle format version {version!r} is not valid")
+    if version > FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format version {version!r} is newer than this workbench supports "
                           f"({FORMAT_VERSION}); upgrade the workbench")
     from workbench.models.mlp import MLPSpec
 
     try:
         family_cls = FAMILIES.get(meta["family"])
-        family = family_cls(build_section(family_cls.Config, meta["task"], f"{path}: task"))
+        family = family_cls(build_section(family_cls.Config, meta["task"], "task"))
         spec = MLPSpec.from_dict(meta["model"])
+        if spec.activation not in ("relu", "tanh"):
+            raise BundleError(f"{path}: unknown activation {spec.activation!r} in the model spec")
+        if (spec.in_dim, spec.out_dim) != (family.in_dim, family.out_dim) or min(spec.hidden, default=1) < 1:
+            raise BundleError(f"{path}: model spec {spec.to_dict()} does not fit family {family.name!r}")
         ad = meta["adaptation"]
         n = 2 * spec.n_layers
         params = [tensors[f"param.{i}"].float() for i in range(n)]
         for i, (p, shape) in enumerate(zip(params, spec.param_shapes())):
             if tuple(p.shape) != tuple(shape):
                 raise BundleError(f"{path}: param.{i} has shape {tuple(p.shape)}, the model spec says {shape}")
-        k = 2 * int(ad["first_layer"])
+            if not torch.isfinite(p).all():
+                raise BundleError(f"{path}: param.{i} holds NaN or infinite weights")
+        first, steps = int(ad["first_layer"]), int(ad["steps"])
+        if not 0 <= first < spec.n_layers:
+            raise BundleError(f"{path}: adaptation.first_layer = {first} but the model has {spec.n_layers} layers")
+        if steps < 0:
+            raise BundleError(f"{path}: adaptation.steps = {steps} is negative")
+        k = 2 * first
         if ad["lr"] == "per-parameter":
             lrs = [tensors[f"lr.{i}"].float() for i in range(n - k)]
+            for i, (lr, p) in enumerate(zip(lrs, params[k:])):
+                if lr.shape != p.shape or not torch.isfinite(lr).all():
+                    raise BundleError(f"{path}: lr.{i} must be finite with the shape of its parameter "
+                                      f"{tuple(p.shape)}, got {tuple(lr.shape)}")
         else:
-            lrs = [float(ad["lr"])] * (n - k)
-        rule = AdaptationRule(lrs, int(ad["first_layer"]), int(ad["steps"]), spec.activation)
+            lr = float(ad["lr"])
+            if not math.isfinite(lr):
+                raise BundleError(f"{path}: adaptation.lr = {ad['lr']!r} is not a finite number")
+            lrs = [lr] * (n - k)
+        rule = AdaptationRule(lrs, first, steps, spec.activation)
     except ConfigError as e:
         raise BundleError(f"{path}: incompatible bundle: {e}") from None
     except (KeyError, TypeError, ValueError) as e:

@@ -1,7 +1,7 @@
 """Typed events the trainer emits.  The CLI, the GUI and the run recorder only consume these.
 
-Arrays in events are fresh numpy arrays that the trainer never touches again, so a consumer on another
-thread may keep them.
+Events are frozen, and the arrays and dicts in them are copies the trainer never touches again, so a
+consumer on another thread may keep (or even modify) them without affecting the run.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunStarted:
     run_dir: str | None
     start_iteration: int
@@ -21,7 +21,7 @@ class RunStarted:
     algorithm: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class IterationMetrics:
     iteration: int  # 1-based count of completed meta-iterations
     metrics: dict[str, float]
@@ -29,7 +29,7 @@ class IterationMetrics:
     its_per_sec: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class Evaluation:
     iteration: int
     metric: str  # "mse" (lower is better); RL families later report "return"
@@ -50,29 +50,29 @@ class Evaluation:
     trained_steps: int = 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class Render:
     iteration: int
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckpointSaved:
     iteration: int
     path: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Paused:
     iteration: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Resumed:
     iteration: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunFinished:
     status: str  # "finished" | "stopped" | "failed"
     iteration: int

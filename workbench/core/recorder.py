@@ -41,7 +41,8 @@ class RunRecorder:
                 rows = list(csv.reader(f))
             if not rows:
                 continue
-            kept = [rows[0]] + [r for r in rows[1:] if _iteration_of(r) <= iteration]
+            width = len(rows[0])  # a row of another width was cut short by a crash
+            kept = [rows[0]] + [r for r in rows[1:] if len(r) == width and _iteration_of(r) <= iteration]
             buf = io.StringIO()
             csv.writer(buf).writerows(kept)
             atomic_write_text(path, buf.getvalue())

@@ -23,10 +23,12 @@ class Registry(Generic[T]):
 
     def get(self, name: str, where: str = "") -> type[T]:
         _load_builtins()
+        prefix = f"{where}: " if where else ""
+        if not isinstance(name, str):
+            raise ConfigError(f"{prefix}{self.kind} must be a string, got {name!r}; known: {', '.join(self.names())}")
         if name not in self._items:
             close = difflib.get_close_matches(str(name), list(self._items), n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            prefix = f"{where}: " if where else ""
             raise ConfigError(f"{prefix}unknown {self.kind} {name!r}{hint}; known: {', '.join(self.names())}")
         return self._items[name]
 

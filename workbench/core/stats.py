@@ -23,10 +23,11 @@ def mean_ci95(samples: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarra
     """Mean and half-width of the 95% confidence interval of the mean along ``axis``."""
     samples = np.asarray(samples, dtype=np.float64)
     n = samples.shape[axis]
-    mean = samples.mean(axis)
-    if n < 2:
-        return mean, np.zeros_like(mean)
-    sem = samples.std(axis, ddof=1) / math.sqrt(n)
+    with np.errstate(invalid="ignore", over="ignore"):  # diverged tasks give inf / NaN, reported as such
+        mean = samples.mean(axis)
+        if n < 2:
+            return mean, np.full_like(mean, np.nan)  # undefined from a single sample
+        sem = samples.std(axis, ddof=1) / math.sqrt(n)
     return mean, t975(n - 1) * sem
 
 

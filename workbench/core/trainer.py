@@ -6,6 +6,7 @@ listen to the same typed events (:mod:`workbench.core.events`).  ``pause()``, ``
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Callable
 import torch
 
 from . import events as ev
+from . import seeding
 from .adaptation import adaptation_curve
 from .bundle import write_bundle
 from .config import ExperimentConfig
@@ -28,6 +30,15 @@ from .storage import UnreadableFile, load_tensors, save_tensors
 CHECKPOINT = "checkpoint.safetensors"
 BUNDLE = "model.safetensors"
 CONFIG = "config.toml"
+
+
+def _status(run_dir: Path) -> str:
+    import json
+
+    try:
+        return json.loads((run_dir / "status.json").read_text()).get("status", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,7 +88,10 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._callbacks = list(callbacks)
-        self.device = resolve_device(config.run.device)
+        try:
+            self.device = resolve_device(config.run.device)
+        except ConfigError as e:
+            raise ConfigError(f"run.device: {e}") from None
         self.family = FAMILIES.get(config.family)(config.task)
         self.algo_cls = ALGORITHMS.get(config.algorithm_name)
         from workbench.models.mlp import MLPSpec
@@ -85,9 +99,9 @@ class Trainer:
         self.spec = MLPSpec(self.family.in_dim, self.family.out_dim, tuple(config.model.hidden),
                             config.model.activation)
         seed = config.run.seed
-        init_gen = torch.Generator().manual_seed(seed)
-        # Training tasks come from their own stream; held-out tasks from run.eval_seed (never this one).
-        self.task_gen = torch.Generator().manual_seed(seed * 2654435761 % 2**63 + 1)
+        init_gen = seeding.generator(seeding.INIT, seed)
+        # Training tasks, the held-out set and test tasks come from separate streams (core/seeding.py).
+        self.task_gen = seeding.generator(seeding.TRAIN, seed)
         self.learner = self.algo_cls(config.algorithm, self.spec, self.device, init_gen, config.run.iterations)
         self.eval_batch = self.family.evaluation_batch(config.run.eval_tasks, config.run.eval_seed).to(self.device)
         self.grid = self.family.input_grid().to(self.device)
@@ -143,6 +157,14 @@ class Trainer:
             tensors, meta = load_tensors(run_dir / CHECKPOINT)
         except UnreadableFile as e:
             raise ConfigError(f"{run_dir / CHECKPOINT}: cannot resume: {e}") from None
+        done = int(meta.get("iteration", -1))
+        if (meta.get("algorithm"), meta.get("family")) != (config.algorithm_name, config.family):
+            raise ConfigError(f"{run_dir / CHECKPOINT}: the checkpoint is {meta.get('algorithm')} on "
+                              f"{meta.get('family')}, but {run_dir / CONFIG} says {config.algorithm_name} on "
+                              f"{config.family}")
+        if config.run.iterations < done or (config.run.iterations == done and _status(run_dir) == "finished"):
+            raise ConfigError(f"{run_dir}: the run is at iteration {done} of {config.run.iterations}; pass "
+                              f"--iterations N with N > {done} to train further")
         trainer = cls(config, run_dir, callbacks, _resuming=True)
         try:
             trainer.learner.load_state_tensors({k: v.to(trainer.device) for k, v in tensors.items()})
@@ -165,7 +187,8 @@ class Trainer:
         steps = list(range(cfg.eval_steps + 1))
         evaluation = ev.Evaluation(self.iteration, "mse", steps, per_task, mean, ci, trained_steps=rule.steps)
         self.last_eval = evaluation
-        self.emit(evaluation)
+        self.emit(dataclasses.replace(evaluation, steps=list(steps), per_task=per_task.copy(), mean=mean.copy(),
+                                      ci95=ci.copy()))
         r = min(cfg.render_tasks, len(b))
         if r > 0:
             sub = type(b)(b.params[:r], b.xs[:r], b.ys[:r], b.xq[:r], b.yq[:r])
@@ -236,7 +259,7 @@ class Trainer:
                 its = ((window[-1][0] - window[0][0]) / (window[-1][1] - window[0][1])
                        if len(window) > 1 and window[-1][1] > window[0][1] else 1.0 / max(t1 - t0, 1e-9))
                 self.last_metrics = metrics
-                self.emit(ev.IterationMetrics(self.iteration, metrics, self.elapsed, its))
+                self.emit(ev.IterationMetrics(self.iteration, dict(metrics), self.elapsed, its))
                 if self.iteration % cfg.eval_interval == 0 or self.iteration == total:
                     self.evaluate()
                 if self.iteration % cfg.checkpoint_interval == 0 and self.iteration < total:

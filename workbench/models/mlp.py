@@ -74,7 +74,11 @@ def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _act(z: torch.Tensor, activation: str) -> torch.Tensor:
-    return torch.relu(z) if activation == "relu" else torch.tanh(z)
+    if activation == "relu":
+        return torch.relu(z)
+    if activation == "tanh":
+        return torch.tanh(z)
+    raise ValueError(f"unknown activation {activation!r}")
 
 
 def forward(params: list[torch.Tensor], x: torch.Tensor, activation: str = "relu",

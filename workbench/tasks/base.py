@@ -10,6 +10,8 @@ from typing import ClassVar
 
 import torch
 
+from workbench.core import seeding
+
 
 @dataclass
 class TaskBatch:
@@ -71,25 +73,29 @@ class RegressionFamily:
     def sample_batch(self, n: int, generator: torch.Generator) -> TaskBatch:
         return self.batch_for(self.sample_task_params(n, generator), generator)
 
-    def evaluation_batch(self, n: int, seed: int, shots: int | None = None,
-                         query: int | None = None) -> TaskBatch:
-        """A fixed, seeded set of tasks, drawn from a generator that training never uses."""
-        g = torch.Generator().manual_seed(seed)
+    def evaluation_batch(self, n: int, seed: int, shots: int | None = None, query: int | None = None,
+                         stream: str = seeding.HELD_OUT) -> TaskBatch:
+        """A fixed, seeded set of tasks from a random stream that training never uses."""
+        g = seeding.generator(stream, seed)
         params = self.sample_task_params(n, g)
         return self.batch_for(params, g, shots, self.cfg.eval_query if query is None else query)
 
     def render(self, batch: TaskBatch, preds: torch.Tensor, grid: torch.Tensor, steps: list[int]) -> dict:
         """The render payload for the GUI's rollout view (numpy arrays only)."""
         truth = self.function(batch.params, grid.expand(len(batch), *grid.shape))
+
+        def arr(t: torch.Tensor):  # a copy: the payload must share no memory with the trainer's tensors
+            return t.detach().cpu().numpy().copy()
+
         return {
             "kind": "regression-1d",
             "family": self.name,
-            "task_params": batch.params.cpu().numpy(),
+            "task_params": arr(batch.params),
             "task_param_names": list(self.task_param_names),
-            "x": grid[:, 0].cpu().double().numpy(),
-            "y_true": truth[..., 0].cpu().numpy(),
-            "x_support": batch.xs[..., 0].cpu().numpy(),
-            "y_support": batch.ys[..., 0].cpu().numpy(),
+            "x": arr(grid[:, 0].double()),
+            "y_true": arr(truth[..., 0]),
+            "x_support": arr(batch.xs[..., 0]),
+            "y_support": arr(batch.ys[..., 0]),
             "steps": list(steps),
-            "pred": preds[..., 0].cpu().numpy(),  # (tasks, steps+1, G)
+            "pred": arr(preds[..., 0]),  # (tasks, steps+1, G)
         }
