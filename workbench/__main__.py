@@ -1,3 +1,4 @@
 from workbench.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # guarded: the app's trainer process (spawn) re-imports the main module
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""The desktop app, offscreen, driven like a user: presets, start / pause / resume / stop, export, reopen."""
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QPushButton, QSpinBox, QWidget
+
+from conftest import PRESETS
+
+REQUIRED_NAMES = ["taskFamilyCombo", "algorithmCombo", "deviceCombo", "startButton", "pauseButton", "stopButton",
+                  "metaLossPlot", "adaptationPlot", "rolloutView", "iterationLabel"]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("WORKBENCH_SETTINGS", str(tmp_path / "settings.ini"))
+    from workbench.gui import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    if w.running:
+        w.stop()
+        w.thread.wait(10_000)
+
+
+def small_preset(tmp_path, iterations=1_000_000, **run) -> Path:
+    text = (PRESETS / "maml-sinusoid.toml").read_text()
+    settings = {"iterations": iterations, "eval_interval": 100, "eval_tasks": 12, "eval_steps": 4,
+                "checkpoint_interval": 100, **run}
+    for key, value in settings.items():
+        lines = [ln for ln in text.splitlines() if not ln.startswith(f"{key} =")]
+        i = lines.index("[run]")
+        lines.insert(i + 1, f"{key} = {value}")
+        text = "\n".join(lines) + "\n"
+    path = tmp_path / "small.toml"
+    path.write_text(text.replace('name = "maml-sinusoid"', 'name = "small"'))
+    return path
+
+
+def test_required_widgets_have_their_object_names(window):
+    for name in REQUIRED_NAMES:
+        assert window.findChild(QWidget, name) is not None, name
+    assert window.findChild(QComboBox, "deviceCombo").findText("cpu") >= 0
+
+
+def test_algorithm_combo_lists_only_algorithms_of_the_family(window):
+    from workbench.core.registry import ALGORITHMS
+
+    combo = window.findChild(QComboBox, "algorithmCombo")
+    items = [combo.itemText(i) for i in range(combo.count())]
+    family = window.findChild(QComboBox, "taskFamilyCombo").currentText()
+    assert items == [n for n, cls in ALGORITHMS.items() if family in cls.families]
+    assert {"maml", "metasgd", "anil", "reptile", "pretrained", "scratch"} <= set(items)
+
+
+def test_loading_a_preset_fills_every_panel_and_edits_mark_it_modified(window, tmp_path):
+    assert window.load_preset(PRESETS / "metasgd-sinusoid.toml")
+    assert window.findChild(QComboBox, "algorithmCombo").currentText() == "metasgd"
+    assert window.algorithm_form.values()["lr_init_max"] == 0.1
+    from workbench.core.config import ExperimentConfig
+
+    assert window.current_config() == ExperimentConfig.load(PRESETS / "metasgd-sinusoid.toml")
+    assert "*" not in window.windowTitle()
+    window.algorithm_form.editors["meta_batch"].setValue(7)
+    assert "*" in window.windowTitle()
+    saved = tmp_path / "mine.toml"
+    assert window.save_preset(saved)
+    assert ExperimentConfig.load(saved).algorithm.meta_batch == 7 and "*" not in window.windowTitle()
+    assert str(saved.resolve()) in window._recent()
+
+
+def test_a_bad_preset_leaves_the_panels_unchanged(window, tmp_path):
+    window.load_preset(PRESETS / "anil-sinusoid.toml")
+    before = window.current_config()
+    bad = tmp_path / "bad.toml"
+    bad.write_text((PRESETS / "maml-sinusoid.toml").read_text().replace("inner_lr = 0.01", "inner_lrr = 0.5"))
+    assert not window.load_preset(bad)
+    title, text = window.last_error
+    assert str(bad) in text and "inner_lrr" in text and "did you mean 'inner_lr'" in text
+    assert window.current_config() == before
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[task\n")
+    assert not window.load_preset(broken)
+    assert "malformed TOML" in window.last_error[1] and window.current_config() == before
+
+
+def test_invalid_values_are_refused_at_the_field(window, qtbot):
+    lr = window.algorithm_form.editors["inner_lr"]
+    assert isinstance(lr, QDoubleSpinBox) and lr.minimum() > 0 and lr.maximum() == 10.0
+    lr.setValue(-3)
+    assert lr.value() == lr.minimum()
+    iters = window.run_form.editors["iterations"]
+    assert isinstance(iters, QSpinBox)
+    old = iters.value()
+    iters.lineEdit().selectAll()
+    qtbot.keyClicks(iters.lineEdit(), "abc")
+    iters.interpretText()
+    assert iters.value() == old
+    assert "Allowed" in lr.toolTip() and "inner" in lr.toolTip()
+
+
+def _wait_evaluations(window, qtbot, n, timeout=30_000):
+    qtbot.waitUntil(lambda: len(window.adaptation.evaluations) >= n, timeout=timeout)
+
+
+def test_train_pause_resume_stop_export_reopen(window, qtbot, tmp_path):
+    assert window.load_preset(small_preset(tmp_path))
+    start, pause, stop = (window.findChild(QPushButton, n) for n in ("startButton", "pauseButton", "stopButton"))
+    qtbot.mouseClick(start, Qt.MouseButton.LeftButton)
+    assert window.running and not window.config_panel.isEnabled()
+    _wait_evaluations(window, qtbot, 3)  # the one at iteration 0 and two more
+
+    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.worker.is_paused and pause.text().endswith("Resume"), timeout=5_000)
+    qtbot.wait(200)
+    at = window.worker.iteration
+    qtbot.wait(400)
+    assert window.worker.iteration == at  # paused
+    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.worker.iteration > at + 10, timeout=10_000)
+    assert not window.worker.is_paused
+
+    t0 = time.perf_counter()
+    qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
+    assert time.perf_counter() - t0 < 0.5  # the button answers at once
+    qtbot.waitUntil(lambda: not window.running, timeout=15_000)
+    assert window.config_panel.isEnabled() and window.bundle_path is not None and window.bundle_path.is_file()
+    assert window.findChild(QWidget, "iterationLabel").text().startswith("iteration ")
+
+    # the plots hold what the trainer emitted (and wrote to the run directory)
+    run = window.run_dir
+    with open(run / "metrics.csv", newline="") as f:
+        metrics = list(csv.DictReader(f))
+    np.testing.assert_array_equal(window.meta_loss.x.data, [float(r["iteration"]) for r in metrics])
+    np.testing.assert_allclose(window.meta_loss.y.data, [float(r["loss"]) for r in metrics])
+    with open(run / "eval.csv", newline="") as f:
+        evals = list(csv.DictReader(f))
+    last_iter = max(int(r["iteration"]) for r in evals)
+    last_mean = [float(r["mean"]) for r in evals if int(r["iteration"]) == last_iter]
+    shown = window.adaptation.evaluations[-1]
+    assert shown.iteration == last_iter
+    np.testing.assert_allclose(shown.mean, last_mean)
+    x, y = window.adaptation.mean.getData()
+    np.testing.assert_allclose(10 ** y if window.adaptation.log.isChecked() else y, last_mean, rtol=1e-6)
+    assert window.rollouts.payload is not None and window.rollouts.payload["pred"].shape[1] == 5
+
+    # curves stay after the run; export the model and reopen it
+    exported = tmp_path / "exported.safetensors"
+    assert window.export_model(exported) and exported.is_file()
+    assert window.export_model(tmp_path / "exported.onnx")
+    assert window.open_model(exported)
+    assert len(window.adaptation.evaluations) == 1 and window.rollouts.payload is not None
+    files = window.export_plots(tmp_path / "plots")
+    assert (tmp_path / "plots" / "meta_loss.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "adaptation.csv").read_text().strip()
+    assert any(p.name.startswith("rollout_task") for p in files)
+
+
+def test_a_bad_bundle_shows_a_dialog_and_changes_nothing(window, tmp_path):
+    before = window.current_config()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    assert not window.open_model(bad)
+    assert str(bad) in window.last_error[1]
+    assert window.current_config() == before
+
+
+def test_an_error_in_the_worker_shows_a_dialog_and_the_app_stays_usable(window, qtbot, tmp_path):
+    window.load_preset(small_preset(tmp_path))
+    combo = window.findChild(QComboBox, "deviceCombo")
+    combo.addItem("cuda:9")
+    combo.setCurrentText("cuda:9")
+    window.start()
+    qtbot.waitUntil(lambda: not window.running, timeout=10_000)
+    title, text = window.last_error
+    assert title == "Training failed" and "run.device" in text and "cuda:9" in text
+    assert window.findChild(QPushButton, "startButton").isEnabled()
+    combo.setCurrentText("cpu")
+    window.run_form.editors["iterations"].setValue(30)
+    assert window.start()
+    qtbot.waitUntil(lambda: not window.running, timeout=20_000)
+    assert window.bundle_path is not None
+
+
+def test_closing_during_training_stops_the_worker_and_keeps_a_checkpoint(window, qtbot, tmp_path):
+    window.load_preset(small_preset(tmp_path))
+    window.start()
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.iteration > 150, timeout=20_000)
+    thread, run = window.thread, window.run_dir
+    t0 = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t0 < 2.0
+    assert thread.isFinished()
+    assert (run / "checkpoint.safetensors").is_file()
+    assert '"stopped"' in (run / "status.json").read_text()
