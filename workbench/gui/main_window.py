@@ -10,8 +10,8 @@ import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout, QGroupBox, QLabel, QMainWindow,
-                               QMessageBox, QProgressBar, QPushButton, QScrollArea, QToolBar, QVBoxLayout,
-                               QWidget)
+                               QMessageBox, QProgressBar, QPushButton, QScrollArea, QStyle, QToolBar,
+                               QVBoxLayout, QWidget)
 
 from workbench.core.config import ExperimentConfig, MetaInfo, ModelConfig, RunConfig
 from workbench.core.errors import WorkbenchError
@@ -231,15 +231,19 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Run")
         bar.setObjectName("runToolbar")
         bar.setMovable(False)
-        self.start_button = QPushButton("▶  Start")
+        style = self.style()
+        self._icons = {k: style.standardIcon(v) for k, v in (
+            ("start", QStyle.StandardPixmap.SP_MediaPlay), ("pause", QStyle.StandardPixmap.SP_MediaPause),
+            ("stop", QStyle.StandardPixmap.SP_MediaStop))}
+        self.start_button = QPushButton(self._icons["start"], "Start")
         self.start_button.setObjectName("startButton")
         self.start_button.setToolTip("Start training (Ctrl+R)")
         self.start_button.clicked.connect(self.start)
-        self.pause_button = QPushButton("⏸  Pause")
+        self.pause_button = QPushButton(self._icons["pause"], "Pause")
         self.pause_button.setObjectName("pauseButton")
         self.pause_button.setToolTip("Pause / resume (Space)")
         self.pause_button.clicked.connect(self.toggle_pause)
-        self.stop_button = QPushButton("■  Stop")
+        self.stop_button = QPushButton(self._icons["stop"], "Stop")
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setToolTip("Stop after this iteration, keeping a checkpoint (Ctrl+.)")
         self.stop_button.clicked.connect(self.stop)
@@ -533,7 +537,9 @@ class MainWindow(QMainWindow):
             w.setEnabled(can_pause)
         for w in (self.stop_button, self.act_stop):
             w.setEnabled(running and self.run_state != "stopping")
-        self.pause_button.setText("▶  Resume" if self.run_state == "paused" else "⏸  Pause")
+        paused = self.run_state == "paused"
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pause_button.setIcon(self._icons["start" if paused else "pause"])
         self.act_pause.setText("Resume" if self.run_state == "paused" else "Pause")
         self.act_export.setEnabled(self.bundle_path is not None and not running)
         if self.run_state == "stopping":
@@ -548,6 +554,7 @@ class MainWindow(QMainWindow):
 
     def _on_finished(self, event) -> None:
         self.drain()
+        self.meta_loss.redraw(force_range=True)
         if event.bundle_path:
             self.bundle_path = Path(event.bundle_path)
         if event.status == "failed":
@@ -650,7 +657,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot export model", f"{path}: {e}")
             return False
         self.settings.setValue("lastModelDir", str(path.parent))
-        self.statusBar().showMessage(f"Exported {path}", 5000)
+        self.statusBar().showMessage(f"Exported the model to {path}", 0)
         return True
 
     def _export_model_dialog(self) -> None:

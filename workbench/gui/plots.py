@@ -154,6 +154,7 @@ class MetaLossPlot(QWidget):
         self.ema.valueChanged.connect(self._resmooth)
         self.log.toggled.connect(self._set_log)
         p.setLogMode(y=True)
+        p.setRange(xRange=(0, 1000), yRange=(-1, 1), padding=0)  # until data arrives
 
     def clear(self) -> None:
         for s in (self.x, self.y, self.y_smooth, self.ex, self.eb, self.ea):
@@ -254,6 +255,7 @@ class AdaptationPlot(QWidget):
         self.slider.valueChanged.connect(self._on_slider)
         self.log.toggled.connect(lambda on: (p.setLogMode(y=on), self.show_index(self.slider.value())))
         p.setLogMode(y=True)
+        p.setRange(xRange=(0, 10), yRange=(-2, 1), padding=0)  # until data arrives
 
     def clear(self) -> None:
         self.evaluations = []
@@ -347,8 +349,7 @@ class RegressionRenderer(pg.GraphicsLayoutWidget):
                 if i == 0 and name:
                     plot.legend.addItem(item, name)
                 step_items.append(item)
-            support = pg.ScatterPlotItem(size=9, brush=pg.mkBrush("#edc948"), pen=pg.mkPen("#202020"),
-                                         name="support points")
+            support = pg.ScatterPlotItem(size=9, brush=pg.mkBrush("#edc948"), pen=pg.mkPen("#202020"))
             plot.addItem(support)
             if i == 0:
                 plot.legend.addItem(support, "support points")

@@ -11,9 +11,11 @@ at ~70% of its headless speed; in its own process it keeps >= 90% and the event 
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 import threading
 import time
 import traceback
+import types
 from collections import deque
 from pathlib import Path
 
@@ -113,6 +115,22 @@ def _train_in_child(config: dict | None, run_dir: str | None, resume: bool, conn
         conn.close()
 
 
+def _start_without_main(proc) -> None:
+    """Start a spawned process without re-running the parent's ``__main__`` in it.
+
+    Spawn normally re-imports the main script in the child; a script that opens the window without an
+    ``if __name__ == "__main__"`` guard would then start a second app there.  The child needs nothing from
+    ``__main__`` (its target lives in this module), so hide it for the duration of ``start()``.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        proc.start()
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 class TrainerWorker(QObject):
     runStarted = Signal(object)  # events.RunStarted
     paused = Signal(int)
@@ -168,7 +186,7 @@ class TrainerWorker(QObject):
                                        self._stop, self._pause))
         said_done = False
         try:
-            proc.start()
+            _start_without_main(proc)
             send.close()  # the child holds the writing end; EOF then means it is gone
             self.pid = proc.pid
             while not said_done:
