@@ -44,6 +44,12 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _group(title: str, widget: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    QVBoxLayout(box).addWidget(widget)
+    return box
+
+
 class MainWindow(QMainWindow):
     def __init__(self, preset: str | Path | None = None, parent=None):
         super().__init__(parent)
@@ -118,11 +124,8 @@ class MainWindow(QMainWindow):
         algo_lay.addLayout(self.algorithm_form_holder)
         lay.addWidget(algo_box)
 
-        model_box = QGroupBox("Model")
-        model_lay = QVBoxLayout(model_box)
         self.model_form = ConfigForm(ModelConfig)
-        model_lay.addWidget(self.model_form)
-        lay.addWidget(model_box)
+        lay.addWidget(_group("Model", self.model_form))
 
         run_box = QGroupBox("Run")
         run_lay = QVBoxLayout(run_box)
@@ -137,11 +140,8 @@ class MainWindow(QMainWindow):
         run_lay.addWidget(self.run_form)
         lay.addWidget(run_box)
 
-        meta_box = QGroupBox("Preset")
-        meta_lay = QVBoxLayout(meta_box)
         self.meta_form = ConfigForm(MetaInfo)
-        meta_lay.addWidget(self.meta_form)
-        lay.addWidget(meta_box)
+        lay.addWidget(_group("Preset", self.meta_form))
         lay.addStretch(1)
 
         self.family_form: ConfigForm | None = None

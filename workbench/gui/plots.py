@@ -101,18 +101,25 @@ def _set_range(plot: pg.PlotItem, x: np.ndarray, ys: list[np.ndarray], log_y: bo
     plot.setRange(xRange=(x0, x1), yRange=(lo, hi), padding=0.04)
 
 
+def make_plot(name: str, xlabel: str, ylabel: str) -> pg.PlotWidget:
+    """A PlotWidget with its objectName, axis labels, a light grid and a legend."""
+    widget = pg.PlotWidget()
+    widget.setObjectName(name)
+    p = widget.getPlotItem()
+    p.setLabel("bottom", xlabel)
+    p.setLabel("left", ylabel)
+    p.showGrid(x=True, y=True, alpha=0.2)
+    p.addLegend(offset=(-10, 10))
+    return widget
+
+
 class MetaLossPlot(QWidget):
     """Outer training loss per iteration (raw and EMA-smoothed) and held-out loss before / after adaptation."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = pg.PlotWidget()
-        self.plot.setObjectName("metaLossPlot")
+        self.plot = make_plot("metaLossPlot", "meta-iteration", "loss")
         p = self.plot.getPlotItem()
-        p.setLabel("bottom", "meta-iteration")
-        p.setLabel("left", "loss")
-        p.showGrid(x=True, y=True, alpha=0.2)
-        p.addLegend(offset=(-10, 10))
         p.enableAutoRange(False)
         # bare curve items: the two live curves are redrawn ~30 times a second
         self.raw = pg.PlotCurveItem(pen=pg.mkPen((120, 150, 200, 90), width=1), skipFiniteCheck=True)
@@ -217,13 +224,8 @@ class AdaptationPlot(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = pg.PlotWidget()
-        self.plot.setObjectName("adaptationPlot")
+        self.plot = make_plot("adaptationPlot", "inner step", "held-out loss")
         p = self.plot.getPlotItem()
-        p.setLabel("bottom", "inner step")
-        p.setLabel("left", "held-out loss")
-        p.showGrid(x=True, y=True, alpha=0.2)
-        p.addLegend(offset=(-10, 10))
         self.tasks = p.plot(name="each held-out task", pen=pg.mkPen((160, 160, 170, 45), width=1), connect="finite")
         self.upper = pg.PlotDataItem(pen=pg.mkPen(None))
         self.lower = pg.PlotDataItem(pen=pg.mkPen(None))
