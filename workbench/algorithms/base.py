@@ -24,9 +24,12 @@ class MetaLearner:
     families: ClassVar[tuple[str, ...]] = ("sinusoid",)
     summary: ClassVar[str] = ""
 
+    train_metric: ClassVar[str] = "loss"
+    eval_metric: ClassVar[str] = "mse"
+
     def __init__(self, cfg, spec: MLPSpec, device: torch.device, generator: torch.Generator,
-                 total_iterations: int):
-        self.cfg, self.spec, self.device = cfg, spec, device
+                 total_iterations: int, family=None):
+        self.cfg, self.spec, self.device, self.family = cfg, spec, device, family
         self.total_iterations = max(1, total_iterations)
         self.params = [p.requires_grad_() for p in spec.init(generator, device)]
         self.extras: dict[str, list[torch.Tensor]] = {}
@@ -43,6 +46,12 @@ class MetaLearner:
         """Default: one outer gradient step on :meth:`outer_loss` of the batch."""
         loss = self.outer_loss(self.params, batch.xs, batch.ys, batch.xq, batch.yq)
         return {"loss": self.gradient_step(loss, self.optimizer)}
+
+    def evaluate(self, family, batch, steps: int, render_tasks: int):
+        """Adaptation curves of the held-out tasks (and a render of the first few): an EvalOutcome."""
+        from workbench.core.evaluation import supervised_outcome
+
+        return supervised_outcome(self.params, self.adaptation_rule(), family, batch, steps, render_tasks)
 
     def adaptation_rule(self) -> AdaptationRule:
         return AdaptationRule([float(self.cfg.inner_lr)] * len(self.params), 0, self.cfg.inner_steps,

@@ -18,6 +18,7 @@ import torch
 
 from . import seeding
 from .adaptation import AdaptationRule, adaptation_curve, inner_step
+from .evaluation import events_from, supervised_outcome
 from .config import build_section
 from .errors import BundleError, ConfigError
 from .registry import FAMILIES
@@ -136,23 +137,10 @@ class MetaModel(AdaptedModel):
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
         """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits."""
-        from . import events as ev
-
         steps = max(10, self.rule.steps) if steps is None else steps
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
-        losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, steps)
-        per_task = losses.double().numpy()
-        mean, ci = mean_ci95(per_task)
-        iteration = int(self.meta.get("training", {}).get("iterations", 0))
-        evaluation = ev.Evaluation(iteration, "mse", list(range(steps + 1)), per_task, mean, ci,
-                                   trained_steps=self.rule.steps)
-        r = min(render_tasks, tasks)
-        grid = self.family.input_grid()
-        sub = type(batch)(batch.params[:r], batch.xs[:r], batch.ys[:r], batch.xq[:r], batch.yq[:r])
-        _, preds = adaptation_curve(self._params, self.rule, sub.xs, sub.ys, sub.xq, sub.yq, steps,
-                                    grid.expand(r, *grid.shape))
-        render = ev.Render(iteration, self.family.render(sub, preds, grid, evaluation.steps))
-        return evaluation, render
+        outcome = supervised_outcome(self._params, self.rule, self.family, batch, steps, render_tasks)
+        return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
 
     def to_onnx(self, path: str | Path) -> Path:
         from .onnx_export import write_onnx

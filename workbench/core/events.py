@@ -19,6 +19,8 @@ class RunStarted:
     device: str
     family: str
     algorithm: str
+    train_metric: str = "loss"  # the metric the meta-loss view plots
+    eval_metric: str = "mse"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,13 @@ class Evaluation:
     mean: np.ndarray  # (len(steps),)
     ci95: np.ndarray  # (len(steps),) half-width of the 95% confidence interval of the mean
 
+    trained_steps: int = 1
+    references: dict = field(default_factory=dict)  # name -> mean metric of a reference method
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric == "return"
+
     @property
     def before(self) -> float:
         return float(self.mean[0])
@@ -46,8 +55,6 @@ class Evaluation:
     def after(self) -> float:
         """Held-out loss after the trained number of inner steps (or the last step evaluated)."""
         return float(self.mean[min(self.trained_steps, len(self.mean) - 1)])
-
-    trained_steps: int = 1
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,12 @@ import torch
 
 from . import events as ev
 from . import seeding
-from .adaptation import adaptation_curve
+from .evaluation import copy_evaluation, events_from
 from .bundle import write_bundle
 from .config import ExperimentConfig
 from .errors import ConfigError, TrainingDiverged
 from .recorder import RunRecorder
 from .registry import ALGORITHMS, FAMILIES
-from .stats import mean_ci95
 from .storage import UnreadableFile, load_tensors, save_tensors
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -102,9 +101,9 @@ class Trainer:
         init_gen = seeding.generator(seeding.INIT, seed)
         # Training tasks, the held-out set and test tasks come from separate streams (core/seeding.py).
         self.task_gen = seeding.generator(seeding.TRAIN, seed)
-        self.learner = self.algo_cls(config.algorithm, self.spec, self.device, init_gen, config.run.iterations)
+        self.learner = self.algo_cls(config.algorithm, self.spec, self.device, init_gen, config.run.iterations,
+                                     family=self.family)
         self.eval_batch = self.family.evaluation_batch(config.run.eval_tasks, config.run.eval_seed).to(self.device)
-        self.grid = self.family.input_grid().to(self.device)
         self.iteration = 0
         self.elapsed = 0.0
         self.last_metrics: dict[str, float] = {}
@@ -179,23 +178,12 @@ class Trainer:
     # -- work ------------------------------------------------------------------------------------
     def evaluate(self) -> ev.Evaluation:
         cfg = self.config.run
-        b = self.eval_batch
-        rule = self.learner.adaptation_rule()
-        losses, _ = adaptation_curve(self.learner.params, rule, b.xs, b.ys, b.xq, b.yq, cfg.eval_steps)
-        per_task = losses.double().cpu().numpy()
-        mean, ci = mean_ci95(per_task)
-        steps = list(range(cfg.eval_steps + 1))
-        evaluation = ev.Evaluation(self.iteration, "mse", steps, per_task, mean, ci, trained_steps=rule.steps)
+        outcome = self.learner.evaluate(self.family, self.eval_batch, cfg.eval_steps, cfg.render_tasks)
+        evaluation, render = events_from(self.iteration, outcome)
         self.last_eval = evaluation
-        self.emit(dataclasses.replace(evaluation, steps=list(steps), per_task=per_task.copy(), mean=mean.copy(),
-                                      ci95=ci.copy()))
-        r = min(cfg.render_tasks, len(b))
-        if r > 0:
-            sub = type(b)(b.params[:r], b.xs[:r], b.ys[:r], b.xq[:r], b.yq[:r])
-            grid = self.grid.expand(r, *self.grid.shape)
-            _, preds = adaptation_curve(self.learner.params, rule, sub.xs, sub.ys, sub.xq, sub.yq,
-                                        cfg.eval_steps, grid)
-            self.emit(ev.Render(self.iteration, self.family.render(sub, preds, self.grid, steps)))
+        self.emit(copy_evaluation(evaluation))
+        if render is not None:
+            self.emit(render)
         return evaluation
 
     def checkpoint(self) -> Path | None:
@@ -233,7 +221,8 @@ class Trainer:
         if self.recorder is not None:
             self.recorder.start(self.config)
         self.emit(ev.RunStarted(str(self.run_dir) if self.run_dir else None, self.iteration, total,
-                                str(self.device), self.config.family, self.config.algorithm_name))
+                                str(self.device), self.config.family, self.config.algorithm_name,
+                                self.learner.train_metric, self.learner.eval_metric))
         if self.iteration == 0:
             self.evaluate()
         window: deque[tuple[int, float]] = deque(maxlen=64)

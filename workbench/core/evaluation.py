@@ -1,0 +1,50 @@
+"""Held-out evaluation: what an algorithm reports about adaptation, and the events made from it."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import events as ev
+from .adaptation import AdaptationRule, adaptation_curve
+from .stats import mean_ci95
+
+
+@dataclass
+class EvalOutcome:
+    metric: str  # "mse" (lower is better) or "return" (higher is better)
+    per_task: np.ndarray  # (tasks, len(steps)): each held-out task's adaptation curve
+    steps: list[int]  # inner steps (or episodes within a trial, or context size) 0..S
+    trained_steps: int  # the step that counts as "after adaptation"
+    payload: dict | None = None  # the family's render payload, or None
+    references: dict[str, float] = field(default_factory=dict)  # e.g. Thompson sampling's mean return
+
+
+def events_from(iteration: int, outcome: EvalOutcome) -> tuple[ev.Evaluation, ev.Render | None]:
+    per_task = np.array(outcome.per_task, dtype=np.float64)
+    mean, ci = mean_ci95(per_task)
+    evaluation = ev.Evaluation(iteration, outcome.metric, list(outcome.steps), per_task, mean, ci,
+                               trained_steps=outcome.trained_steps, references=dict(outcome.references))
+    render = ev.Render(iteration, outcome.payload) if outcome.payload is not None else None
+    return evaluation, render
+
+
+def copy_evaluation(e: ev.Evaluation) -> ev.Evaluation:
+    return dataclasses.replace(e, steps=list(e.steps), per_task=e.per_task.copy(), mean=e.mean.copy(),
+                               ci95=e.ci95.copy(), references=dict(e.references))
+
+
+def supervised_outcome(params: list[torch.Tensor], rule: AdaptationRule, family, batch, steps: int,
+                       render_tasks: int) -> EvalOutcome:
+    """Query MSE of every held-out task after 0..steps inner steps, and the render of the first few."""
+    losses, _ = adaptation_curve(params, rule, batch.xs, batch.ys, batch.xq, batch.yq, steps)
+    outcome = EvalOutcome("mse", losses.double().cpu().numpy(), list(range(steps + 1)), rule.steps)
+    r = min(render_tasks, len(batch))
+    if r > 0:
+        sub = type(batch)(batch.params[:r], batch.xs[:r], batch.ys[:r], batch.xq[:r], batch.yq[:r])
+        grid = family.input_grid().to(batch.xs.device)
+        _, preds = adaptation_curve(params, rule, sub.xs, sub.ys, sub.xq, sub.yq, steps, grid.expand(r, *grid.shape))
+        outcome.payload = family.render(sub, preds, grid, outcome.steps)
+    return outcome
