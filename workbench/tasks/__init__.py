@@ -1,2 +1,2 @@
 """Task families; importing this package registers the built-in ones."""
-from . import sinusoid  # noqa: F401
+from . import bandits, navigation, sinusoid, tabular  # noqa: F401

@@ -1,0 +1,215 @@
+"""MAML for reinforcement learning with a TRPO outer update (Finn et al. 2017 sec. 5.3, Algorithm 3;
+the estimator of pytorch-maml-rl).
+
+    for each task T_i of the meta-batch (all at once, tasks are a batch dimension):
+        sample N trajectories D_i with f_θ;  advantages from a linear baseline fitted per task
+        θ'_i = θ − α ∇_θ L_i(θ, D_i),  L_i = −mean(log π_θ(a|s) · A)        (REINFORCE, any number of steps)
+        sample N trajectories D'_i with f_θ'_i
+    θ ← TRPO step on Σ_i −mean(π_θ'_i(a|s) / π_old(a|s) · A') with mean KL(π_old || π_θ'_i) <= δ,
+        differentiating through θ'_i(θ) (second order; with ``first_order`` the inner gradient is a constant)
+
+The surrogate is a deterministic function of θ given the sampled trajectories, so its gradient can be
+checked against finite differences (tests/test_rl.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from workbench.core import seeding
+from workbench.core.config import param
+from workbench.core.errors import TrainingDiverged
+from workbench.core.evaluation import EvalOutcome
+from workbench.core.registry import ALGORITHMS
+from workbench.rl.policies import make_policy
+from workbench.rl.returns import gae
+from workbench.rl.rollout import collect
+from workbench.rl.trpo import trpo_step
+
+from .base import MetaLearner
+
+RL_FAMILIES = ("navigation", "bandits", "tabular")
+MAX_REJECTED = 10  # consecutive line-search failures before the run stops
+
+
+@dataclass
+class MAMLTRPOConfig:
+    inner_lr: float = param(0.1, "α: learning rate of the inner policy-gradient step.", low=0.0, high=100.0,
+                            low_inclusive=False)
+    inner_steps: int = param(1, "Inner policy-gradient steps (each on fresh trajectories).", low=0, high=10)
+    first_order: bool = param(False, "Treat the inner gradient as a constant (first-order MAML).")
+    meta_batch: int = param(20, "Tasks per meta-batch.", low=1, high=1000)
+    trajectories: int = param(20, "Trajectories per task for each inner step and for the outer update.", low=1,
+                              high=10_000)
+    gamma: float = param(0.99, "Discount factor γ.", low=0.0, high=1.0)
+    gae_lambda: float = param(1.0, "GAE λ.", low=0.0, high=1.0)
+    max_kl: float = param(0.01, "δ: TRPO's bound on the mean KL divergence of a step.", low=0.0, high=10.0,
+                          low_inclusive=False)
+    cg_iters: int = param(10, "Conjugate-gradient iterations.", low=1, high=200)
+    cg_damping: float = param(1e-5, "Damping added to the Fisher-vector products.", low=0.0, high=10.0)
+    ls_max_steps: int = param(15, "Backtracking line-search steps.", low=1, high=100)
+    ls_backtrack_ratio: float = param(0.8, "Line-search shrink factor.", low=0.0, high=1.0, low_inclusive=False)
+    fisher_subsample: int = param(5, "Fisher-vector products use every k-th observation.", low=1, high=100)
+    exact_fisher: bool = param(False, "Fisher-vector products through the second-order inner update (exact, "
+                               "~10x slower); by default its curvature is taken with the inner gradient held "
+                               "fixed. The line search always checks the exact KL.")
+
+
+class RLMetaLearner(MetaLearner):
+    """Shared by the gradient-based RL learners: a functional policy, rollouts, adaptation, evaluation."""
+
+    families = RL_FAMILIES
+    train_metric = "return"
+    eval_metric = "return"
+    adapt_in_training = True
+
+    def __init__(self, cfg, spec, device, generator, total_iterations, family=None):
+        self.policy = make_policy(family, spec.hidden, spec.activation)
+        super().__init__(cfg, spec, device, generator, total_iterations, family=family)
+        self.params = [p.requires_grad_() for p in self.policy.init(generator, device)]
+        self.sample_gen = torch.Generator(device="cpu").manual_seed(
+            int(torch.randint(2**62, (1,), generator=generator)))
+        self.rejected = 0
+        self.setup_rl()
+
+    def setup(self, generator):  # the policy's parameters exist only after __init__
+        pass
+
+    def setup_rl(self):
+        pass
+
+    # -- adaptation ----------------------------------------------------------------------------------
+    def expand(self, params, n_tasks: int) -> list[torch.Tensor]:
+        return [p.unsqueeze(0).expand(n_tasks, *p.shape) for p in params]
+
+    def inner_loss(self, fast, episodes, adv) -> torch.Tensor:
+        """Sum over tasks of each task's REINFORCE loss −mean(log π(a|s) · A) (each task sees only its own
+        parameters, so the gradient w.r.t. the task-batched parameters is per task)."""
+        logp = self.policy.log_prob(fast, episodes.flat_obs(), episodes.flat_actions())
+        b = logp.shape[0]
+        w = (adv * episodes.mask).reshape(b, -1)
+        return -((logp * w).sum(1) / episodes.mask.reshape(b, -1).sum(1).clamp(min=1)).sum()
+
+    def inner_update(self, fast, episodes, adv, create_graph: bool, values_only: bool = False) -> list[torch.Tensor]:
+        """θ' = θ − α ∇L_inner(θ) per task.  ``values_only``: no graph back to θ (evaluation, line search)."""
+        with torch.enable_grad():
+            if values_only:
+                fast = [f.detach().requires_grad_() for f in fast]
+            loss = self.inner_loss(fast, episodes, adv)
+            grads = torch.autograd.grad(loss, fast, create_graph=create_graph)
+        if not create_graph:
+            grads = [g.detach() for g in grads]
+        new = [p - self.cfg.inner_lr * g for p, g in zip(fast, grads)]
+        return [t.detach() for t in new] if values_only else new
+
+    def advantages(self, episodes):
+        return gae(episodes, self.cfg.gamma, self.cfg.gae_lambda)
+
+    # -- evaluation ----------------------------------------------------------------------------------
+    def evaluate(self, family, batch, steps, render_tasks):
+        """Return of the held-out tasks after 0..steps inner steps (fresh trajectories at each step)."""
+        gen = seeding.generator("eval-rollouts", 0)
+        env = family.make_env(batch.params)
+        fast = self.expand([p.detach() for p in self.params], len(batch))
+        returns, shown = [], []
+        r = min(render_tasks, len(batch))
+        for s in range(steps + 1):
+            episodes = collect(env, self.policy, fast, self.cfg.trajectories, gen)
+            returns.append(episodes.returns.mean(1))
+            shown.append(episodes[:r])
+            if s < steps:
+                fast = self.inner_update(fast, episodes, self.advantages(episodes), False, values_only=True)
+        outcome = EvalOutcome("return", torch.stack(returns, 1).double().cpu().numpy(), list(range(steps + 1)),
+                              self.cfg.inner_steps)
+        if r > 0:
+            outcome.payload = family.render(batch.params[:r], shown, outcome.steps)
+        outcome.references = {k: float(v.mean()) for k, v in family.references(batch.params, 0).items()}
+        return outcome
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state_tensors(self):
+        out = super().state_tensors()
+        out["sample_generator"] = self.sample_gen.get_state()
+        out["rejected"] = torch.tensor(self.rejected)
+        return out
+
+    def load_state_tensors(self, tensors):
+        super().load_state_tensors(tensors)
+        self.sample_gen.set_state(tensors["sample_generator"])
+        self.rejected = int(tensors["rejected"])
+
+    def trpo(self, surrogate, fisher_kl, evaluate) -> dict:
+        c = self.cfg
+        result = trpo_step(self.params, surrogate, fisher_kl, evaluate, c.max_kl, c.cg_damping, c.cg_iters,
+                           c.ls_max_steps, c.ls_backtrack_ratio)
+        self.rejected = 0 if result.accepted else self.rejected + 1
+        if self.rejected >= MAX_REJECTED:
+            raise TrainingDiverged(f"TRPO's line search found no step that improves the surrogate within "
+                                   f"max_kl = {c.max_kl} for {MAX_REJECTED} iterations in a row (the parameters "
+                                   f"were kept; try a larger max_kl or more trajectories)")
+        return {"kl": result.kl, "accepted": float(result.accepted)}
+
+
+class _NoOptimizer:
+    def state_tensors(self, prefix):
+        return {}
+
+    def load_state_tensors(self, prefix, tensors):
+        pass
+
+
+@ALGORITHMS.register
+class MAMLTRPO(RLMetaLearner):
+    name = "maml-trpo"
+    title = "MAML-TRPO"
+    Config = MAMLTRPOConfig
+    summary = "MAML for RL: policy-gradient inner steps, TRPO meta-update through them."
+
+    def setup_rl(self):
+        self.optimizer = _NoOptimizer()  # TRPO updates the parameters itself
+
+    def meta_step(self, batch, iteration):
+        c = self.cfg
+        env = self.family.make_env(batch.params)
+        b = len(batch)
+        fast = self.expand([p.detach() for p in self.params], b)
+        train = []
+        for _ in range(c.inner_steps):
+            episodes = collect(env, self.policy, fast, c.trajectories, self.sample_gen)
+            adv = self.advantages(episodes)
+            train.append((episodes, adv))
+            fast = self.inner_update(fast, episodes, adv, False, values_only=True)
+        sampling = fast
+        valid = collect(env, self.policy, sampling, c.trajectories, self.sample_gen)
+        adv_v = self.advantages(valid)
+        obs_v, act_v, mask = valid.flat_obs(), valid.flat_actions(), valid.mask.reshape(b, -1)
+        old_logp = self.policy.log_prob(sampling, obs_v, act_v).detach()
+        denom = mask.sum().clamp(min=1)
+        before = float(train[0][0].returns.mean()) if train else float(valid.returns.mean())
+        after = self.check_finite(valid.returns.mean())
+
+        # Fisher-vector products on every k-th valid observation (the curvature, not the step, is estimated
+        # from a subsample, as in OpenAI's TRPO); the gradient and the line search use all of them.
+        sub = slice(None, None, c.fisher_subsample)
+
+        def objective(mode: str):
+            """Surrogate and KL at the current θ.  mode "grad": θ'(θ) differentiable to second order;
+            "fisher": the inner gradient held fixed (curvature for the Fisher-vector products);
+            "value": no graph at all (the line search)."""
+            second_order = mode == "grad" and not c.first_order
+            f = self.expand(self.params, b)
+            for episodes, adv in train:  # θ'(θ) on the stored trajectories
+                f = self.inner_update(f, episodes, adv, create_graph=second_order, values_only=mode == "value")
+            if mode == "fisher":
+                m = mask[:, sub]
+                return None, (self.policy.kl(sampling, f, obs_v[:, sub]) * m).sum() / m.sum().clamp(min=1)
+            logp = self.policy.log_prob(f, obs_v, act_v)
+            loss = -(torch.exp(logp - old_logp) * adv_v.reshape(b, -1) * mask).sum() / denom
+            kl = (self.policy.kl(sampling, f, obs_v) * mask).sum() / denom
+            return loss, kl
+
+        info = self.trpo(lambda: objective("grad")[0],
+                         lambda: objective("grad" if c.exact_fisher else "fisher")[1],
+                         lambda: tuple(float(t) for t in objective("value")))
+        return {"return": after, "return_before": before, **info}

@@ -1,0 +1,1 @@
+"""Reinforcement-learning core (Qt-free): functional policies, batched rollouts, returns, TRPO."""

@@ -1,0 +1,89 @@
+"""Policies with explicit parameters, over task-batched parameter lists (see models/mlp.py).
+
+* :class:`GaussianPolicy`: an MLP gives the mean of a diagonal Gaussian; a learned log-std vector.
+* :class:`CategoricalPolicy`: an MLP gives the logits of a categorical distribution.
+
+Parameters are ``mlp params + [log_std]`` (Gaussian) or ``mlp params`` (categorical), shared ``(...)`` or
+task-batched ``(B, ...)``; observations are ``(B, M, obs_dim)``.  The inner MAML step adapts all of them.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from workbench.models import mlp
+from workbench.models.mlp import MLPSpec
+
+
+class GaussianPolicy:
+    discrete = False
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], activation: str = "tanh",
+                 init_std: float = 1.0, min_std: float = 1e-6):
+        self.spec = MLPSpec(obs_dim, act_dim, tuple(hidden), activation)
+        self.act_dim, self.init_std, self.min_log_std = act_dim, init_std, math.log(min_std)
+
+    def init(self, generator, device="cpu") -> list[torch.Tensor]:
+        return self.spec.init(generator, device) + [torch.full((self.act_dim,), math.log(self.init_std),
+                                                               device=device)]
+
+    def _mean_logstd(self, params, obs):
+        mean = mlp.forward(params[:-1], obs, self.spec.activation)
+        log_std = params[-1].clamp(min=self.min_log_std)
+        return mean, (log_std.unsqueeze(-2) if log_std.dim() == 2 else log_std).expand_as(mean)
+
+    def sample(self, params, obs, generator) -> torch.Tensor:
+        mean, log_std = self._mean_logstd(params, obs)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        return mean + log_std.exp() * noise
+
+    def log_prob(self, params, obs, actions) -> torch.Tensor:
+        mean, log_std = self._mean_logstd(params, obs)
+        z = (actions - mean) * torch.exp(-log_std)
+        return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def kl(self, old_params, new_params, obs) -> torch.Tensor:
+        """KL(π_old || π_new) per observation."""
+        m0, s0 = self._mean_logstd(old_params, obs)
+        m1, s1 = self._mean_logstd(new_params, obs)
+        var0, var1 = torch.exp(2 * s0), torch.exp(2 * s1)
+        return (s1 - s0 + (var0 + (m0 - m1).pow(2)) / (2 * var1) - 0.5).sum(-1)
+
+    def mode(self, params, obs) -> torch.Tensor:
+        return self._mean_logstd(params, obs)[0]
+
+
+class CategoricalPolicy:
+    discrete = True
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...], activation: str = "tanh"):
+        self.spec = MLPSpec(obs_dim, n_actions, tuple(hidden), activation)
+        self.n_actions = n_actions
+
+    def init(self, generator, device="cpu") -> list[torch.Tensor]:
+        return self.spec.init(generator, device)
+
+    def _logp(self, params, obs):
+        return torch.log_softmax(mlp.forward(params, obs, self.spec.activation), -1)
+
+    def sample(self, params, obs, generator) -> torch.Tensor:
+        probs = self._logp(params, obs).exp()
+        flat = probs.reshape(-1, probs.shape[-1])
+        return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+
+    def log_prob(self, params, obs, actions) -> torch.Tensor:
+        return self._logp(params, obs).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def kl(self, old_params, new_params, obs) -> torch.Tensor:
+        lp0, lp1 = self._logp(old_params, obs), self._logp(new_params, obs)
+        return (lp0.exp() * (lp0 - lp1)).sum(-1)
+
+    def mode(self, params, obs) -> torch.Tensor:
+        return self._logp(params, obs).argmax(-1)
+
+
+def make_policy(family, hidden, activation):
+    if family.discrete_actions:
+        return CategoricalPolicy(family.obs_dim, family.n_actions, hidden, activation)
+    return GaussianPolicy(family.obs_dim, family.act_dim, hidden, activation)

@@ -1,0 +1,144 @@
+"""2D navigation (Finn et al. 2017 sec. 5.3; pytorch-maml-rl's Navigation2DEnv).
+
+A point starts at the origin and must reach a goal drawn from U[-0.5, 0.5]^2; actions (dx, dy) are
+clipped to ±0.1; the reward is minus the distance to the goal after the move; an episode ends after
+``horizon`` steps or when the point is within 0.01 of the goal on both axes.
+
+Two faces with identical dynamics: :class:`NavigationBatch` (tensors over tasks x trajectories, for
+training) and :class:`Navigation2DEnv` (a gymnasium ``Env``, for the API, rendering and the playground).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from workbench.core.config import param
+from workbench.core.errors import ConfigError
+from workbench.core.registry import FAMILIES
+
+from .rl_base import BatchedEnv, RLFamily
+
+
+@dataclass
+class NavigationConfig:
+    goal_low: float = param(-0.5, "Lower end of each goal coordinate.", low=-10.0, high=10.0)
+    goal_high: float = param(0.5, "Upper end of each goal coordinate.", low=-10.0, high=10.0)
+    max_action: float = param(0.1, "Actions are clipped to ±max_action per axis.", low=0.0, high=10.0,
+                              low_inclusive=False)
+    horizon: int = param(100, "Steps per episode.", low=1, high=10_000)
+
+    def validate(self, where):
+        if self.goal_low > self.goal_high:
+            raise ConfigError(f"{where}: goal_low = {self.goal_low!r} is above goal_high = {self.goal_high!r}")
+
+
+class NavigationBatch(BatchedEnv):
+    def __init__(self, goals: torch.Tensor, cfg: NavigationConfig):
+        self.goals, self.cfg = goals, cfg
+        self.n_tasks, self.horizon = goals.shape[0], cfg.horizon
+
+    def reset(self, n_traj, generator):
+        self.pos = torch.zeros(self.n_tasks, n_traj, 2, device=self.goals.device)
+        return self.pos.clone()
+
+    def step(self, actions):
+        a = actions.clamp(-self.cfg.max_action, self.cfg.max_action)
+        self.pos = self.pos + a
+        delta = self.pos - self.goals.unsqueeze(1)
+        reward = -delta.norm(dim=-1)
+        done = (delta.abs() < 0.01).all(-1)
+        return self.pos.clone(), reward, done
+
+
+@FAMILIES.register
+class Navigation(RLFamily):
+    name = "navigation"
+    title = "2D navigation (point robot, goal reaching)"
+    Config = NavigationConfig
+    obs_dim, act_dim = 2, 2
+    task_param_names = ("goal_x", "goal_y")
+
+    def sample_task_params(self, n, generator):
+        c = self.cfg
+        return c.goal_low + (c.goal_high - c.goal_low) * torch.rand(n, 2, generator=generator)
+
+    def make_env(self, task_params):
+        return NavigationBatch(task_params, self.cfg)
+
+    def render(self, task_params, episodes, steps):
+        """Trajectories (from the origin) of a few episodes after each adaptation step, with the goal."""
+        n_show = min(4, episodes[0].obs.shape[1])
+        paths = []
+        for ep in episodes:
+            obs = ep.obs[:, :n_show]  # (T, n, H, 2): position before each step
+            act = ep.actions[:, :n_show].clamp(-self.cfg.max_action, self.cfg.max_action)
+            last = obs[:, :, -1:] + act[:, :, -1:]
+            pts = torch.cat([obs, last], 2)
+            alive = torch.cat([ep.mask[:, :n_show], ep.mask[:, :n_show, -1:]], 2).unsqueeze(-1)
+            pts = torch.where(alive > 0, pts, torch.full_like(pts, float("nan")))
+            paths.append(pts)
+        return {
+            "kind": "trajectories-2d", "family": self.name,
+            "goals": task_params.detach().cpu().numpy().copy(),
+            "paths": torch.stack(paths, 1).detach().cpu().numpy().copy(),  # (T, S+1, n, H+1, 2)
+            "returns": torch.stack([ep.returns.mean(1) for ep in episodes], 1).cpu().numpy().copy(),
+            "steps": list(steps),
+            "bounds": [min(self.cfg.goal_low, -0.1) - 0.1, max(self.cfg.goal_high, 0.1) + 0.1],
+        }
+
+
+class Navigation2DEnv(gym.Env):
+    """The gymnasium face of :class:`Navigation`: same dynamics, one task, one trajectory."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(self, goal=(0.25, 0.25), horizon: int = 100, max_action: float = 0.1, render_mode=None,
+                 size: int = 240):
+        self.goal = np.asarray(goal, dtype=np.float32)
+        self.horizon, self.max_action, self.render_mode, self.size = horizon, max_action, render_mode, size
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-max_action, max_action, (2,), np.float32)
+        self._pos = np.zeros(2, np.float32)
+        self._t = 0
+        self._trail: list[np.ndarray] = []
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if options and "goal" in options:
+            self.goal = np.asarray(options["goal"], dtype=np.float32)
+        self._pos = np.zeros(2, np.float32)
+        self._t = 0
+        self._trail = [self._pos.copy()]
+        return self._pos.copy(), {"goal": self.goal.copy()}
+
+    def step(self, action):
+        a = np.clip(np.asarray(action, dtype=np.float32), -self.max_action, self.max_action)
+        self._pos = (self._pos + a).astype(np.float32)
+        self._t += 1
+        self._trail.append(self._pos.copy())
+        delta = self._pos - self.goal
+        reward = -float(np.linalg.norm(delta))
+        terminated = bool((np.abs(delta) < 0.01).all())
+        truncated = self._t >= self.horizon
+        return self._pos.copy(), reward, terminated, truncated, {"goal": self.goal.copy()}
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        s = self.size
+        img = np.full((s, s, 3), 30, np.uint8)
+        scale = s / 1.4  # the view spans [-0.7, 0.7]
+
+        def px(p):
+            return int(np.clip((p[0] + 0.7) * scale, 0, s - 1)), int(np.clip((0.7 - p[1]) * scale, 0, s - 1))
+
+        img[s // 2, :] = img[:, s // 2] = 60
+        for p in self._trail:
+            x, y = px(p)
+            img[max(0, y - 1):y + 2, max(0, x - 1):x + 2] = (80, 160, 240)
+        gx, gy = px(self.goal)
+        img[max(0, gy - 4):gy + 5, max(0, gx - 4):gx + 5] = (240, 200, 60)
+        return img
