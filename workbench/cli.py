@@ -238,14 +238,17 @@ def _eval(args) -> int:
     if args.json:
         print(json.dumps(result, allow_nan=False))
         return 0
+    shots = f", {result['shots']} shots" if result.get("shots") else ""
     print(f"{model.path}: {model.algorithm} on {result['family']}, {result['tasks']} fresh tasks "
-          f"(seed {result['seed']}), {result['shots']} shots")
+          f"(seed {result['seed']}){shots}")
     print(f"{'step':>6}  {'mean ' + result['metric']:>12}  {'± 95% CI':>10}")
     for s, m, c, d in zip(result["steps"], result["mean"], result["ci95"], result["diverged"]):
         if d:
             print(f"{s:>6}  {'diverged':>12}  ({d} of {result['tasks']} tasks overflowed)")
         else:
             print(f"{s:>6}  {m:>12.4f}  {'n/a' if c is None else format(c, '.4f'):>10}")
+    for name, value in result.get("references", {}).items():
+        print(f"{'ref':>6}  {value:>12.4f}  {name}")
     return 0
 
 

@@ -25,7 +25,7 @@ from workbench.core.registry import ALGORITHMS
 from workbench.rl.policies import make_policy
 from workbench.rl.returns import gae
 from workbench.rl.rollout import collect
-from workbench.rl.trpo import trpo_step
+from workbench.rl.trpo import TRPOResult, trpo_step  # noqa: F401 (TRPOResult for tests)
 
 from .base import MetaLearner
 

@@ -32,6 +32,8 @@ FORMAT_VERSION = 1
 def write_bundle(path: str | Path, learner, config, summary: dict) -> Path:
     from workbench import __version__
 
+    if getattr(learner.family, "kind", "regression") == "rl":
+        return _write_rl_bundle(path, learner, config, summary)
     rule: AdaptationRule = learner.adaptation_rule()
     tensors = {f"param.{i}": p for i, p in enumerate(learner.params)}
     per_param = not all(isinstance(lr, float) for lr in rule.lrs)
@@ -148,7 +150,95 @@ class MetaModel(AdaptedModel):
         return write_onnx(path, [p.numpy() for p in self._params], self.spec)
 
 
-def load_bundle(path: str | Path) -> MetaModel:
+def _common_meta(config, learner, summary) -> dict:
+    from workbench import __version__
+
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "workbench_version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "family": config.family, "task": dataclasses.asdict(config.task), "algorithm": config.algorithm_name,
+            "algorithm_config": dataclasses.asdict(config.algorithm), "model": learner.spec.to_dict(),
+            "training": summary, "preset": dataclasses.asdict(config.meta)}
+
+
+def _write_rl_bundle(path, learner, config, summary) -> Path:
+    meta = {**_common_meta(config, learner, summary), "kind": "rl", "n_params": len(learner.params)}
+    save_tensors(path, {f"param.{i}": p for i, p in enumerate(learner.params)}, meta)
+    return Path(path)
+
+
+class RLModel:
+    """A meta-RL policy loaded from a bundle: it adapts from trajectories it collects itself."""
+
+    def __init__(self, path: Path, meta: dict, learner, family):
+        self.path, self.meta, self.learner, self.family = path, meta, learner, family
+        self.spec = learner.spec
+
+    @property
+    def algorithm(self) -> str:
+        return self.meta["algorithm"]
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return self.learner.params
+
+    def adapt(self, *args, **kwargs):
+        raise BundleError(f"{self.path}: a {self.meta['family']} policy adapts from the trajectories it collects; "
+                          f"use evaluate() (or `workbench eval`)")
+
+    predict = adapt
+
+    def evaluate(self, tasks: int = 100, seed: int = 0, steps=(0, 1), shots=None, query=None) -> dict:
+        steps = sorted(set(int(s) for s in steps))
+        batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
+        outcome = self.learner.evaluate(self.family, batch, max(steps), 0)
+        per_task = np.asarray(outcome.per_task)[:, steps]
+        mean, ci = mean_ci95(per_task)
+        ci = [None if not np.isfinite(c) else float(c) for c in ci]
+        return {"metric": outcome.metric, "steps": steps, "mean": [float(m) for m in mean], "ci95": ci,
+                "tasks": tasks, "diverged": [0] * len(steps), "seed": seed, "shots": None,
+                "family": self.meta["family"], "algorithm": self.algorithm, "per_task": per_task.tolist(),
+                "references": outcome.references}
+
+    def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
+        steps = max(3, self.learner.cfg.inner_steps) if steps is None else steps
+        batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
+        outcome = self.learner.evaluate(self.family, batch, steps, render_tasks)
+        return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
+
+    def to_onnx(self, path: str | Path) -> Path:
+        from .onnx_export import write_onnx
+
+        n = 2 * self.spec.n_layers
+        return write_onnx(path, [p.detach().numpy() for p in self.learner.params[:n]], self.spec)
+
+
+def _load_rl(path: Path, tensors: dict, meta: dict) -> RLModel:
+    from workbench.core.registry import ALGORITHMS
+    from workbench.models.mlp import MLPSpec
+
+    try:
+        family_cls = FAMILIES.get(meta["family"])
+        family = family_cls(build_section(family_cls.Config, meta["task"], "task"))
+        algo_cls = ALGORITHMS.get(meta["algorithm"])
+        cfg = build_section(algo_cls.Config, meta["algorithm_config"], "algorithm")
+        spec = MLPSpec.from_dict(meta["model"])
+        learner = algo_cls(cfg, spec, torch.device("cpu"), torch.Generator().manual_seed(0), 1, family=family)
+        if len(learner.params) != int(meta["n_params"]):
+            raise BundleError(f"{path}: the bundle has {meta['n_params']} parameters, the policy {len(learner.params)}")
+        with torch.no_grad():
+            for i, p in enumerate(learner.params):
+                t = tensors[f"param.{i}"]
+                if t.shape != p.shape or not torch.isfinite(t).all():
+                    raise BundleError(f"{path}: param.{i} must be finite with shape {tuple(p.shape)}")
+                p.copy_(t)
+    except ConfigError as e:
+        raise BundleError(f"{path}: incompatible bundle: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"{path}: incomplete or corrupt bundle metadata ({type(e).__name__}: {e})") from None
+    return RLModel(path, meta, learner, family)
+
+
+def load_bundle(path: str | Path) -> MetaModel | RLModel:
     path = Path(path)
     if path.is_dir() and (path / "model.safetensors").is_file():
         path = path / "model.safetensors"  # a run directory
@@ -164,6 +254,8 @@ def load_bundle(path: str | Path) -> MetaModel:
     if version > FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format version {version!r} is newer than this workbench supports "
                           f"({FORMAT_VERSION}); upgrade the workbench")
+    if meta.get("kind") == "rl":
+        return _load_rl(path, tensors, meta)
     from workbench.models.mlp import MLPSpec
 
     try:

@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self._status_at = 0.0
         self._pending_render = None
         self._render_at = 0.0
+        self._train_metric = "loss"
 
         self._build_panels()
         self._build_plots()
@@ -547,6 +548,7 @@ class MainWindow(QMainWindow):
 
     def _on_started(self, event) -> None:
         self.device_label.setText(f"device {event.device}")
+        self.set_metric(event.train_metric)
         self.total_iterations = event.total_iterations
 
     def _on_checkpoint(self, iteration: int, path: str) -> None:
@@ -592,7 +594,8 @@ class MainWindow(QMainWindow):
         iterations, evaluations, renders = self.buffer.drain()
         if iterations:
             x = np.fromiter((e.iteration for e in iterations), np.float64, len(iterations))
-            y = np.fromiter((e.metrics.get("loss", np.nan) for e in iterations), np.float64, len(iterations))
+            key = self._train_metric
+            y = np.fromiter((e.metrics.get(key, np.nan) for e in iterations), np.float64, len(iterations))
             self.meta_loss.add_iterations(x, y)
             self._last_iteration = iterations[-1]
         now = time.monotonic()
@@ -610,6 +613,12 @@ class MainWindow(QMainWindow):
             self.rollouts.show_render(render.iteration, render.payload)
         if self.meta_loss.redraw():
             self.redraws += 1
+
+    def set_metric(self, train_metric: str) -> None:
+        """Plot this training metric (loss: log scale; return: linear, can be negative)."""
+        self._train_metric = train_metric
+        self.meta_loss.set_metric(train_metric)
+        self.adaptation.log.setChecked(train_metric == "loss")
 
     def _update_status(self) -> None:
         """Status bar text (a few times a second: styled labels are slow to repaint)."""

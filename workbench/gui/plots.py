@@ -125,7 +125,7 @@ class MetaLossPlot(QWidget):
         self.raw = pg.PlotCurveItem(pen=pg.mkPen((120, 150, 200, 90), width=1), skipFiniteCheck=True)
         # cosmetic 1-px pens: wide pens cost the raster engine a third of a frame
         self.smooth = pg.PlotCurveItem(pen=pg.mkPen(PALETTE[0], width=1), skipFiniteCheck=True)
-        for item, name in ((self.raw, "train loss"), (self.smooth, "train loss (EMA)")):
+        for item, name in ((self.raw, "training"), (self.smooth, "training (EMA)")):
             p.addItem(item)
             p.legend.addItem(item, name)
         self.before = p.plot(name="held-out, before adaptation", pen=pg.mkPen(PALETTE[3], width=1.5),
@@ -162,6 +162,13 @@ class MetaLossPlot(QWidget):
         self.log.toggled.connect(self._set_log)
         p.setLogMode(y=True)
         p.setRange(xRange=(0, 1000), yRange=(-1, 1), padding=0)  # until data arrives
+
+    def set_metric(self, name: str) -> None:
+        """'loss' (log scale) or 'return' (linear: returns are often negative)."""
+        p = self.plot.getPlotItem()
+        p.setLabel("left", name)
+        self.log.setChecked(name == "loss")
+        self._dirty = True
 
     def clear(self) -> None:
         for s in (self.x, self.y, self.y_smooth, self.ex, self.eb, self.ea):
@@ -236,6 +243,7 @@ class AdaptationPlot(QWidget):
         p.addItem(self.upper)
         p.addItem(self.lower)
         cache_static_parts(p)
+        self.reference_lines: list = []
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setObjectName("evaluationSlider")
         self.slider.setRange(0, 0)
@@ -306,10 +314,20 @@ class AdaptationPlot(QWidget):
         self.upper.setData(steps, e.mean + e.ci95)
         self.lower.setData(steps, lower)
         self.mean.setData(steps, e.mean)
+        p = self.plot.getPlotItem()
+        for line in self.reference_lines:
+            p.removeItem(line)
+        self.reference_lines = []
+        for k, (name, value) in enumerate(e.references.items()):
+            line = pg.InfiniteLine(value, angle=0, pen=pg.mkPen(PALETTE[4 + k % 4], style=Qt.PenStyle.DashLine),
+                                   label=name, labelOpts={"position": 0.85, "color": PALETTE[4 + k % 4]})
+            p.addItem(line)
+            self.reference_lines.append(line)
         label = "held-out return" if e.metric == "return" else f"held-out {e.metric}"
         self.plot.getPlotItem().setLabel("left", label)
         self._update_label(index)
-        _set_range(self.plot.getPlotItem(), steps, [per[np.isfinite(per)], e.mean], self.log.isChecked())
+        refs = np.asarray(list(e.references.values()), dtype=np.float64)
+        _set_range(self.plot.getPlotItem(), steps, [per[np.isfinite(per)], e.mean, refs], self.log.isChecked())
 
 
 # -- rollouts: one renderer per payload kind --------------------------------------------------------------
@@ -381,7 +399,114 @@ class RegressionRenderer(pg.GraphicsLayoutWidget):
         return [p["plot"] for p in self.panels]
 
 
-RENDERERS: dict[str, type] = {RegressionRenderer.kind: RegressionRenderer}
+class _PanelRenderer(pg.GraphicsLayoutWidget):
+    """A grid of one plot per task, rebuilt only when the number of tasks or steps changes."""
+
+    kind = ""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.panels: list[pg.PlotItem] = []
+        self._shape = None
+
+    def _grid(self, n: int) -> list[pg.PlotItem]:
+        if self._shape != n:
+            self.clear()
+            cols = 2 if n > 1 else 1
+            self.panels = [self.addPlot(row=i // cols, col=i % cols) for i in range(n)]
+            for p in self.panels:
+                p.showGrid(x=True, y=True, alpha=0.15)
+            self._shape = n
+        return self.panels
+
+    def plot_items(self) -> list:
+        return list(self.panels)
+
+
+def _step_color(s: int, steps: int):
+    if s == 0:
+        return pg.mkColor(PALETTE[3])
+    frac = s / max(1, steps - 1)
+    return pg.mkColor(90, int(140 + 80 * frac), 110, int(110 + 145 * frac))
+
+
+def _step_name(s: int) -> str:
+    return "before adaptation" if s == 0 else f"after {s} step{'s' if s > 1 else ''}"
+
+
+class TrajectoryRenderer(_PanelRenderer):
+    """'trajectories-2d': paths from the origin before and after each adaptation step, and the goal."""
+
+    kind = "trajectories-2d"
+
+    def show_payload(self, payload: dict) -> None:
+        paths, goals = payload["paths"], payload["goals"]  # (T, S+1, n, H+1, 2), (T, 2)
+        lo, hi = payload.get("bounds", [-0.7, 0.7])
+        for i, plot in enumerate(self._grid(paths.shape[0])):
+            plot.clear()
+            if i == 0:
+                plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+            for s in range(paths.shape[1]):
+                xs = np.concatenate([np.append(p[:, 0], np.nan) for p in paths[i, s]])
+                ys = np.concatenate([np.append(p[:, 1], np.nan) for p in paths[i, s]])
+                plot.plot(xs, ys, pen=pg.mkPen(_step_color(s, paths.shape[1]), width=1.5), connect="finite",
+                          name=_step_name(s) if i == 0 and s in (0, paths.shape[1] - 1) else None)
+            plot.plot([goals[i, 0]], [goals[i, 1]], pen=None, symbol="star", symbolSize=16,
+                      symbolBrush="#edc948", name="goal" if i == 0 else None)
+            plot.plot([0], [0], pen=None, symbol="o", symbolSize=7, symbolBrush="#d0d0d0")
+            ret = payload["returns"][i]
+            plot.setTitle(f"return {ret[0]:.1f} → {ret[-1]:.1f}", size="9pt")
+            plot.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0)
+            plot.setAspectLocked(True)
+
+
+class BanditRenderer(_PanelRenderer):
+    """'bandit-arms': how often each arm is pulled before and after adaptation, against the arm means."""
+
+    kind = "bandit-arms"
+
+    def show_payload(self, payload: dict) -> None:
+        frac, means = payload["pull_fraction"], payload["means"]  # (T, S+1, k), (T, k)
+        k = means.shape[1]
+        for i, plot in enumerate(self._grid(frac.shape[0])):
+            plot.clear()
+            if i == 0:
+                plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+            last = frac.shape[1] - 1
+            width = 0.8 / 2
+            plot.addItem(pg.BarGraphItem(x=np.arange(k) - width / 2, height=frac[i, 0], width=width,
+                                         brush=PALETTE[3], name="pulls before adaptation" if i == 0 else None))
+            plot.addItem(pg.BarGraphItem(x=np.arange(k) + width / 2, height=frac[i, last], width=width,
+                                         brush=PALETTE[2], name=f"pulls {_step_name(last)}" if i == 0 else None))
+            plot.plot(np.arange(k), means[i], pen=None, symbol="d", symbolSize=10, symbolBrush="#edc948",
+                      name="arm mean" if i == 0 else None)
+            plot.setRange(xRange=(-0.6, k - 0.4), yRange=(0, 1.05), padding=0)
+            plot.setTitle(f"best arm {int(np.argmax(means[i]))}; return {payload['returns'][i][0]:.1f} → "
+                          f"{payload['returns'][i][-1]:.1f}", size="9pt")
+
+
+class VisitationRenderer(_PanelRenderer):
+    """'state-visitation': the fraction of time spent in each state, before and after adaptation."""
+
+    kind = "state-visitation"
+
+    def show_payload(self, payload: dict) -> None:
+        visits = payload["visits"]  # (T, S+1, states)
+        n = visits.shape[2]
+        for i, plot in enumerate(self._grid(visits.shape[0])):
+            plot.clear()
+            last = visits.shape[1] - 1
+            img = pg.ImageItem(np.stack([visits[i, 0], visits[i, last]]).T)
+            img.setColorMap(pg.colormap.get("viridis"))
+            plot.addItem(img)
+            plot.getAxis("bottom").setTicks([[(0.5, "before"), (1.5, _step_name(last))]])
+            plot.setLabel("left", "state")
+            plot.setRange(xRange=(0, 2), yRange=(0, n), padding=0)
+            plot.setTitle(f"return {payload['returns'][i][0]:.1f} → {payload['returns'][i][-1]:.1f}", size="9pt")
+
+
+RENDERERS: dict[str, type] = {r.kind: r for r in (RegressionRenderer, TrajectoryRenderer, BanditRenderer,
+                                                  VisitationRenderer)}
 
 
 class RolloutView(QWidget):
@@ -426,8 +551,8 @@ class RolloutView(QWidget):
         renderer.show_payload(payload)
         self.stack.setCurrentWidget(renderer)
         self.payload, self.iteration = payload, iteration
-        self.caption.setText(f"held-out tasks at iteration {iteration}: before adaptation (red) and after each "
-                             f"inner step (green, brighter = more steps)")
+        self.caption.setText(f"held-out tasks at iteration {iteration}: before adaptation (red) and after "
+                             f"adaptation (green, brighter = more steps)")
         self.payloadShown.emit(kind)
 
     def plot_items(self) -> list:

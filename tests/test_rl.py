@@ -1,0 +1,188 @@
+"""Meta-RL core: the two faces of navigation agree, the meta-gradient is the gradient of the surrogate,
+TRPO respects its KL bound, and a short MAML-TRPO run learns to adapt."""
+import numpy as np
+import pytest
+import torch
+
+import workbench
+from conftest import PRESETS
+from workbench.core import events as ev
+from workbench.core.config import ExperimentConfig
+from workbench.core.errors import TrainingDiverged
+from workbench.core.registry import ALGORITHMS, FAMILIES
+from workbench.core.trainer import Trainer
+from workbench.models.mlp import MLPSpec
+from workbench.rl.rollout import collect
+from workbench.tasks.navigation import Navigation2DEnv, NavigationBatch, NavigationConfig
+
+
+def test_navigation_env_passes_gymnasium_env_checker():
+    from gymnasium.utils.env_checker import check_env
+
+    env = Navigation2DEnv(goal=(0.3, -0.2), render_mode="rgb_array")
+    check_env(env, skip_render_check=False)
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (240, 240, 3) and frame.dtype == np.uint8
+
+
+def test_batched_and_gymnasium_navigation_agree_step_for_step():
+    rng = np.random.default_rng(0)
+    goals = rng.uniform(-0.5, 0.5, (3, 2)).astype(np.float32)
+    actions = rng.normal(0, 0.15, (100, 3, 2)).astype(np.float32)  # many beyond the ±0.1 clip
+    actions[60:, 0] = 0.0
+    batched = NavigationBatch(torch.from_numpy(goals), NavigationConfig())
+    obs_b = batched.reset(1, torch.Generator())
+    for task in range(3):
+        env = Navigation2DEnv(goal=goals[task])
+        obs, _ = env.reset(seed=1)
+        np.testing.assert_array_equal(obs, obs_b[task, 0].numpy())
+    envs = [Navigation2DEnv(goal=g) for g in goals]
+    for env in envs:
+        env.reset(seed=1)
+    for t in range(100):
+        obs_b, rew_b, done_b = batched.step(torch.from_numpy(actions[t]).unsqueeze(1))
+        for task, env in enumerate(envs):
+            obs, rew, terminated, truncated, _ = env.step(actions[t, task])
+            np.testing.assert_allclose(obs, obs_b[task, 0].numpy(), atol=1e-6)
+            assert rew == pytest.approx(float(rew_b[task, 0]), abs=1e-5)
+            assert terminated == bool(done_b[task, 0])
+            assert truncated == (t == 99)
+
+
+def tiny_learner(first_order=False, **cfg):
+    fam_cls = FAMILIES.get("navigation")
+    fam = fam_cls(NavigationConfig(horizon=6))
+    algo = ALGORITHMS.get("maml-trpo")
+    config = algo.Config(first_order=first_order, meta_batch=2, trajectories=3, inner_lr=0.3, **cfg)
+    learner = algo(config, MLPSpec(2, 2, (5,), "tanh"), torch.device("cpu"), torch.Generator().manual_seed(0), 10,
+                   family=fam)
+    with torch.no_grad():
+        for i, p in enumerate(learner.params):
+            learner.params[i] = p.to(torch.get_default_dtype()).requires_grad_()
+    return learner, fam
+
+
+def surrogate(learner, fam, first_order):
+    """J(θ): the outer surrogate at θ'(θ), on fixed sampled trajectories (a deterministic function of θ)."""
+    g = torch.Generator().manual_seed(3)
+    tasks = fam.sample_batch(2, g).params
+    env = fam.make_env(tasks)
+    with torch.no_grad():
+        shared = [p.detach() for p in learner.params]
+    train = collect(env, learner.policy, learner.expand(shared, 2), 3, g)
+    adv = learner.advantages(train)
+    sampling = learner.inner_update(learner.expand(shared, 2), train, adv, False, values_only=True)
+    valid = collect(env, learner.policy, sampling, 3, g)
+    obs, act = valid.flat_obs(), valid.flat_actions()
+    adv_v = learner.advantages(valid).reshape(2, -1)
+    old = learner.policy.log_prob(sampling, obs, act).detach()
+
+    def J(params):
+        fast = learner.inner_update(learner.expand(params, 2), train, adv, create_graph=not first_order)
+        return -(torch.exp(learner.policy.log_prob(fast, obs, act) - old) * adv_v).mean()
+
+    return J
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_meta_gradient_matches_finite_differences(first_order, float64):
+    learner, fam = tiny_learner(first_order)
+    J = surrogate(learner, fam, first_order=False)
+    params = learner.params
+    grads = torch.autograd.grad(surrogate(learner, fam, first_order)(params), params)
+    rng = np.random.default_rng(0)
+    eps = 1e-6
+    max_err, max_fd = 0.0, 0.0
+    for i, p in enumerate(params):
+        for _ in range(3):
+            idx = tuple(int(rng.integers(0, s)) for s in p.shape)
+            plus = [q.detach().clone() for q in params]
+            minus = [q.detach().clone() for q in params]
+            plus[i][idx] += eps
+            minus[i][idx] -= eps
+            plus = [q.requires_grad_() for q in plus]
+            minus = [q.requires_grad_() for q in minus]
+            fd = (float(J(plus)) - float(J(minus))) / (2 * eps)
+            max_err = max(max_err, abs(fd - float(grads[i][idx])))
+            max_fd = max(max_fd, abs(fd))
+    if first_order:
+        assert max_err > 1e-6  # the first-order estimator drops the second-order term
+    else:
+        assert max_err < 1e-6 * max(1.0, max_fd), max_err
+
+
+def test_trpo_step_stays_within_the_kl_bound():
+    learner, fam = tiny_learner(max_kl=0.005)
+    g = torch.Generator().manual_seed(5)
+    accepted = 0
+    for it in range(5):
+        m = learner.meta_step(fam.sample_batch(2, g), it)
+        assert m["kl"] <= 0.005 + 1e-9
+        accepted += m["accepted"]
+    assert accepted >= 3
+
+
+def test_line_search_failures_stop_the_run_with_a_clear_message(monkeypatch):
+    import workbench.algorithms.maml_trpo as mt
+
+    learner, fam = tiny_learner()
+    monkeypatch.setattr(mt, "trpo_step", lambda *a, **k: mt.TRPOResult(False, 0.0, 0.0, 0.0))
+    before = [p.detach().clone() for p in learner.params]
+    g = torch.Generator().manual_seed(1)
+    with pytest.raises(TrainingDiverged, match="line search found no step .* 10 iterations in a row"):
+        for it in range(20):
+            learner.meta_step(fam.sample_batch(2, g), it)
+    assert all(torch.equal(a, b) for a, b in zip(before, learner.params))
+
+
+def test_nan_actions_are_reported():
+    learner, fam = tiny_learner()
+    with torch.no_grad():
+        learner.params[0].fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="NaN or infinite actions"):
+        learner.meta_step(fam.sample_batch(2, torch.Generator().manual_seed(0)), 0)
+
+
+def nav_config(iterations, **run):
+    overrides = [f"run.iterations={iterations}", "run.eval_tasks=20", "run.eval_steps=1", "run.threads=1",
+                 f"run.eval_interval={iterations}", "algorithm.meta_batch=10", "algorithm.trajectories=10",
+                 "run.render_tasks=2"]
+    overrides += [f"run.{k}={v}" for k, v in run.items()]
+    return ExperimentConfig.load(PRESETS / "maml-trpo-navigation.toml", overrides)
+
+
+def test_short_maml_trpo_run_improves_post_adaptation_return(tmp_path):
+    seen = []
+    trainer = Trainer(nav_config(12), tmp_path / "run", [seen.append])
+    assert trainer.run().status == "finished"
+    evals = [e for e in seen if isinstance(e, ev.Evaluation)]
+    first, last = evals[0], evals[-1]
+    assert first.metric == "return" and first.iteration == 0 and last.iteration == 12
+    assert last.after > first.after + 5, (first.after, last.after)  # learning to adapt
+    assert last.after > last.before  # adapting helps on held-out goals
+    render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
+    assert render["kind"] == "trajectories-2d" and render["paths"].shape[:3] == (2, 2, 4)
+    # the bundle reloads and evaluates with the same estimator, metric "return"
+    model = workbench.load_model(tmp_path / "run")
+    res = model.evaluate(tasks=10, seed=1, steps=[0, 1])
+    assert res["metric"] == "return" and res["mean"][1] > res["mean"][0]
+
+
+def test_bandit_evaluation_reports_thompson_and_ucb_references():
+    cfg = ExperimentConfig.load(PRESETS / "maml-trpo-bandits.toml", ["run.iterations=0", "run.eval_tasks=200",
+                                                                     "run.threads=1"])
+    trainer = Trainer(cfg)
+    trainer.run()
+    refs = trainer.last_eval.references
+    # the known figures for k = 5, n = 10 (mean total reward): Thompson ≈ 5.84, UCB1 ≈ 5.68, best arm ≈ 8.32
+    assert 5.3 < refs["Thompson sampling"] < 6.4 and 5.1 < refs["UCB1"] < 6.3 and 7.8 < refs["best arm"] < 8.8
+    assert refs["Thompson sampling"] > 5.0  # better than pulling at random (5.0)
