@@ -213,3 +213,69 @@ class MAMLTRPO(RLMetaLearner):
                          lambda: objective("grad" if c.exact_fisher else "fisher")[1],
                          lambda: tuple(float(t) for t in objective("value")))
         return {"return": after, "return_before": before, **info}
+
+
+@ALGORITHMS.register
+class PretrainedRL(RLMetaLearner):
+    """Baseline: one policy trained with TRPO on all training tasks jointly (no inner loop), then the same
+    policy-gradient fine-tuning steps as MAML at test time."""
+
+    name = "pretrained-rl"
+    title = "Pretrained policy (multi-task TRPO + fine-tuning)"
+    Config = MAMLTRPOConfig
+    summary = "Baseline: a multi-task policy, fine-tuned at test time with MAML's inner steps."
+
+    def setup_rl(self):
+        self.optimizer = _NoOptimizer()
+
+    def meta_step(self, batch, iteration):
+        c = self.cfg
+        b = len(batch)
+        env = self.family.make_env(batch.params)
+        sampling = self.expand([p.detach() for p in self.params], b)
+        episodes = collect(env, self.policy, sampling, c.trajectories, self.sample_gen)
+        adv = self.advantages(episodes).reshape(b, -1)
+        obs, act, mask = episodes.flat_obs(), episodes.flat_actions(), episodes.mask.reshape(b, -1)
+        old_logp = self.policy.log_prob(sampling, obs, act).detach()
+        denom = mask.sum().clamp(min=1)
+
+        def objective():
+            f = self.expand(self.params, b)
+            loss = -(torch.exp(self.policy.log_prob(f, obs, act) - old_logp) * adv * mask).sum() / denom
+            return loss, (self.policy.kl(sampling, f, obs) * mask).sum() / denom
+
+        value = self.check_finite(episodes.returns.mean())
+        info = self.trpo(lambda: objective()[0], lambda: objective()[1],
+                         lambda: tuple(float(t) for t in objective()))
+        return {"return": value, **info}
+
+
+@dataclass
+class ScratchRLConfig:
+    inner_lr: float = param(0.1, "Learning rate of the test-time policy-gradient steps.", low=0.0, high=100.0,
+                            low_inclusive=False)
+    inner_steps: int = param(1, "Default number of test-time policy-gradient steps.", low=0, high=10)
+    meta_batch: int = param(20, "Tasks per batch on which the (untrained) return is reported.", low=1, high=1000)
+    trajectories: int = param(20, "Trajectories per task and step.", low=1, high=10_000)
+    gamma: float = param(0.99, "Discount factor γ.", low=0.0, high=1.0)
+    gae_lambda: float = param(1.0, "GAE λ.", low=0.0, high=1.0)
+
+
+@ALGORITHMS.register
+class ScratchRL(RLMetaLearner):
+    """Baseline: a randomly initialised policy, fine-tuned with the same policy-gradient steps."""
+
+    name = "scratch-rl"
+    title = "From scratch (random policy + fine-tuning)"
+    Config = ScratchRLConfig
+    summary = "Baseline: no meta-training; policy-gradient fine-tuning of a random policy."
+
+    def setup_rl(self):
+        self.optimizer = _NoOptimizer()
+
+    def meta_step(self, batch, iteration):
+        env = self.family.make_env(batch.params)
+        with torch.no_grad():
+            episodes = collect(env, self.policy, self.expand(self.params, len(batch)), self.cfg.trajectories,
+                               self.sample_gen)
+        return {"return": self.check_finite(episodes.returns.mean())}

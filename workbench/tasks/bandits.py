@@ -101,9 +101,11 @@ class Bandits(RLFamily):
     def make_env(self, task_params):
         return BanditBatch(task_params, self.cfg.pulls)
 
-    def references(self, task_params, seed):
+    def references(self, task_params, seed, pulls=None):
+        """Mean total reward per task over ``pulls`` (default: one episode) of Thompson sampling, UCB1 and
+        always pulling the best arm."""
         rng = np.random.default_rng(seeding.stream_seed("bandit-references", seed))
-        refs = thompson_and_ucb(task_params.detach().cpu().double().numpy(), self.cfg.pulls,
+        refs = thompson_and_ucb(task_params.detach().cpu().double().numpy(), pulls or self.cfg.pulls,
                                 self.cfg.reference_runs, rng)
         return {k: torch.as_tensor(v) for k, v in refs.items()}
 

@@ -75,7 +75,7 @@ class RLFamily:
         """Payload for the rollout view from the episodes collected after 0..S adaptation steps."""
         raise NotImplementedError
 
-    def references(self, task_params: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+    def references(self, task_params: torch.Tensor, seed: int, pulls: int | None = None) -> dict[str, torch.Tensor]:
         """Per-task mean episode returns of non-learning reference methods (none by default)."""
         return {}
 

@@ -1,0 +1,235 @@
+"""RL² (Duan et al. 2016): a recurrent policy whose hidden state is the learning algorithm.
+
+    for each task (all at once): run a trial of E episodes; the GRU is fed (observation, previous action,
+        previous reward, done) and its hidden state carries over between the episodes of the trial
+    treat the trial as one long episode: advantages by GAE over the whole trial
+    update the GRU and its policy / value heads with PPO (clipped ratio, value loss, entropy bonus)
+
+There is no gradient step at test time: the adaptation curve is the return of episode 1, 2, ..., E of a
+trial on a new task.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from workbench.core import seeding
+from workbench.core.config import param
+from workbench.core.errors import WorkbenchError
+from workbench.core.evaluation import EvalOutcome
+from workbench.core.optim import Adam
+from workbench.core.registry import ALGORITHMS
+from workbench.rl.rollout import Episodes
+
+from .base import MetaLearner
+from .maml_trpo import RL_FAMILIES
+
+
+@dataclass
+class RL2Config:
+    episodes: int = param(2, "E: episodes per trial; the hidden state carries over between them.", low=1, high=100)
+    meta_batch: int = param(200, "Tasks per batch (one trial each).", low=1, high=100_000)
+    eval_trials: int = param(10, "Trials per held-out task in evaluations.", low=1, high=1000)
+    gamma: float = param(0.99, "Discount factor γ over the whole trial.", low=0.0, high=1.0)
+    gae_lambda: float = param(0.3, "GAE λ (the RL² paper's bandit setting uses 0.3).", low=0.0, high=1.0)
+    lr: float = param(3e-3, "Adam learning rate of the PPO update.", low=0.0, high=1.0, low_inclusive=False)
+    epochs: int = param(4, "PPO epochs per batch of trials.", low=1, high=100)
+    clip: float = param(0.2, "PPO ratio clip ε.", low=0.0, high=1.0, low_inclusive=False)
+    value_coef: float = param(0.5, "Weight of the value loss.", low=0.0, high=100.0)
+    entropy_coef: float = param(0.01, "Weight of the entropy bonus.", low=0.0, high=10.0)
+
+
+class GRUPolicy:
+    """A functional GRU with a categorical (or Gaussian) policy head and a value head.
+
+    params: [W_x (in, 3h), W_h (h, 3h), b_x (3h), b_h (3h), W_pi (h, out), b_pi (out), W_v (h, 1), b_v (1)]
+    (+ log_std (act_dim) for continuous actions).  Input: [obs, previous action, previous reward, done].
+    """
+
+    def __init__(self, family, hidden: int):
+        self.discrete = family.discrete_actions
+        self.obs_dim, self.hidden = family.obs_dim, hidden
+        self.act_in = family.n_actions if self.discrete else family.act_dim
+        self.out = self.act_in
+        self.in_dim = self.obs_dim + self.act_in + 2
+
+    def init(self, generator, device) -> list[torch.Tensor]:
+        h, d = self.hidden, self.in_dim
+
+        def u(shape, fan_in):
+            b = 1 / math.sqrt(fan_in)
+            return (torch.rand(shape, generator=generator) * 2 - 1) * b
+
+        params = [u((d, 3 * h), h), u((h, 3 * h), h), u((3 * h,), h), u((3 * h,), h),
+                  u((h, self.out), h) * 0.1, torch.zeros(self.out), u((h, 1), h), torch.zeros(1)]
+        if not self.discrete:
+            params.append(torch.zeros(self.act_in))
+        return [p.to(device) for p in params]
+
+    def cell(self, params, x, h):
+        wx, wh, bx, bh = params[:4]
+        gx, gh = torch.addmm(bx, x, wx), torch.addmm(bh, h, wh)
+        n = self.hidden
+        r = torch.sigmoid(gx[:, :n] + gh[:, :n])
+        z = torch.sigmoid(gx[:, n:2 * n] + gh[:, n:2 * n])
+        c = torch.tanh(gx[:, 2 * n:] + r * gh[:, 2 * n:])
+        return (1 - z) * c + z * h
+
+    def heads(self, params, h):
+        return torch.addmm(params[5], h, params[4]), torch.addmm(params[7], h, params[6])[:, 0]
+
+    def dist(self, params, out):
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out)
+        return torch.distributions.Normal(out, params[8].exp().expand_as(out))
+
+    def encode_action(self, a):
+        return torch.nn.functional.one_hot(a.long(), self.act_in).float() if self.discrete else a
+
+
+@ALGORITHMS.register
+class RL2(MetaLearner):
+    name = "rl2"
+    title = "RL²"
+    Config = RL2Config
+    families = RL_FAMILIES
+    summary = "A recurrent policy trained with PPO across trials: it adapts in its hidden state."
+    train_metric = "return"
+    eval_metric = "return"
+
+    def __init__(self, cfg, spec, device, generator, total_iterations, family=None):
+        self.policy = GRUPolicy(family, spec.hidden[0])
+        super().__init__(cfg, spec, device, generator, total_iterations, family=family)
+        self.params = [p.requires_grad_() for p in self.policy.init(generator, device)]
+        self.sample_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        self.optimizer = Adam(self.params, cfg.lr)
+
+    def setup(self, generator):
+        pass
+
+    # -- trials ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def run_trials(self, task_params, trials: int, generator):
+        """Trials of E episodes on each task: inputs, actions, rewards, log-probs, values, masks; (M, T, ...)
+        with M = tasks x trials and T = E x horizon."""
+        env = self.family.make_env(task_params.repeat_interleave(trials, 0))
+        e, hor = self.cfg.episodes, self.family.horizon
+        m = task_params.shape[0] * trials
+        pol = self.policy
+        h = torch.zeros(m, pol.hidden, device=self.device)
+        prev_a = torch.zeros(m, pol.act_in, device=self.device)
+        prev_r = torch.zeros(m, 1, device=self.device)
+        t_all = e * hor
+        xs = torch.zeros(m, t_all, pol.in_dim, device=self.device)
+        obs_all = torch.zeros(m, t_all, pol.obs_dim, device=self.device)
+        acts, rewards = None, torch.zeros(m, t_all, device=self.device)
+        logps, values = torch.zeros(m, t_all, device=self.device), torch.zeros(m, t_all, device=self.device)
+        mask = torch.zeros(m, t_all, device=self.device)
+        t = 0
+        for ep in range(e):
+            obs = env.reset(1, generator)[:, 0]
+            alive = torch.ones(m, device=self.device)
+            for step in range(hor):
+                done_in = torch.full((m, 1), 1.0 if step == 0 and ep > 0 else 0.0, device=self.device)
+                x = torch.cat([obs, prev_a, prev_r, done_in], -1)
+                h = pol.cell(self.params, x, h)
+                out, v = pol.heads(self.params, h)
+                if pol.discrete:
+                    probs = torch.softmax(out, -1)
+                    a = torch.multinomial(probs, 1, generator=generator)[:, 0]
+                    logp = torch.log(probs.gather(1, a[:, None])[:, 0].clamp(min=1e-12))
+                else:
+                    std = self.params[8].exp()
+                    a = out + std * torch.randn(out.shape, generator=generator, device=out.device)
+                    logp = pol.dist(self.params, out).log_prob(a).sum(-1)
+                nobs, r, done = env.step(a.view(-1, 1, *a.shape[1:]) if not pol.discrete else a.view(-1, 1))
+                r, done = r[:, 0], done[:, 0]
+                if acts is None:
+                    acts = torch.zeros(m, t_all, *a.shape[1:], device=self.device, dtype=a.dtype)
+                xs[:, t], obs_all[:, t], acts[:, t], rewards[:, t] = x, obs, a, r * alive
+                logps[:, t], values[:, t], mask[:, t] = logp, v, alive
+                alive = alive * (1 - done.float())
+                obs = nobs[:, 0]
+                prev_a, prev_r = pol.encode_action(a), r[:, None]
+                t += 1
+        return xs, obs_all, acts, rewards, logps, values, mask
+
+    def replay(self, xs):
+        """Logits / means and values of every step, recomputed with the current parameters."""
+        h = torch.zeros(xs.shape[0], self.policy.hidden, device=xs.device)
+        outs, vals = [], []
+        for t in range(xs.shape[1]):
+            h = self.policy.cell(self.params, xs[:, t], h)
+            o, v = self.policy.heads(self.params, h)
+            outs.append(o)
+            vals.append(v)
+        return torch.stack(outs, 1), torch.stack(vals, 1)
+
+    # -- training ----------------------------------------------------------------------------------------
+    def meta_step(self, batch, iteration):
+        c = self.cfg
+        xs, _, acts, rewards, old_logp, values, mask = self.run_trials(batch.params, 1, self.sample_gen)
+        with torch.no_grad():  # GAE over the whole trial
+            adv = torch.zeros_like(rewards)
+            last = torch.zeros_like(rewards[:, 0])
+            for t in range(rewards.shape[1] - 1, -1, -1):
+                next_v = values[:, t + 1] if t + 1 < rewards.shape[1] else torch.zeros_like(last)
+                delta = rewards[:, t] + c.gamma * next_v - values[:, t]
+                last = delta + c.gamma * c.gae_lambda * last
+                adv[:, t] = last
+            returns = adv + values
+            norm = (adv - adv.mean()) / (adv.std() + 1e-8)
+        for _ in range(c.epochs):
+            out, v = self.replay(xs)
+            dist = self.policy.dist(self.params, out)
+            logp = dist.log_prob(acts)
+            if not self.policy.discrete:
+                logp = logp.sum(-1)
+            ratio = torch.exp(logp - old_logp)
+            surr = torch.min(ratio * norm, ratio.clamp(1 - c.clip, 1 + c.clip) * norm)
+            ent = dist.entropy() if self.policy.discrete else dist.entropy().sum(-1)
+            loss = -(surr * mask).mean() + c.value_coef * ((v - returns).pow(2) * mask).mean() \
+                - c.entropy_coef * (ent * mask).mean()
+            self.gradient_step(loss, self.optimizer)
+        total = float(rewards.sum(1).mean())
+        return {"return": self.check_finite(torch.tensor(total)), "loss": float(loss.detach())}
+
+    # -- evaluation --------------------------------------------------------------------------------------
+    def episode_returns(self, task_params, trials, generator):
+        xs, obs, acts, rewards, _, _, mask = self.run_trials(task_params, trials, generator)
+        b, e, hor = task_params.shape[0], self.cfg.episodes, self.family.horizon
+        per_episode = rewards.view(b, trials, e, hor).sum(-1).mean(1)  # (B, E)
+        return per_episode, (obs, acts, rewards, mask)
+
+    def evaluate(self, family, batch, steps, render_tasks):
+        gen = seeding.generator("eval-rollouts", 0)
+        trials = self.cfg.eval_trials
+        per_episode, (obs, acts, rewards, mask) = self.episode_returns(batch.params, trials, gen)
+        e, hor = self.cfg.episodes, family.horizon
+        outcome = EvalOutcome("return", per_episode.double().cpu().numpy(), list(range(e)), e - 1)
+        r = min(render_tasks, len(batch))
+        if r > 0:
+            def episodes_of(k):
+                sl = slice(k * hor, (k + 1) * hor)
+                pick = lambda t: t.view(len(batch), trials, *t.shape[1:])[:r, :, sl]  # noqa: E731
+                return Episodes(pick(obs), pick(acts), pick(rewards), pick(mask))
+
+            outcome.payload = family.render(batch.params[:r], [episodes_of(k) for k in range(e)], outcome.steps)
+        refs = family.references(batch.params, 0, pulls=getattr(family.cfg, "pulls", 1) * e) \
+            if hasattr(family, "references") else {}
+        outcome.references = {k: float(v.mean()) / e for k, v in refs.items()}  # per episode, like the curve
+        return outcome
+
+    def state_tensors(self):
+        out = super().state_tensors()
+        out["sample_generator"] = self.sample_gen.get_state()
+        return out
+
+    def load_state_tensors(self, tensors):
+        super().load_state_tensors(tensors)
+        self.sample_gen.set_state(tensors["sample_generator"])
+
+    def adaptation_rule(self):
+        raise WorkbenchError("RL² adapts in its hidden state, not with gradient steps")
