@@ -186,3 +186,32 @@ def test_bandit_evaluation_reports_thompson_and_ucb_references():
     # the known figures for k = 5, n = 10 (mean total reward): Thompson ≈ 5.84, UCB1 ≈ 5.68, best arm ≈ 8.32
     assert 5.3 < refs["Thompson sampling"] < 6.4 and 5.1 < refs["UCB1"] < 6.3 and 7.8 < refs["best arm"] < 8.8
     assert refs["Thompson sampling"] > 5.0  # better than pulling at random (5.0)
+
+
+def test_rl2_beats_a_random_policy_on_bandits_after_a_short_run(tmp_path):
+    cfg = ExperimentConfig.load(PRESETS / "rl2-bandits.toml", [
+        "run.iterations=100", "run.eval_interval=100", "run.eval_tasks=200", "run.threads=1", "run.render_tasks=2"])
+    seen = []
+    trainer = Trainer(cfg, tmp_path / "rl2", [seen.append])
+    assert trainer.run().status == "finished"
+    first, last = [e for e in seen if isinstance(e, ev.Evaluation)][0], trainer.last_eval
+    totals = last.per_task.sum(1)  # 10 one-pull episodes per trial
+    assert abs(first.per_task.sum(1).mean() - 5.0) < 0.4  # untrained, the GRU pulls (nearly) at random
+    assert totals.mean() - 1.96 * totals.std(ddof=1) / np.sqrt(len(totals)) > 5.2, totals.mean()
+    assert last.steps == list(range(10)) and last.mean[-1] > last.mean[0]  # it adapts within the trial
+    assert "Thompson sampling" in last.references
+    render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
+    assert render["kind"] == "bandit-arms" and render["pull_fraction"].shape == (2, 10, 5)
+    res = workbench.load_model(tmp_path / "rl2").evaluate(tasks=20, seed=0, steps=range(10))
+    assert res["metric"] == "return" and len(res["mean"]) == 10
+
+
+@pytest.mark.parametrize("preset", ["pretrained-navigation", "rl2-tabular", "fomaml-trpo-navigation"])
+def test_other_rl_presets_train_and_export(preset, tmp_path):
+    cfg = ExperimentConfig.load(PRESETS / f"{preset}.toml", [
+        "run.iterations=2", "run.eval_interval=2", "run.eval_tasks=4", "run.eval_steps=1", "run.threads=1",
+        "algorithm.meta_batch=4"] + (["algorithm.trajectories=4"] if "navigation" in preset else []))
+    result = Trainer(cfg, tmp_path / "r").run()
+    assert result.status == "finished"
+    model = workbench.load_model(result.bundle_path)
+    assert np.isfinite(model.evaluate(tasks=3, seed=0, steps=[0, 1])["mean"]).all()

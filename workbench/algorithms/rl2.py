@@ -194,7 +194,9 @@ class RL2(MetaLearner):
                 - c.entropy_coef * (ent * mask).mean()
             self.gradient_step(loss, self.optimizer)
         total = float(rewards.sum(1).mean())
-        return {"return": self.check_finite(torch.tensor(total)), "loss": float(loss.detach())}
+        # "return" per episode, like the adaptation curve; the whole trial's as "trial_return"
+        return {"return": self.check_finite(torch.tensor(total / c.episodes)), "trial_return": total,
+                "loss": float(loss.detach())}
 
     # -- evaluation --------------------------------------------------------------------------------------
     def episode_returns(self, task_params, trials, generator):
@@ -208,7 +210,8 @@ class RL2(MetaLearner):
         trials = self.cfg.eval_trials
         per_episode, (obs, acts, rewards, mask) = self.episode_returns(batch.params, trials, gen)
         e, hor = self.cfg.episodes, family.horizon
-        outcome = EvalOutcome("return", per_episode.double().cpu().numpy(), list(range(e)), e - 1)
+        outcome = EvalOutcome("return", per_episode.double().cpu().numpy(), list(range(e)), e - 1,
+                              step_label="episode within the trial")
         r = min(render_tasks, len(batch))
         if r > 0:
             def episodes_of(k):

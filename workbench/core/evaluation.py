@@ -20,13 +20,15 @@ class EvalOutcome:
     trained_steps: int  # the step that counts as "after adaptation"
     payload: dict | None = None  # the family's render payload, or None
     references: dict[str, float] = field(default_factory=dict)  # e.g. Thompson sampling's mean return
+    step_label: str = "inner step"  # what the steps count (RL²: episodes within a trial)
 
 
 def events_from(iteration: int, outcome: EvalOutcome) -> tuple[ev.Evaluation, ev.Render | None]:
     per_task = np.array(outcome.per_task, dtype=np.float64)
     mean, ci = mean_ci95(per_task)
     evaluation = ev.Evaluation(iteration, outcome.metric, list(outcome.steps), per_task, mean, ci,
-                               trained_steps=outcome.trained_steps, references=dict(outcome.references))
+                               trained_steps=outcome.trained_steps, references=dict(outcome.references),
+                               step_label=outcome.step_label)
     render = ev.Render(iteration, outcome.payload) if outcome.payload is not None else None
     return evaluation, render
 

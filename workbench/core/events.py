@@ -42,6 +42,7 @@ class Evaluation:
 
     trained_steps: int = 1
     references: dict = field(default_factory=dict)  # name -> mean metric of a reference method
+    step_label: str = "inner step"
 
     @property
     def higher_is_better(self) -> bool:

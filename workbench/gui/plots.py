@@ -323,6 +323,7 @@ class AdaptationPlot(QWidget):
                                    label=name, labelOpts={"position": 0.85, "color": PALETTE[4 + k % 4]})
             p.addItem(line)
             self.reference_lines.append(line)
+        p.setLabel("bottom", e.step_label)
         label = "held-out return" if e.metric == "return" else f"held-out {e.metric}"
         self.plot.getPlotItem().setLabel("left", label)
         self._update_label(index)
