@@ -215,3 +215,22 @@ def test_other_rl_presets_train_and_export(preset, tmp_path):
     assert result.status == "finished"
     model = workbench.load_model(result.bundle_path)
     assert np.isfinite(model.evaluate(tasks=3, seed=0, steps=[0, 1])["mean"]).all()
+
+
+@pytest.mark.parametrize("family", ["navigation", "bandits"])
+def test_written_out_policy_gradient_equals_autograd(family, float64):
+    from workbench.rl.policies import make_policy
+
+    fam_cls = FAMILIES.get(family)
+    fam = fam_cls(fam_cls.Config())
+    policy = make_policy(fam, (6, 5), "tanh")
+    g = torch.Generator().manual_seed(0)
+    params = [p.double() for p in policy.init(g)]
+    fast = [p.unsqueeze(0).expand(3, *p.shape).clone().requires_grad_() for p in params]
+    obs = torch.randn(3, 8, fam.obs_dim, generator=g)
+    actions = policy.sample(fast, obs, g).detach()
+    w = torch.randn(3, 8, generator=g)
+    ours = policy.loss_grad(fast, obs, actions, w)
+    ref = torch.autograd.grad(-(policy.log_prob(fast, obs, actions) * w).sum(), fast)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b)

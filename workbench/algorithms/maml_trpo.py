@@ -92,12 +92,18 @@ class RLMetaLearner(MetaLearner):
         return -((logp * w).sum(1) / episodes.mask.reshape(b, -1).sum(1).clamp(min=1)).sum()
 
     def inner_update(self, fast, episodes, adv, create_graph: bool, values_only: bool = False) -> list[torch.Tensor]:
-        """θ' = θ − α ∇L_inner(θ) per task.  ``values_only``: no graph back to θ (evaluation, line search)."""
-        with torch.enable_grad():
-            if values_only:
-                fast = [f.detach().requires_grad_() for f in fast]
-            loss = self.inner_loss(fast, episodes, adv)
-            grads = torch.autograd.grad(loss, fast, create_graph=create_graph)
+        """θ' = θ − α ∇L_inner(θ) per task.  ``values_only``: no graph back to θ (evaluation, line search).
+
+        The gradient of :meth:`inner_loss` is written out (policy.loss_grad) with differentiable ops, so
+        differentiating through it gives the second-order term without autograd.grad(create_graph=True);
+        tests check it against autograd and the whole meta-gradient against finite differences."""
+        if values_only:
+            fast = [f.detach() for f in fast]
+        b = episodes.rewards.shape[0]
+        count = episodes.mask.reshape(b, -1).sum(1).clamp(min=1)
+        weights = (adv * episodes.mask).reshape(b, -1) / count.unsqueeze(1)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not values_only):
+            grads = self.policy.loss_grad(fast, episodes.flat_obs(), episodes.flat_actions(), weights)
         if not create_graph:
             grads = [g.detach() for g in grads]
         new = [p - self.cfg.inner_lr * g for p, g in zip(fast, grads)]

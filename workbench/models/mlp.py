@@ -113,6 +113,14 @@ def mse_grad(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, activ
     Returns task-batched gradients ``(B, ...)`` in the order of ``params[2 * first_layer:]``.  Layers
     before ``first_layer`` are treated as a fixed feature extractor (their gradient is not computed).
     """
+    return backprop(params, x, lambda out: torch.sub(out, y).mul_(2.0 / (y.shape[1] * y.shape[2])), activation,
+                    first_layer)[0]
+
+
+def backprop(params: list[torch.Tensor], x: torch.Tensor, out_grad, activation: str = "relu",
+             first_layer: int = 0) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Backpropagation written as differentiable tensor ops: ``out_grad(output)`` gives dLoss/dOutput
+    (B, N, out); returns the per-task parameter gradients of layers ``first_layer..`` and the output."""
     n = len(params) // 2
     h = features(params, x, activation, first_layer)
     inputs, pre = [], []
@@ -121,7 +129,8 @@ def mse_grad(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, activ
         z = _linear(h, params[2 * i], params[2 * i + 1])
         pre.append(z)
         h = _act(z, activation) if i < n - 1 else z
-    d = torch.sub(h, y).mul_(2.0 / (y.shape[1] * y.shape[2]))
+    output = h
+    d = out_grad(output)
     grads: list[torch.Tensor] = []
     for j in range(n - 1 - first_layer, -1, -1):
         i = first_layer + j
@@ -140,4 +149,4 @@ def mse_grad(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, activ
             else:
                 d = _tanh_backward(d, inputs[j])
     grads.reverse()
-    return grads
+    return grads, output

@@ -33,6 +33,24 @@ class GaussianPolicy:
         log_std = params[-1].clamp(min=self.min_log_std)
         return mean, (log_std.unsqueeze(-2) if log_std.dim() == 2 else log_std).expand_as(mean)
 
+    def loss_grad(self, params, obs, actions, weights) -> list[torch.Tensor]:
+        """Per-task gradient of L = −Σ_t w_t log π(a_t|s_t), written out (differentiable, no autograd.grad):
+        dL/dμ = −w (a − μ)/σ², dL/dlog σ = −Σ_t w_t ((a − μ)²/σ² − 1)."""
+        log_std = params[-1].clamp(min=self.min_log_std)
+        inv_var = torch.exp(-2 * log_std)
+        inv_var = inv_var.unsqueeze(-2) if inv_var.dim() == 2 else inv_var
+        w = weights.unsqueeze(-1)
+        saved = {}
+
+        def out_grad(mean):
+            diff = actions - mean
+            saved["diff"] = diff
+            return -w * diff * inv_var
+
+        grads, _ = mlp.backprop(params[:-1], obs, out_grad, self.spec.activation)
+        g_log_std = -(w * (saved["diff"].pow(2) * inv_var - 1)).sum(1)
+        return grads + [g_log_std]
+
     def sample(self, params, obs, generator) -> torch.Tensor:
         mean, log_std = self._mean_logstd(params, obs)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device)
@@ -66,6 +84,14 @@ class CategoricalPolicy:
 
     def _logp(self, params, obs):
         return torch.log_softmax(mlp.forward(params, obs, self.spec.activation), -1)
+
+    def loss_grad(self, params, obs, actions, weights) -> list[torch.Tensor]:
+        """Per-task gradient of L = −Σ_t w_t log π(a_t|s_t): dL/dlogits = −w (onehot(a) − softmax)."""
+        onehot = torch.nn.functional.one_hot(actions.long(), self.n_actions).to(obs.dtype)
+        w = weights.unsqueeze(-1)
+        grads, _ = mlp.backprop(params, obs, lambda logits: -w * (onehot - torch.softmax(logits, -1)),
+                                self.spec.activation)
+        return grads
 
     def sample(self, params, obs, generator) -> torch.Tensor:
         probs = self._logp(params, obs).exp()
