@@ -154,7 +154,7 @@ def test_nan_actions_are_reported():
 
 def nav_config(iterations, **run):
     overrides = [f"run.iterations={iterations}", "run.eval_tasks=20", "run.eval_steps=1", "run.threads=1",
-                 f"run.eval_interval={iterations}", "algorithm.meta_batch=10", "algorithm.trajectories=10",
+                 f"run.eval_interval={iterations}", "algorithm.meta_batch=10", "algorithm.trajectories=20",
                  "run.render_tasks=2"]
     overrides += [f"run.{k}={v}" for k, v in run.items()]
     return ExperimentConfig.load(PRESETS / "maml-trpo-navigation.toml", overrides)
@@ -162,15 +162,16 @@ def nav_config(iterations, **run):
 
 def test_short_maml_trpo_run_improves_post_adaptation_return(tmp_path):
     seen = []
-    trainer = Trainer(nav_config(12), tmp_path / "run", [seen.append])
+    trainer = Trainer(nav_config(20), tmp_path / "run", [seen.append])
     assert trainer.run().status == "finished"
     evals = [e for e in seen if isinstance(e, ev.Evaluation)]
     first, last = evals[0], evals[-1]
-    assert first.metric == "return" and first.iteration == 0 and last.iteration == 12
+    assert first.metric == "return" and first.iteration == 0 and last.iteration == 20
     assert last.after > first.after + 5, (first.after, last.after)  # learning to adapt
     assert last.after > last.before  # adapting helps on held-out goals
     render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
     assert render["kind"] == "trajectories-2d" and render["paths"].shape[:3] == (2, 2, 4)
+    assert render["paths"].shape[3] == 101
     # the bundle reloads and evaluates with the same estimator, metric "return"
     model = workbench.load_model(tmp_path / "run")
     res = model.evaluate(tasks=10, seed=1, steps=[0, 1])
