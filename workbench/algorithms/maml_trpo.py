@@ -198,18 +198,20 @@ class MAMLTRPO(RLMetaLearner):
         # Fisher-vector products on every k-th valid observation (the curvature, not the step, is estimated
         # from a subsample, as in OpenAI's TRPO); the gradient and the line search use all of them.
         sub = slice(None, None, c.fisher_subsample)
+        offset = [s - p.detach() for s, p in zip(sampling, self.expand(self.params, b))]
 
         def objective(mode: str):
             """Surrogate and KL at the current θ.  mode "grad": θ'(θ) differentiable to second order;
             "fisher": the inner gradient held fixed (curvature for the Fisher-vector products);
             "value": no graph at all (the line search)."""
+            if mode == "fisher":  # θ' = θ + (the adaptation step taken at θ0, as a constant)
+                f = [p + o for p, o in zip(self.expand(self.params, b), offset)]
+                m = mask[:, sub]
+                return None, (self.policy.kl(sampling, f, obs_v[:, sub]) * m).sum() / m.sum().clamp(min=1)
             second_order = mode == "grad" and not c.first_order
             f = self.expand(self.params, b)
             for episodes, adv in train:  # θ'(θ) on the stored trajectories
                 f = self.inner_update(f, episodes, adv, create_graph=second_order, values_only=mode == "value")
-            if mode == "fisher":
-                m = mask[:, sub]
-                return None, (self.policy.kl(sampling, f, obs_v[:, sub]) * m).sum() / m.sum().clamp(min=1)
             logp = self.policy.log_prob(f, obs_v, act_v)
             loss = -(torch.exp(logp - old_logp) * adv_v.reshape(b, -1) * mask).sum() / denom
             kl = (self.policy.kl(sampling, f, obs_v) * mask).sum() / denom
