@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="model bundle (.safetensors) or run directory")
     e.add_argument("--tasks", type=int, default=100, help="number of fresh tasks (default 100)")
     e.add_argument("--seed", type=int, default=0, help="seed of the fresh tasks (default 0)")
-    e.add_argument("--steps", default="0,1,10", help="inner steps to report, e.g. 0,1,10 (default)")
+    e.add_argument("--steps", help="inner steps to report, e.g. 0,1,10 (default: 0,1,10 for few-shot "
+                   "regression; every episode of the trial for RL²; 0 and the trained steps for MAML-TRPO)")
     e.add_argument("--shots", type=int, help="support points per task (default: as trained)")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -225,7 +226,7 @@ def _parse_steps(text: str) -> list[int]:
 def _eval(args) -> int:
     import workbench
 
-    steps = _parse_steps(args.steps)
+    steps = _parse_steps(args.steps) if args.steps is not None else None
     if not 1 <= args.tasks <= 100_000:
         raise ConfigError(f"--tasks {args.tasks}: expected 1 to 100000 tasks")
     if args.shots is not None and not 1 <= args.shots <= 10_000:

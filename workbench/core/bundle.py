@@ -120,10 +120,10 @@ class MetaModel(AdaptedModel):
         return AdaptedModel([p[0] if p.dim() > s.dim() else p for p, s in zip(fast, self._params)],
                             self._activation, self._in_dim)
 
-    def evaluate(self, tasks: int = 100, seed: int = 0, steps=(0, 1, 10), shots: int | None = None,
+    def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots: int | None = None,
                  query: int | None = None) -> dict:
         """Mean query MSE ± 95% CI after each number of inner steps, on ``tasks`` fresh tasks."""
-        steps = sorted(set(int(s) for s in steps))
+        steps = sorted(set(int(s) for s in (steps if steps is not None else (0, 1, 10))))
         batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query, stream=seeding.TEST)
         losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, max(steps))
         per_task = losses[:, steps].double().numpy()
@@ -187,10 +187,16 @@ class RLModel:
 
     predict = adapt
 
-    def evaluate(self, tasks: int = 100, seed: int = 0, steps=(0, 1), shots=None, query=None) -> dict:
+    def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots=None, query=None) -> dict:
+        if steps is None:  # RL²: every episode of the trial; gradient-based: before and after the trained steps
+            episodes = getattr(self.learner.cfg, "episodes", None)
+            steps = range(episodes) if episodes else (0, max(1, self.learner.cfg.inner_steps))
         steps = sorted(set(int(s) for s in steps))
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, max(steps), 0)
+        if max(steps) > outcome.steps[-1]:
+            raise ConfigError(f"--steps {','.join(map(str, steps))}: the adaptation curve of this "
+                              f"{self.algorithm} model runs over 0..{outcome.steps[-1]} ({outcome.step_label})")
         per_task = np.asarray(outcome.per_task)[:, steps]
         mean, ci = mean_ci95(per_task)
         ci = [None if not np.isfinite(c) else float(c) for c in ci]
