@@ -214,6 +214,8 @@ class MAMLTRPO(RLMetaLearner):
                 f = self.inner_update(f, episodes, adv, create_graph=second_order, values_only=mode == "value")
             logp = self.policy.log_prob(f, obs_v, act_v)
             loss = -(torch.exp(logp - old_logp) * adv_v.reshape(b, -1) * mask).sum() / denom
+            if mode == "grad" and not c.exact_fisher:
+                return loss, None
             kl = (self.policy.kl(sampling, f, obs_v) * mask).sum() / denom
             return loss, kl
 
