@@ -104,6 +104,7 @@ def _gui(preset, parser) -> int:
 # -- train -----------------------------------------------------------------------------------------
 def _train(args) -> int:
     from workbench.core.config import ExperimentConfig
+    from workbench.core.paths import safe_run_name
     from workbench.core.presets import resolve_preset
     from workbench.core.trainer import Trainer
 
@@ -126,7 +127,7 @@ def _train(args) -> int:
                 overrides.append(f"{key}={json.dumps(value)}")
         config = ExperimentConfig.load(path, overrides)
         out = Path(args.out) if args.out else Path("runs") / (
-            f"{config.meta.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+            f"{safe_run_name(config.meta.name)}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(config, out, callbacks)
 
     previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(trainer))

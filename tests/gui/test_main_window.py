@@ -155,7 +155,8 @@ def test_train_pause_resume_stop_export_reopen(window, qtbot, tmp_path):
     assert window.export_model(exported) and exported.is_file()
     assert window.export_model(tmp_path / "exported.onnx")
     assert window.open_model(exported)
-    assert len(window.adaptation.evaluations) == 1 and window.rollouts.payload is not None
+    qtbot.waitUntil(lambda: len(window.adaptation.evaluations) == 1 and window.rollouts.payload is not None,
+                    timeout=10_000)
     files = window.export_plots(tmp_path / "plots")
     assert (tmp_path / "plots" / "meta_loss.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "adaptation.csv").read_text().strip()
@@ -199,3 +200,42 @@ def test_closing_during_training_stops_the_worker_and_keeps_a_checkpoint(window,
     assert thread.isFinished()
     assert (run / "checkpoint.safetensors").is_file()
     assert '"stopped"' in (run / "status.json").read_text()
+
+
+def test_list_and_seed_fields_refuse_bad_values(window, qtbot):
+    from PySide6.QtWidgets import QLineEdit
+
+    hidden = window.model_form.editors["hidden"]
+    assert isinstance(hidden, QLineEdit)
+    hidden.clear()
+    qtbot.keyClicks(hidden, "40, 5000")  # 5000 is above 4096: the last 0 is refused as typed
+    assert hidden.text() == "40, 500"
+    hidden.setText("0, 40")
+    assert not hidden.hasAcceptableInput()
+    with pytest.raises(Exception, match="hidden = '0, 40': incomplete or out of range"):
+        window.current_config()
+    hidden.setText("40, 40")
+    seed = window.run_form.editors["seed"]
+    seed.setText("5000000000")  # beyond 32 bits, within the config's range: kept exactly
+    assert window.current_config().run.seed == 5_000_000_000
+    seed.clear()
+    qtbot.keyClicks(seed, "12x")
+    assert seed.text() == "12"
+
+
+def test_preset_name_cannot_escape_the_runs_folder(window, qtbot, tmp_path):
+    window.load_preset(small_preset(tmp_path, iterations=5))
+    window.meta_form.editors["name"].setText("../../escaped/x")
+    assert window.start()
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    assert window.run_dir.parent == tmp_path / "runs" and window.run_dir.name.startswith("escaped-x-")
+
+
+def test_presets_cannot_be_swapped_during_a_run(window, qtbot, tmp_path):
+    window.load_preset(small_preset(tmp_path))
+    window.start()
+    assert not window.load_preset(PRESETS / "anil-sinusoid.toml")
+    assert not window.recent_menu.isEnabled()
+    window.stop()
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    assert window.load_preset(PRESETS / "anil-sinusoid.toml")

@@ -139,7 +139,7 @@ class MetaModel(AdaptedModel):
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
         """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits."""
-        steps = max(10, self.rule.steps) if steps is None else steps
+        steps = min(max(10, self.rule.steps), 100) if steps is None else steps
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = supervised_outcome(self._params, self.rule, self.family, batch, steps, render_tasks)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)

@@ -19,3 +19,11 @@ def user_data_dir() -> Path:
 def default_runs_dir() -> Path:
     env = os.environ.get("WORKBENCH_RUNS")
     return Path(env) if env else user_data_dir() / "runs"
+
+
+def safe_run_name(name: str) -> str:
+    """A preset name made safe as one path component: no separators, no '..', never empty."""
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
+    return cleaned[:80] or "run"

@@ -10,12 +10,13 @@ import dataclasses
 import math
 import typing
 
-from PySide6.QtCore import QRegularExpression, Signal
-from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
                                QWidget)
 
 from workbench.core.config import describe_range
+from workbench.core.errors import ConfigError
 
 INT_MAX = 2**31 - 1  # Qt spin boxes hold 32-bit ints
 
@@ -24,6 +25,28 @@ def _decimals_for(default: float, low: float | None) -> int:
     candidates = [abs(v) for v in (default, low or 0.0) if v]
     smallest = min(candidates) if candidates else 1.0
     return max(3, min(8, 3 - int(math.floor(math.log10(smallest))) if smallest < 1 else 3))
+
+
+class _IntListValidator(QValidator):
+    """Comma-separated integers (or one integer), each within [low, high]: anything else is refused as
+    typed; a half-typed list ("40,") is Intermediate, so the field does not accept it."""
+
+    def __init__(self, low: int, high: int, single: bool = False):
+        super().__init__()
+        self.low, self.high, self.single = low, high, single
+
+    def validate(self, text: str, pos: int):
+        items = [t.strip() for t in text.split(",")]
+        if self.single and len(items) > 1:
+            return QValidator.State.Invalid, text, pos
+        for i, item in enumerate(items):
+            if item == "":
+                return QValidator.State.Intermediate, text, pos
+            if not item.isdigit() or int(item) > self.high:
+                return QValidator.State.Invalid, text, pos
+            if int(item) < self.low:
+                return QValidator.State.Intermediate, text, pos
+        return QValidator.State.Acceptable, text, pos
 
 
 class ConfigForm(QWidget):
@@ -60,6 +83,10 @@ class ConfigForm(QWidget):
         if tp is bool:
             w = QCheckBox()
             w.toggled.connect(self.changed)
+        elif tp is int and hi is not None and hi > INT_MAX:  # seeds: beyond a 32-bit spin box, still digits only
+            w = QLineEdit()
+            w.setValidator(_IntListValidator(int(lo or 0), int(hi), single=True))
+            w.textEdited.connect(self.changed)
         elif tp is int:
             w = QSpinBox()
             w.setRange(int(max(lo if lo is not None else -INT_MAX, -INT_MAX)),
@@ -83,9 +110,9 @@ class ConfigForm(QWidget):
             w.currentIndexChanged.connect(self.changed)
         elif typing.get_origin(tp) is list:
             w = QLineEdit()
-            w.setValidator(QRegularExpressionValidator(QRegularExpression(r"^\s*\d+(\s*,\s*\d+)*\s*$")))
-            w.setPlaceholderText("comma-separated integers, e.g. 40, 40")
-            w.editingFinished.connect(self.changed)
+            w.setValidator(_IntListValidator(int(lo if lo is not None else 0), int(hi if hi is not None else INT_MAX)))
+            w.setPlaceholderText(f"comma-separated integers in [{lo}, {hi}], e.g. 40, 40")
+            w.textEdited.connect(self.changed)
         else:  # free text (names, descriptions, device strings handled elsewhere)
             w = QLineEdit()
             w.editingFinished.connect(self.changed)
@@ -126,8 +153,14 @@ class ConfigForm(QWidget):
                 out[name] = exact if exact is not None and round(exact, e.decimals()) == shown else shown
             elif isinstance(e, QComboBox):
                 out[name] = e.currentText()
-            elif typing.get_origin(self._types[name]) is list:
-                out[name] = [int(v) for v in e.text().replace(" ", "").split(",") if v]
+            elif typing.get_origin(self._types[name]) is list or self._types[name] is int:
+                if not e.hasAcceptableInput():
+                    f = next(f for f in dataclasses.fields(self.cls) if f.name == name)
+                    raise ConfigError(f"{name} = {e.text()!r}: incomplete or out of range, allowed "
+                                      f"{describe_range(f)}")
+                text = e.text()
+                numbers = [int(v) for v in text.replace(" ", "").split(",") if v.isdigit()]
+                out[name] = numbers if typing.get_origin(self._types[name]) is list else (numbers or [0])[0]
             else:
                 out[name] = e.text()
         return out

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer
+from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout, QGroupBox, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QPushButton, QScrollArea, QStyle, QToolBar,
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout,
 
 from workbench.core.config import ExperimentConfig, MetaInfo, ModelConfig, RunConfig
 from workbench.core.errors import WorkbenchError
-from workbench.core.paths import default_runs_dir
+from workbench.core.paths import default_runs_dir, safe_run_name
 from workbench.core.presets import list_presets
 from workbench.core.registry import ALGORITHMS, FAMILIES
 from workbench.core.trainer import available_devices
@@ -42,6 +43,12 @@ def make_settings() -> QSettings:
 def _fmt_time(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _Relay(QObject):
+    """Carries results of background work to the GUI thread (its slots are bound window methods)."""
+
+    done = Signal(object, object)
 
 
 def _group(title: str, widget: QWidget) -> QGroupBox:
@@ -79,6 +86,8 @@ class MainWindow(QMainWindow):
         self._build_plots()
         self._build_actions()
         self._build_status()
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._on_model_evaluated)
         self.timer = QTimer(self)
         self.timer.setInterval(DRAIN_MS)
         self.timer.timeout.connect(self.drain)
@@ -86,7 +95,10 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         initial = preset or self.settings.value("lastPreset") or self._default_preset()
         if initial is None or not self.load_preset(initial, quiet=preset is None):
-            self._set_family(self.family_combo.currentText())
+            fallback = self._default_preset()  # the MAML sinusoid preset, else sinusoid defaults
+            if fallback is None or not self.load_preset(fallback, quiet=True):
+                self.family_combo.setCurrentText("sinusoid")
+                self._set_family(self.family_combo.currentText())
         self._update_controls()
 
     # -- construction ----------------------------------------------------------------------------
@@ -252,7 +264,7 @@ class MainWindow(QMainWindow):
         self.clear_button.setObjectName("clearButton")
         self.clear_button.clicked.connect(self.clear_plots)
         for b in (self.start_button, self.pause_button, self.stop_button, self.clear_button):
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.setMinimumWidth(96)  # Pause / Resume without shifting the other buttons
             bar.addWidget(b)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
 
@@ -304,7 +316,7 @@ class MainWindow(QMainWindow):
         for p in recent:
             a = self.recent_menu.addAction(p)
             a.triggered.connect(lambda _=False, path=p: self.load_preset(path))
-        self.recent_menu.setEnabled(bool(recent))
+        self.recent_menu.setEnabled(bool(recent) and not self.running)
 
     def _remember_preset(self, path: Path) -> None:
         p = str(Path(path).resolve())
@@ -417,6 +429,9 @@ class MainWindow(QMainWindow):
     # -- presets ---------------------------------------------------------------------------------
     def load_preset(self, path, quiet: bool = False) -> bool:
         """Load a preset into the panels; on any error show it and change nothing."""
+        if self.running:
+            self.statusBar().showMessage("Stop the run before loading another preset", 5000)
+            return False
         path = Path(path)
         try:
             config = ExperimentConfig.load(path)
@@ -480,11 +495,12 @@ class MainWindow(QMainWindow):
             return False
         self.clear_plots()
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.run_dir = default_runs_dir() / f"{config.meta.name}-{stamp}"
+        name = safe_run_name(config.meta.name)
+        self.run_dir = default_runs_dir() / f"{name}-{stamp}"
         n = 1
         while self.run_dir.exists():
             n += 1
-            self.run_dir = default_runs_dir() / f"{config.meta.name}-{stamp}-{n}"
+            self.run_dir = default_runs_dir() / f"{name}-{stamp}-{n}"
         self.bundle_path = None
         self.total_iterations = config.run.iterations
         self.buffer = EventBuffer()
@@ -496,8 +512,9 @@ class MainWindow(QMainWindow):
         # direct: QThread.quit is thread-safe, and the GUI thread may be blocked in wait() (closing)
         self.worker.done.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
         self.worker.runStarted.connect(self._on_started)
-        self.worker.paused.connect(lambda it: self._set_state("paused") if self.run_state != "stopping" else None)
-        self.worker.resumed.connect(lambda it: self._set_state("running") if self.run_state != "stopping" else None)
+        # bound methods of the window: queued to the GUI thread (a lambda would run on the worker thread)
+        self.worker.paused.connect(self._on_paused)
+        self.worker.resumed.connect(self._on_resumed)
         self.worker.checkpointSaved.connect(self._on_checkpoint)
         self.worker.runFinished.connect(self._on_finished)
         self.worker.error.connect(self._on_error)
@@ -546,13 +563,23 @@ class MainWindow(QMainWindow):
         if self.run_state == "stopping":
             self.statusBar().showMessage("Stopping after this iteration…")
 
+    def _on_paused(self, iteration: int) -> None:
+        if self.run_state != "stopping":
+            self._set_state("paused")
+            self._set_text(self.speed_label, "paused")
+            self._set_text(self.eta_label, "")
+
+    def _on_resumed(self, iteration: int) -> None:
+        if self.run_state != "stopping":
+            self._set_state("running")
+
     def _on_started(self, event) -> None:
         self.device_label.setText(f"device {event.device}")
         self.set_metric(event.train_metric)
         self.total_iterations = event.total_iterations
 
     def _on_checkpoint(self, iteration: int, path: str) -> None:
-        self.statusBar().showMessage(f"Checkpoint at iteration {iteration}: {path}", 3000)
+        self.statusBar().showMessage(f"Checkpoint at iteration {iteration}", 3000)
 
     def _on_finished(self, event) -> None:
         self.drain()
@@ -562,8 +589,10 @@ class MainWindow(QMainWindow):
         if event.status == "failed":
             self.show_error("Training stopped", event.message)
         else:
-            self.statusBar().showMessage(f"Run {event.status} at iteration {event.iteration}; model in "
-                                         f"{event.bundle_path}", 0)
+            where = Path(event.bundle_path).parent.name if event.bundle_path else "the run folder"
+            self.statusBar().showMessage(f"Run {event.status} at iteration {event.iteration}; model saved in {where}",
+                                         0)
+            self.statusBar().setToolTip(str(event.bundle_path or ""))
 
     def _on_error(self, message: str, details: str) -> None:
         self.show_error("Training failed", message, details)
@@ -577,6 +606,8 @@ class MainWindow(QMainWindow):
         self.thread = None
         self.worker = None
         self._set_state("idle")
+        self._set_text(self.speed_label, "")
+        self._set_text(self.eta_label, "")
 
     def show_error(self, title: str, text: str, details: str = "") -> None:
         """A window-modal message that does not block the event loop (the app stays usable)."""
@@ -625,9 +656,10 @@ class MainWindow(QMainWindow):
         last = self._last_iteration
         if last is not None:
             self._set_text(self.iteration_label, f"iteration {last.iteration} / {self.total_iterations}")
-            self._set_text(self.speed_label, f"{last.its_per_sec:,.0f} it/s")
-            eta = (self.total_iterations - last.iteration) / max(last.its_per_sec, 1e-9)
-            self._set_text(self.eta_label, f"ETA {_fmt_time(eta)}")
+            if self.run_state == "running":  # speed and ETA only mean something while training
+                self._set_text(self.speed_label, f"{last.its_per_sec:,.0f} it/s")
+                eta = (self.total_iterations - last.iteration) / max(last.its_per_sec, 1e-9)
+                self._set_text(self.eta_label, f"ETA {_fmt_time(eta)}")
             self.progress.setValue(int(1000 * last.iteration / max(1, self.total_iterations)))
         if self.running:
             self._set_text(self.elapsed_label, f"elapsed {_fmt_time(time.monotonic() - self.started_at)}")
@@ -680,25 +712,48 @@ class MainWindow(QMainWindow):
             self.export_model(path if Path(path).suffix in (".onnx", ".safetensors") else path + suffix)
 
     def open_model(self, path, tasks: int = 100, seed: int = 0) -> bool:
-        """Load a bundle, evaluate it on fresh tasks and show its adaptation curves and rollouts."""
+        """Load a bundle, then evaluate it on fresh tasks off the GUI thread and show its adaptation curves
+        and rollouts.  Returns False (with a dialog) if the bundle cannot be loaded."""
         from workbench.core.bundle import load_bundle
 
         path = Path(path)
+        if self.running:
+            self.statusBar().showMessage("Stop the run before opening a model", 5000)
+            return False
         try:
             model = load_bundle(path)
-            evaluation, render = model.evaluation_events(tasks=tasks, seed=seed)
         except WorkbenchError as e:
             self.show_error("Cannot open model", str(e))
             return False
         self.clear_plots()
-        self.adaptation.add_evaluation(evaluation)
-        self.rollouts.show_render(render.iteration, render.payload)
         self.bundle_path = path
         self.settings.setValue("lastModelDir", str(path.parent))
+        self.act_open_model.setEnabled(False)
+        self.statusBar().showMessage(f"Evaluating {path.name} on {tasks} fresh tasks…", 0)
+        info = f"{model.algorithm} on {model.meta['family']}"
+
+        def work():
+            try:
+                result = model.evaluation_events(tasks=tasks, seed=seed)
+                self._relay.done.emit((path, info, tasks, seed, result), None)
+            except Exception as e:  # shown in a dialog, the app carries on
+                self._relay.done.emit(path, f"{type(e).__name__}: {e}")
+
+        threading.Thread(target=work, name="model-evaluation", daemon=True).start()
         self._update_controls()
-        self.statusBar().showMessage(f"Model {path.name}: {model.algorithm} on {model.meta['family']}, "
-                                     f"evaluated on {tasks} fresh tasks (seed {seed})", 0)
         return True
+
+    def _on_model_evaluated(self, payload, error) -> None:
+        self.act_open_model.setEnabled(not self.running)
+        if error is not None:
+            self.show_error("Cannot evaluate model", f"{payload}: {error}")
+            return
+        path, info, tasks, seed, (evaluation, render) = payload
+        self.set_metric("return" if evaluation.metric == "return" else "loss")
+        self.adaptation.add_evaluation(evaluation)
+        if render is not None:
+            self.rollouts.show_render(render.iteration, render.payload)
+        self.statusBar().showMessage(f"Model {path.name}: {info}, evaluated on {tasks} fresh tasks (seed {seed})", 0)
 
     def _open_model_dialog(self) -> None:
         start = self.settings.value("lastModelDir") or str(default_runs_dir())
@@ -707,16 +762,28 @@ class MainWindow(QMainWindow):
             self.open_model(path)
 
     def export_plots(self, folder) -> list[Path]:
-        """Every plot as PNG and its data as CSV into ``folder``."""
+        """Every plot as PNG and its data as CSV into ``folder`` (the data as emitted: every iteration,
+        in the metric's own units)."""
+        from workbench.core.storage import atomic_write_text
+
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         written = []
-        items = [("meta_loss", self.meta_loss.plot.getPlotItem()), ("adaptation", self.adaptation.plot.getPlotItem())]
-        items += [(f"rollout_task{i}", p) for i, p in enumerate(self.rollouts.plot_items())]
-        for name, item in items:
-            png, csv = folder / f"{name}.png", folder / f"{name}.csv"
-            export_plot_item(item, png, csv)
-            written += [png, csv]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, item in (("meta_loss", self.meta_loss.plot.getPlotItem()),
+                               ("adaptation", self.adaptation.plot.getPlotItem())):
+                export_plot_item(item, folder / f"{name}.png", None)
+                written.append(folder / f"{name}.png")
+            atomic_write_text(folder / "meta_loss.csv", self.meta_loss.to_csv())
+            atomic_write_text(folder / "adaptation.csv", self.adaptation.to_csv())
+            written += [folder / "meta_loss.csv", folder / "adaptation.csv"]
+            for i, p in enumerate(self.rollouts.plot_items()):
+                png, csv = folder / f"rollout_task{i}.png", folder / f"rollout_task{i}.csv"
+                export_plot_item(p, png, csv)
+                written += [png, csv]
+        except OSError as e:
+            self.show_error("Cannot export plots", f"{folder}: {e.strerror or e}")
+            return written
         self.settings.setValue("lastExportDir", str(folder))
         self.statusBar().showMessage(f"Exported {len(written)} files to {folder}", 5000)
         return written
@@ -731,7 +798,11 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         if self.running:
             self.worker.stop()
-            self.thread.wait(2000)  # the worker checkpoints and ends within a couple of seconds
+            if not self.thread.wait(2000):
+                # still inside a long step or evaluation: stop listening; the trainer process finishes that
+                # step, writes its checkpoint and exits on its own (the app's process waits for it at exit)
+                self.worker.detach()
+                self.thread.wait(2000)
         self.timer.stop()
         self._save_settings()
         super().closeEvent(event)

@@ -193,6 +193,18 @@ class MetaLossPlot(QWidget):
         self.ea.extend([after])
         self._dirty = self._evals_dirty = True
 
+    def to_csv(self) -> str:
+        """Every iteration's training metric (raw and smoothed) and each evaluation's held-out values."""
+        rows: dict[float, list] = {}
+        for x, y, s in zip(self.x.data, self.y.data, self.y_smooth.data):
+            rows[x] = [repr(float(y)), repr(float(s)), "", ""]
+        for x, b, a in zip(self.ex.data, self.eb.data, self.ea.data):
+            rows.setdefault(x, ["", "", "", ""])[2:] = [repr(float(b)), repr(float(a))]
+        name = self.plot.getPlotItem().getAxis("left").labelText or "metric"
+        lines = [f"iteration,train_{name},train_{name}_ema,heldout_before,heldout_after"]
+        lines += [f"{int(x)},{','.join(v)}" for x, v in sorted(rows.items())]
+        return "\n".join(lines) + "\n"
+
     def _resmooth(self) -> None:
         smoothed, last, n = ema_continue(self.y.data, self.ema.value(), 0.0, 0)
         self._ema_state = (last, n)
@@ -251,6 +263,7 @@ class AdaptationPlot(QWidget):
         self.label = QLabel("no evaluation yet")
         self.label.setObjectName("evaluationLabel")
         self.log = QCheckBox("log scale")
+        self.log.setObjectName("adaptationLogCheck")
         self.log.setChecked(True)
         bar = QHBoxLayout()
         bar.addWidget(self.label)
@@ -290,6 +303,18 @@ class AdaptationPlot(QWidget):
         else:
             self._update_label(self.slider.value())
 
+    def to_csv(self) -> str:
+        """The shown evaluation: each step's mean, its 95% CI and every held-out task's value."""
+        if not self.evaluations:
+            return "step,mean,ci95_low,ci95_high\n"
+        e = self.evaluations[max(0, min(self.slider.value(), len(self.evaluations) - 1))]
+        head = ["step", "mean", "ci95_low", "ci95_high"] + [f"task_{t}" for t in range(e.per_task.shape[0])]
+        lines = [f"# {e.metric} at iteration {e.iteration}; steps: {e.step_label}", ",".join(head)]
+        for k, s in enumerate(e.steps):
+            vals = [e.mean[k], e.mean[k] - e.ci95[k], e.mean[k] + e.ci95[k], *e.per_task[:, k]]
+            lines.append(",".join([str(s)] + [repr(float(v)) for v in vals]))
+        return "\n".join(lines) + "\n"
+
     def _on_slider(self, index: int) -> None:
         self._follow = index == len(self.evaluations) - 1
         self.show_index(index)
@@ -324,6 +349,10 @@ class AdaptationPlot(QWidget):
             p.addItem(line)
             self.reference_lines.append(line)
         p.setLabel("bottom", e.step_label)
+        if len(steps) <= 25:
+            p.getAxis("bottom").setTicks([[(float(s), str(int(s))) for s in steps]])
+        else:
+            p.getAxis("bottom").setTicks(None)
         label = "held-out return" if e.metric == "return" else f"held-out {e.metric}"
         self.plot.getPlotItem().setLabel("left", label)
         self._update_label(index)
@@ -525,6 +554,7 @@ class RolloutView(QWidget):
         self.stack.addWidget(self.empty)
         self.caption = QLabel("")
         self.caption.setObjectName("rolloutCaption")
+        self.caption.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.caption)

@@ -57,6 +57,21 @@ class EventBuffer:
         return out
 
 
+class _Link:
+    """The child's end of the pipe.  If the app has gone (closed during a long evaluation), sends are
+    dropped: the run still stops at the next iteration and writes its checkpoint."""
+
+    def __init__(self, conn):
+        self.conn, self.open = conn, True
+
+    def send(self, msg) -> None:
+        if self.open:
+            try:
+                self.conn.send(msg)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                self.open = False
+
+
 class _Batcher:
     """Trainer callback in the child process: iteration metrics in batches, everything else at once."""
 
@@ -82,6 +97,8 @@ def _train_in_child(config: dict | None, run_dir: str | None, resume: bool, conn
     Events go to the parent over a pipe, written synchronously (no feeder thread competing for the GIL).
     """
     done = threading.Event()
+    relay = None
+    conn = _Link(conn)
     try:
         from workbench.core.config import ExperimentConfig
         from workbench.core.trainer import Trainer
@@ -102,7 +119,8 @@ def _train_in_child(config: dict | None, run_dir: str | None, resume: bool, conn
                     (trainer.pause if paused else trainer.unpause)()
                 done.wait(0.03)
 
-        threading.Thread(target=relay_controls, daemon=True).start()
+        relay = threading.Thread(target=relay_controls, daemon=True)
+        relay.start()
         trainer.run()
         batcher.flush()
     except WorkbenchError as e:
@@ -111,8 +129,10 @@ def _train_in_child(config: dict | None, run_dir: str | None, resume: bool, conn
         conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
     finally:
         done.set()
+        if relay is not None:
+            relay.join()  # a live thread at interpreter exit aborts the process
         conn.send(("done",))
-        conn.close()
+        conn.conn.close()
 
 
 def _start_without_main(proc) -> None:
@@ -147,6 +167,7 @@ class TrainerWorker(QObject):
         self._ctx = mp.get_context("spawn")
         self._stop = self._ctx.Event()
         self._pause = self._ctx.Event()
+        self._detached = threading.Event()
         self.iteration = 0  # the newest iteration reported by the trainer
         self.is_paused = False  # confirmed by the trainer
         self.pid: int | None = None
@@ -157,6 +178,11 @@ class TrainerWorker(QObject):
 
     def set_paused(self, paused: bool) -> None:
         (self._pause.set if paused else self._pause.clear)()
+
+    def detach(self) -> None:
+        """Stop listening (the window is closing): the trainer process stops and checkpoints on its own."""
+        self._stop.set()
+        self._detached.set()
 
     # -- worker thread -------------------------------------------------------------------------------
     def _on_event(self, event) -> None:
@@ -179,17 +205,19 @@ class TrainerWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        receive, send = self._ctx.Pipe(duplex=False)
-        config = self.config.to_dict() if self.config is not None else None
-        proc = self._ctx.Process(target=_train_in_child, name="workbench-trainer", daemon=True,
-                                 args=(config, str(self.run_dir) if self.run_dir else None, self.resume, send,
-                                       self._stop, self._pause))
         said_done = False
+        proc = receive = None
         try:
+            receive, send = self._ctx.Pipe(duplex=False)
+            config = self.config.to_dict() if self.config is not None else None
+            # not a daemon: if the app closes mid-evaluation, the run still finishes its checkpoint
+            proc = self._ctx.Process(target=_train_in_child, name="workbench-trainer", daemon=False,
+                                     args=(config, str(self.run_dir) if self.run_dir else None, self.resume, send,
+                                           self._stop, self._pause))
             _start_without_main(proc)
             send.close()  # the child holds the writing end; EOF then means it is gone
             self.pid = proc.pid
-            while not said_done:
+            while not said_done and not self._detached.is_set():
                 if not receive.poll(0.1):
                     continue
                 try:
@@ -206,12 +234,15 @@ class TrainerWorker(QObject):
         except Exception as e:
             self.error.emit(f"cannot run the trainer process: {type(e).__name__}: {e}", traceback.format_exc())
         finally:
-            receive.close()
-            proc.join(5)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(2)
-            if not said_done and proc.exitcode not in (0, None):
-                self.error.emit(f"the training process ended unexpectedly (exit code {proc.exitcode}); the last "
-                                f"checkpoint in {self.run_dir} is kept", "")
+            if receive is not None:
+                receive.close()
+            started = proc is not None and proc.pid is not None
+            if started and not self._detached.is_set():
+                proc.join(5)
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join(2)
+                if not said_done and proc.exitcode not in (0, None):
+                    self.error.emit(f"the training process ended unexpectedly (exit code {proc.exitcode}); the "
+                                    f"last checkpoint in {self.run_dir} is kept", "")
             self.done.emit()
