@@ -239,3 +239,19 @@ def test_presets_cannot_be_swapped_during_a_run(window, qtbot, tmp_path):
     window.stop()
     qtbot.waitUntil(lambda: not window.running, timeout=30_000)
     assert window.load_preset(PRESETS / "anil-sinusoid.toml")
+
+
+def test_closing_in_a_long_evaluation_still_keeps_a_checkpoint(window, qtbot, tmp_path):
+    window.load_preset(small_preset(tmp_path, eval_tasks=60000, eval_interval=100000))
+    window.start()
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.pid is not None, timeout=10_000)
+    qtbot.wait(1500)  # the trainer process is in its first (long) evaluation
+    run = window.run_dir
+    t0 = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t0 < 4.5  # 2 s for the worker, then it is detached
+    deadline = time.time() + 90
+    while not ((run / "status.json").exists() and '"stopped"' in (run / "status.json").read_text()):
+        assert time.time() < deadline, "the trainer process did not stop on its own"
+        time.sleep(0.2)
+    assert (run / "checkpoint.safetensors").is_file()
