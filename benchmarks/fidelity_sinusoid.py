@@ -43,8 +43,8 @@ def main() -> None:
                                                         zip(res["mean"], res["ci95"], res["diverged"]))
               + f"  {secs:6.1f} s", flush=True)
     print()
-    print(f"| algorithm | iterations | MSE 0 steps | MSE 1 step | MSE 10 steps | train time |")
-    print(f"|---|---|---|---|---|---|")
+    print("| algorithm | iterations | MSE 0 steps | MSE 1 step | MSE 10 steps | train time |")
+    print("|---|---|---|---|---|---|")
     for algo, iters, res, secs in rows:
         cells = " | ".join(_cell(m, c, d) for m, c, d in zip(res["mean"], res["ci95"], res["diverged"]))
         print(f"| {algo} | {iters} | {cells} | {secs:.0f} s |")

@@ -1,6 +1,4 @@
 """Model bundles: round trip, the load_model API, ONNX, and refusal of corrupt or foreign files."""
-import json
-import struct
 
 import numpy as np
 import pytest

@@ -5,7 +5,6 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,6 @@ listen to the same typed events (:mod:`workbench.core.events`).  ``pause()``, ``
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time

@@ -475,7 +475,14 @@ class MainWindow(QMainWindow):
         return presets[0].path.parent if presets else Path.home()
 
     def _save_preset_dialog(self) -> None:
-        start = str(self.preset_path or Path(self.settings.value("lastPresetDir") or Path.home()) / "preset.toml")
+        from workbench.core.paths import user_data_dir
+
+        name = safe_run_name(self.meta_form.values().get("name", "preset"))
+        shipped = {p.path.resolve() for p in list_presets()}
+        if self.preset_path is not None and self.preset_path.resolve() not in shipped:
+            start = str(self.preset_path)  # the user's own preset: save over it by default
+        else:  # never suggest overwriting a shipped preset
+            start = str(Path(self.settings.value("lastPresetDir") or user_data_dir() / "presets") / f"{name}.toml")
         path, _ = QFileDialog.getSaveFileName(self, "Save preset as", start, "Presets (*.toml)")
         if path:
             self.save_preset(path if path.endswith(".toml") else path + ".toml")

@@ -380,29 +380,19 @@ class RegressionRenderer(pg.GraphicsLayoutWidget):
         for i in range(n):
             plot = self.addPlot(row=i // cols, col=i % cols)
             plot.showGrid(x=True, y=True, alpha=0.15)
-            if i == 0:
-                plot.addLegend(offset=(5, 5), labelTextSize="8pt")
             truth = pg.PlotCurveItem(pen=pg.mkPen("#e8e8e8", width=2, style=Qt.PenStyle.DashLine))
             plot.addItem(truth)
-            if i == 0:
-                plot.legend.addItem(truth, "true function")
             step_items = []
             for s in range(steps):
                 frac = s / max(1, steps - 1)
                 color = pg.mkColor(PALETTE[3]) if s == 0 else pg.mkColor(
                     int(90 + 0 * frac), int(140 + 80 * frac), int(90 + 20 * frac), int(90 + 165 * frac))
                 width = 2.5 if s in (0, steps - 1) else 1
-                name = ("before adaptation" if s == 0 else f"after {s} step{'s' if s > 1 else ''}"
-                        if s == steps - 1 else None)
                 item = pg.PlotCurveItem(pen=pg.mkPen(color, width=width), skipFiniteCheck=True)
                 plot.addItem(item)
-                if i == 0 and name:
-                    plot.legend.addItem(item, name)
                 step_items.append(item)
             support = pg.ScatterPlotItem(size=9, brush=pg.mkBrush("#edc948"), pen=pg.mkPen("#202020"))
             plot.addItem(support)
-            if i == 0:
-                plot.legend.addItem(support, "support points")
             cache_static_parts(plot)
             self.panels.append({"plot": plot, "truth": truth, "steps": step_items, "support": support, "title": ""})
         self._n = n
@@ -582,8 +572,10 @@ class RolloutView(QWidget):
         renderer.show_payload(payload)
         self.stack.setCurrentWidget(renderer)
         self.payload, self.iteration = payload, iteration
-        self.caption.setText(f"held-out tasks at iteration {iteration}: before adaptation (red) and after "
-                             f"adaptation (green, brighter = more steps)")
+        extra = {"regression-1d": "; dashed: the true function; yellow: the support points",
+                 "trajectories-2d": "; star: the goal", "bandit-arms": "; diamonds: the arm means"}.get(kind, "")
+        self.caption.setText(f"held-out tasks at iteration {iteration}: before adaptation (red), after adaptation "
+                             f"(green, brighter = more steps){extra}")
         self.payloadShown.emit(kind)
 
     def plot_items(self) -> list:
