@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self._status_at = 0.0
         self._pending_render = None
         self._render_at = 0.0
+        self._deferred = False
         self._train_metric = "loss"
 
         self._build_panels()
@@ -582,6 +583,7 @@ class MainWindow(QMainWindow):
 
     def _on_started(self, event) -> None:
         self.device_label.setText(f"device {event.device}")
+        self.meta_loss.x_extent = event.total_iterations
         self.set_metric(event.train_metric)
         self.total_iterations = event.total_iterations
 
@@ -645,10 +647,16 @@ class MainWindow(QMainWindow):
             self.adaptation.add_evaluation(e)
         if renders:  # the newest replaces any waiting one; drawn at most once a second
             self._pending_render = renders[-1]
-        if self._pending_render is not None and (now - self._render_at > RENDER_EVERY or not self.running):
+        # one heavy redraw per tick: a new evaluation this tick defers the rollouts to a later one
+        if self._pending_render is not None and not (evaluations and self.running) and (
+                now - self._render_at > RENDER_EVERY or not self.running):
             self._render_at = now
             render, self._pending_render = self._pending_render, None
             self.rollouts.show_render(render.iteration, render.payload)
+        if evaluations and self.running and not self._deferred:  # spread the work over two ticks
+            self._deferred = True
+            return
+        self._deferred = False
         if self.meta_loss.redraw():
             self.redraws += 1
 

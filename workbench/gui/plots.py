@@ -156,6 +156,7 @@ class MetaLossPlot(QWidget):
         self.ex, self.eb, self.ea = GrowingSeries(64), GrowingSeries(64), GrowingSeries(64)
         self._ema_state = (0.0, 0)
         self._last_range = 0.0
+        self.x_extent: int | None = None  # the run's total iterations, when known
         self._dirty = False
         self._evals_dirty = False
         self.ema.valueChanged.connect(self._resmooth)
@@ -233,9 +234,28 @@ class MetaLossPlot(QWidget):
         now = time.monotonic()
         if force_range or now - self._last_range > RANGE_EVERY:
             self._last_range = now
-            xs = np.concatenate([self.x.data, self.ex.data])
-            _set_range(self.plot.getPlotItem(), xs, [self.y.data, self.eb.data, self.ea.data], self.log.isChecked())
+            self._update_range(force_range)
         return True
+
+    def _update_range(self, force: bool) -> None:
+        """Change the view only when the data leaves it (or fills under a third of it): a new range
+        re-lays the axes and the grid out, the costliest frame of a live plot."""
+        xs = np.concatenate([self.x.data, self.ex.data])
+        ys = [y[np.isfinite(y)] for y in (self.y.data, self.eb.data, self.ea.data) if len(y)]
+        log = self.log.isChecked()
+        ys = [np.log10(y[y > 0]) if log else y for y in ys]
+        ys = [y for y in ys if len(y)]
+        if not len(xs) or not ys:
+            return
+        lo, hi = min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)
+        x1 = float(xs.max())
+        (vx0, vx1), (vy0, vy1) = self.plot.getPlotItem().viewRange()
+        span = max(hi - lo, 1e-6)
+        inside = x1 <= vx1 and lo >= vy0 and hi <= vy1 and span > (vy1 - vy0) / 3 and vx1 <= max(2 * x1, 10)
+        if force or not inside:
+            target_x = max(x1, self.x_extent or 0) if self.x_extent else x1 * 1.25
+            self.plot.getPlotItem().setRange(xRange=(0, max(target_x, 1)), yRange=(lo - 0.1 * span, hi + 0.1 * span),
+                                             padding=0)
 
 
 class AdaptationPlot(QWidget):
@@ -256,6 +276,7 @@ class AdaptationPlot(QWidget):
         p.addItem(self.lower)
         cache_static_parts(p)
         self.reference_lines: list = []
+        self._axis_key = None
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setObjectName("evaluationSlider")
         self.slider.setRange(0, 0)
@@ -340,19 +361,29 @@ class AdaptationPlot(QWidget):
         self.lower.setData(steps, lower)
         self.mean.setData(steps, e.mean)
         p = self.plot.getPlotItem()
+        if [ln.value() for ln in self.reference_lines] != list(e.references.values()):
+            self._set_references(p, e.references)
+        label = "held-out return" if e.metric == "return" else f"held-out {e.metric}"
+        if p.getAxis("left").labelText != label:
+            p.setLabel("left", label)
+        self._update_label(index)
+        refs = np.asarray(list(e.references.values()), dtype=np.float64)
+        _set_range(self.plot.getPlotItem(), steps, [per[np.isfinite(per)], e.mean, refs], self.log.isChecked())
+
+    def _set_references(self, p, references: dict) -> None:
         for line in self.reference_lines:
             p.removeItem(line)
         self.reference_lines = []
-        for k, (name, value) in enumerate(e.references.items()):
+        for k, (name, value) in enumerate(references.items()):
             line = pg.InfiniteLine(value, angle=0, pen=pg.mkPen(PALETTE[4 + k % 4], style=Qt.PenStyle.DashLine),
                                    label=name, labelOpts={"position": 0.85, "color": PALETTE[4 + k % 4]})
             p.addItem(line)
             self.reference_lines.append(line)
-        p.setLabel("bottom", e.step_label)
-        if len(steps) <= 25:
-            p.getAxis("bottom").setTicks([[(float(s), str(int(s))) for s in steps]])
-        else:
-            p.getAxis("bottom").setTicks(None)
+        key = (e.step_label, tuple(e.steps))
+        if key != self._axis_key:  # relabelling an axis re-lays the plot out: only when it changes
+            self._axis_key = key
+            p.setLabel("bottom", e.step_label)
+            p.getAxis("bottom").setTicks([[(float(s), str(int(s))) for s in steps]] if len(steps) <= 25 else None)
         label = "held-out return" if e.metric == "return" else f"held-out {e.metric}"
         self.plot.getPlotItem().setLabel("left", label)
         self._update_label(index)
@@ -545,8 +576,11 @@ class RolloutView(QWidget):
         self.caption = QLabel("")
         self.caption.setObjectName("rolloutCaption")
         self.caption.setWordWrap(True)
+        self.iteration_label = QLabel("")
+        self.iteration_label.setObjectName("rolloutIterationLabel")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.iteration_label)
         lay.addWidget(self.caption)
         lay.addWidget(self.stack)
         self.renderers: dict[str, QWidget] = {}
@@ -556,6 +590,7 @@ class RolloutView(QWidget):
     def clear(self) -> None:
         self.payload = None
         self.caption.setText("")
+        self.iteration_label.setText("")
         self.stack.setCurrentWidget(self.empty)
 
     def show_render(self, iteration: int, payload: dict) -> None:
@@ -574,8 +609,10 @@ class RolloutView(QWidget):
         self.payload, self.iteration = payload, iteration
         extra = {"regression-1d": "; dashed: the true function; yellow: the support points",
                  "trajectories-2d": "; star: the goal", "bandit-arms": "; diamonds: the arm means"}.get(kind, "")
-        self.caption.setText(f"held-out tasks at iteration {iteration}: before adaptation (red), after adaptation "
-                             f"(green, brighter = more steps){extra}")
+        text = f"before adaptation (red), after adaptation (green, brighter = more steps){extra}"
+        if self.caption.text() != text:  # a wrapped label re-lays the dock out: only when the kind changes
+            self.caption.setText(text)
+        self.iteration_label.setText(f"held-out tasks at iteration {iteration}")
         self.payloadShown.emit(kind)
 
     def plot_items(self) -> list:
