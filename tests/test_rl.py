@@ -235,3 +235,26 @@ def test_written_out_policy_gradient_equals_autograd(family, float64):
     ref = torch.autograd.grad(-(policy.log_prob(fast, obs, actions) * w).sum(), fast)
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b)
+
+
+def test_fisher_vector_product_of_the_adapted_policy_is_exact(float64):
+    """Jᵀ F' J (two inner-loss Hessian products) equals differentiating the KL through the second-order
+    inner step three times, at θ0, with every step used (fisher_subsample = 1)."""
+    from workbench.rl.trpo import flat
+
+    learner, fam = tiny_learner(fisher_subsample=1)
+    g = torch.Generator().manual_seed(3)
+    env = fam.make_env(fam.sample_batch(2, g).params)
+    shared = [p.detach() for p in learner.params]
+    train = collect(env, learner.policy, learner.expand(shared, 2), 3, g)
+    adv = learner.advantages(train)
+    sampling = learner.inner_update(learner.expand(shared, 2), train, adv, False, values_only=True)
+    valid = collect(env, learner.policy, sampling, 3, g)
+    obs, mask = valid.flat_obs(), valid.mask.reshape(2, -1)
+    product = learner.adapted_fisher_product((train, adv), sampling, obs, mask)
+    fast = learner.inner_update(learner.expand(learner.params, 2), train, adv, create_graph=True)
+    kl = (learner.policy.kl(sampling, fast, obs) * mask).sum() / mask.sum()
+    kl_grad = flat(torch.autograd.grad(kl, learner.params, create_graph=True))
+    v = torch.randn(kl_grad.numel(), generator=g)
+    exact = flat(torch.autograd.grad(kl_grad @ v, learner.params))
+    torch.testing.assert_close(product(v), exact)

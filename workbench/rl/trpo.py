@@ -40,13 +40,14 @@ class TRPOResult:
     step_fraction: float
 
 
-def trpo_step(params: list[torch.Tensor], surrogate: Callable, fisher_kl: Callable, evaluate: Callable,
+def trpo_step(params: list[torch.Tensor], surrogate: Callable, fisher_kl: Callable | None, evaluate: Callable,
               max_kl: float = 0.01, damping: float = 1e-5, cg_iters: int = 10, ls_steps: int = 15,
-              ls_ratio: float = 0.8) -> TRPOResult:
+              ls_ratio: float = 0.8, fvp: Callable | None = None) -> TRPOResult:
     """One TRPO update of ``params`` (in place).
 
     ``surrogate()``: the differentiable surrogate loss at the current params; ``fisher_kl()``: a twice-
-    differentiable mean KL from the sampling policy whose Hessian gives the Fisher-vector products;
+    differentiable mean KL from the sampling policy whose Hessian gives the Fisher-vector products (or
+    ``fvp(v)``, a function computing those products directly, flat in and out);
     ``evaluate()``: the exact (loss, KL) as floats, used by the line search, so an accepted step always
     satisfies KL <= max_kl.  If no step of the line search improves the loss within the bound, the
     parameters are left as they were and ``accepted`` is False.
@@ -54,11 +55,16 @@ def trpo_step(params: list[torch.Tensor], surrogate: Callable, fisher_kl: Callab
     loss = surrogate()
     grads = flat(torch.autograd.grad(loss, params))
     old_loss = float(loss.detach())
-    flat_kl_grad = flat(torch.autograd.grad(fisher_kl(), params, create_graph=True))
+    if fvp is None:
+        flat_kl_grad = flat(torch.autograd.grad(fisher_kl(), params, create_graph=True))
 
-    def fvp(v: torch.Tensor) -> torch.Tensor:
-        hv = torch.autograd.grad(flat_kl_grad @ v, params, retain_graph=True)
-        return flat(hv) + damping * v
+        def hvp(v: torch.Tensor) -> torch.Tensor:
+            return flat(torch.autograd.grad(flat_kl_grad @ v, params, retain_graph=True))
+    else:
+        hvp = fvp
+
+    def fvp(v: torch.Tensor) -> torch.Tensor:  # noqa: F811 (damped)
+        return hvp(v) + damping * v
 
     direction = conjugate_gradient(fvp, grads, cg_iters)
     shs = 0.5 * (direction @ fvp(direction))
