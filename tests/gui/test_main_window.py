@@ -255,3 +255,18 @@ def test_closing_in_a_long_evaluation_still_keeps_a_checkpoint(window, qtbot, tm
         assert time.time() < deadline, "the trainer process did not stop on its own"
         time.sleep(0.2)
     assert (run / "checkpoint.safetensors").is_file()
+
+
+def test_adaptation_plot_shows_references_and_the_step_label(window):
+    from workbench.core import events as ev
+
+    per = np.array([[0.5, 0.6, 0.7], [0.4, 0.5, 0.8]])
+    e = ev.Evaluation(10, "return", [0, 1, 2], per, per.mean(0), np.full(3, 0.05), trained_steps=2,
+                      references={"Thompson sampling": 0.58, "UCB1": 0.56}, step_label="episode within the trial")
+    window.set_metric("return")
+    window.adaptation.add_evaluation(e)
+    p = window.adaptation.plot.getPlotItem()
+    assert p.getAxis("bottom").labelText == "episode within the trial"
+    assert [ln.value() for ln in window.adaptation.reference_lines] == [0.58, 0.56]
+    assert p.getAxis("left").labelText == "held-out return"
+    assert "episode" in window.adaptation.to_csv().splitlines()[0]

@@ -363,6 +363,11 @@ class AdaptationPlot(QWidget):
         p = self.plot.getPlotItem()
         if [ln.value() for ln in self.reference_lines] != list(e.references.values()):
             self._set_references(p, e.references)
+        key = (e.step_label, tuple(e.steps))
+        if key != self._axis_key:  # relabelling an axis re-lays the plot out: only when it changes
+            self._axis_key = key
+            p.setLabel("bottom", e.step_label)
+            p.getAxis("bottom").setTicks([[(float(s), str(int(s))) for s in steps]] if len(steps) <= 25 else None)
         label = "held-out return" if e.metric == "return" else f"held-out {e.metric}"
         if p.getAxis("left").labelText != label:
             p.setLabel("left", label)
@@ -379,16 +384,6 @@ class AdaptationPlot(QWidget):
                                    label=name, labelOpts={"position": 0.85, "color": PALETTE[4 + k % 4]})
             p.addItem(line)
             self.reference_lines.append(line)
-        key = (e.step_label, tuple(e.steps))
-        if key != self._axis_key:  # relabelling an axis re-lays the plot out: only when it changes
-            self._axis_key = key
-            p.setLabel("bottom", e.step_label)
-            p.getAxis("bottom").setTicks([[(float(s), str(int(s))) for s in steps]] if len(steps) <= 25 else None)
-        label = "held-out return" if e.metric == "return" else f"held-out {e.metric}"
-        self.plot.getPlotItem().setLabel("left", label)
-        self._update_label(index)
-        refs = np.asarray(list(e.references.values()), dtype=np.float64)
-        _set_range(self.plot.getPlotItem(), steps, [per[np.isfinite(per)], e.mean, refs], self.log.isChecked())
 
 
 # -- rollouts: one renderer per payload kind --------------------------------------------------------------
