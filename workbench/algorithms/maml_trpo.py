@@ -25,7 +25,7 @@ from workbench.core.registry import ALGORITHMS
 from workbench.rl.policies import make_policy
 from workbench.rl.returns import gae
 from workbench.rl.rollout import collect
-from workbench.rl.trpo import TRPOResult, trpo_step  # noqa: F401 (TRPOResult for tests)
+from workbench.rl.trpo import TRPOResult, flat, trpo_step, unflat  # noqa: F401 (TRPOResult for tests)
 
 from .base import MetaLearner
 
@@ -71,30 +71,20 @@ class RLMetaLearner(MetaLearner):
         self.sample_gen = torch.Generator(device="cpu").manual_seed(
             int(torch.randint(2**62, (1,), generator=generator)))
         self.rejected = 0
-        self.setup_rl()
+        self.optimizer = _NoOptimizer()  # TRPO updates the parameters itself
 
     def setup(self, generator):  # the policy's parameters exist only after __init__
-        pass
-
-    def setup_rl(self):
         pass
 
     # -- adaptation ----------------------------------------------------------------------------------
     def expand(self, params, n_tasks: int) -> list[torch.Tensor]:
         return [p.unsqueeze(0).expand(n_tasks, *p.shape) for p in params]
 
-    def inner_loss(self, fast, episodes, adv) -> torch.Tensor:
-        """Sum over tasks of each task's REINFORCE loss −mean(log π(a|s) · A) (each task sees only its own
-        parameters, so the gradient w.r.t. the task-batched parameters is per task)."""
-        logp = self.policy.log_prob(fast, episodes.flat_obs(), episodes.flat_actions())
-        b = logp.shape[0]
-        w = (adv * episodes.mask).reshape(b, -1)
-        return -((logp * w).sum(1) / episodes.mask.reshape(b, -1).sum(1).clamp(min=1)).sum()
-
     def inner_update(self, fast, episodes, adv, create_graph: bool, values_only: bool = False) -> list[torch.Tensor]:
         """θ' = θ − α ∇L_inner(θ) per task.  ``values_only``: no graph back to θ (evaluation, line search).
 
-        The gradient of :meth:`inner_loss` is written out (policy.loss_grad) with differentiable ops, so
+        The gradient of each task's REINFORCE loss −mean(log π(a|s) · A) is written out (policy.loss_grad)
+        with differentiable ops, so
         differentiating through it gives the second-order term without autograd.grad(create_graph=True);
         tests check it against autograd and the whole meta-gradient against finite differences."""
         if values_only:
@@ -111,6 +101,40 @@ class RLMetaLearner(MetaLearner):
 
     def advantages(self, episodes):
         return gae(episodes, self.cfg.gamma, self.cfg.gae_lambda)
+
+    def adapted_fisher_product(self, train, sampling, obs, mask):
+        """Fisher-vector products of the KL of the adapted policy w.r.t. θ, for one inner step:
+        at θ0 the KL's gradient vanishes, so its Hessian is Σ_i J_iᵀ F'_i J_i with J_i = I − α H_i (H_i the
+        Hessian of task i's inner loss) and F'_i the Fisher at the adapted parameters.  Two Hessian-vector
+        products of the inner loss and one of the KL per product — no third-order graph.  Both curvatures
+        are estimated on every k-th step (``fisher_subsample``); with k = 1 the product is exact (a test
+        compares it with differentiating the KL three times)."""
+        episodes, adv = train
+        b = episodes.rewards.shape[0]
+        alpha, k = self.cfg.inner_lr, self.cfg.fisher_subsample
+        fast = [p.detach().unsqueeze(0).expand(b, *p.shape).clone().requires_grad_() for p in self.params]
+        count = episodes.mask.reshape(b, -1).sum(1).clamp(min=1)
+        weights = (adv * episodes.mask).reshape(b, -1) / count.unsqueeze(1)
+        sub = slice(None, None, k)  # the inner-loss curvature, like the KL's, from every k-th step (k = 1: exact)
+        with torch.enable_grad():
+            grads = self.policy.loss_grad(fast, episodes.flat_obs()[:, sub], episodes.flat_actions()[:, sub],
+                                          weights[:, sub] * k)
+            phi = [s.detach().clone().requires_grad_() for s in sampling]
+            denom = mask.sum().clamp(min=1)
+            kl = (self.policy.kl(sampling, phi, obs) * mask).sum() / denom
+            kl_grad = torch.autograd.grad(kl, phi, create_graph=True)
+
+        def hess_inner(vs):  # per task: H_i v_i
+            return torch.autograd.grad(grads, fast, grad_outputs=vs, retain_graph=True)
+
+        def product(v: torch.Tensor) -> torch.Tensor:
+            vs = [t.unsqueeze(0).expand(b, *t.shape) for t in unflat(v, self.params)]
+            u = [vi - alpha * hv for vi, hv in zip(vs, hess_inner(vs))]  # J v, per task
+            w = torch.autograd.grad(kl_grad, phi, grad_outputs=u, retain_graph=True)  # F' J v
+            jt_w = [wi - alpha * hw for wi, hw in zip(w, hess_inner(w))]  # Jᵀ F' J v, per task
+            return flat([t.sum(0) for t in jt_w])
+
+        return product
 
     # -- evaluation ----------------------------------------------------------------------------------
     def evaluate(self, family, batch, steps, render_tasks):
@@ -172,9 +196,6 @@ class MAMLTRPO(RLMetaLearner):
     Config = MAMLTRPOConfig
     summary = "MAML for RL: policy-gradient inner steps, TRPO meta-update through them."
 
-    def setup_rl(self):
-        self.optimizer = _NoOptimizer()  # TRPO updates the parameters itself
-
     def meta_step(self, batch, iteration):
         c = self.cfg
         env = self.family.make_env(batch.params)
@@ -233,54 +254,6 @@ class MAMLTRPO(RLMetaLearner):
         return {"return": after, "return_before": before, **info}
 
 
-def _flat(ts):
-    return torch.cat([t.reshape(-1) for t in ts])
-
-
-def _unflat(v, like):
-    out, i = [], 0
-    for t in like:
-        out.append(v[i:i + t.numel()].view_as(t))
-        i += t.numel()
-    return out
-
-
-def _adapted_fisher_product(self, train, sampling, obs, mask):
-    """Fisher-vector products of the KL of the adapted policy w.r.t. θ, for one inner step:
-    at θ0 the KL's gradient vanishes, so its Hessian is Σ_i J_iᵀ F'_i J_i with J_i = I − α H_i (H_i the
-    Hessian of task i's inner loss) and F'_i the Fisher at the adapted parameters.  Two Hessian-vector
-    products of the inner loss and one of the KL per product — no third-order graph.  Both curvatures
-    are estimated on every k-th step (``fisher_subsample``); with k = 1 the product is exact (a test
-    compares it with differentiating the KL three times)."""
-    episodes, adv = train
-    b = episodes.rewards.shape[0]
-    alpha, k = self.cfg.inner_lr, self.cfg.fisher_subsample
-    fast = [p.detach().unsqueeze(0).expand(b, *p.shape).clone().requires_grad_() for p in self.params]
-    count = episodes.mask.reshape(b, -1).sum(1).clamp(min=1)
-    weights = (adv * episodes.mask).reshape(b, -1) / count.unsqueeze(1)
-    sub = slice(None, None, k)  # the inner-loss curvature, like the KL's, from every k-th step (k = 1: exact)
-    with torch.enable_grad():
-        grads = self.policy.loss_grad(fast, episodes.flat_obs()[:, sub], episodes.flat_actions()[:, sub],
-                                      weights[:, sub] * k)
-        phi = [s.detach().clone().requires_grad_() for s in sampling]
-        denom = mask.sum().clamp(min=1)
-        kl = (self.policy.kl(sampling, phi, obs) * mask).sum() / denom
-        kl_grad = torch.autograd.grad(kl, phi, create_graph=True)
-
-    def hess_inner(vs):  # per task: H_i v_i
-        return torch.autograd.grad(grads, fast, grad_outputs=vs, retain_graph=True)
-
-    def product(v: torch.Tensor) -> torch.Tensor:
-        vs = [t.unsqueeze(0).expand(b, *t.shape) for t in _unflat(v, self.params)]
-        u = [vi - alpha * hv for vi, hv in zip(vs, hess_inner(vs))]  # J v, per task
-        w = torch.autograd.grad(kl_grad, phi, grad_outputs=u, retain_graph=True)  # F' J v
-        jt_w = [wi - alpha * hw for wi, hw in zip(w, hess_inner(w))]  # Jᵀ F' J v, per task
-        return _flat([t.sum(0) for t in jt_w])
-
-    return product
-
-
-RLMetaLearner.adapted_fisher_product = _adapted_fisher_product
 
 
 @ALGORITHMS.register
@@ -292,9 +265,6 @@ class PretrainedRL(RLMetaLearner):
     title = "Pretrained policy (multi-task TRPO + fine-tuning)"
     Config = MAMLTRPOConfig
     summary = "Baseline: a multi-task policy, fine-tuned at test time with MAML's inner steps."
-
-    def setup_rl(self):
-        self.optimizer = _NoOptimizer()
 
     def meta_step(self, batch, iteration):
         c = self.cfg
@@ -337,9 +307,6 @@ class ScratchRL(RLMetaLearner):
     title = "From scratch (random policy + fine-tuning)"
     Config = ScratchRLConfig
     summary = "Baseline: no meta-training; policy-gradient fine-tuning of a random policy."
-
-    def setup_rl(self):
-        self.optimizer = _NoOptimizer()
 
     def meta_step(self, batch, iteration):
         env = self.family.make_env(batch.params)

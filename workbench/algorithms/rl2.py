@@ -220,8 +220,7 @@ class RL2(MetaLearner):
                 return Episodes(pick(obs), pick(acts), pick(rewards), pick(mask))
 
             outcome.payload = family.render(batch.params[:r], [episodes_of(k) for k in range(e)], outcome.steps)
-        refs = family.references(batch.params, 0, pulls=getattr(family.cfg, "pulls", 1) * e) \
-            if hasattr(family, "references") else {}
+        refs = family.references(batch.params, 0, pulls=getattr(family.cfg, "pulls", 1) * e)
         outcome.references = {k: float(v.mean()) / e for k, v in refs.items()}  # per episode, like the curve
         return outcome
 

@@ -30,8 +30,6 @@ FORMAT_VERSION = 1
 
 
 def write_bundle(path: str | Path, learner, config, summary: dict) -> Path:
-    from workbench import __version__
-
     if getattr(learner.family, "kind", "regression") == "rl":
         return _write_rl_bundle(path, learner, config, summary)
     rule: AdaptationRule = learner.adaptation_rule()
@@ -39,24 +37,9 @@ def write_bundle(path: str | Path, learner, config, summary: dict) -> Path:
     per_param = not all(isinstance(lr, float) for lr in rule.lrs)
     if per_param:
         tensors.update({f"lr.{i}": torch.as_tensor(lr) for i, lr in enumerate(rule.lrs)})
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "workbench_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "family": config.family,
-        "task": dataclasses.asdict(config.task),
-        "algorithm": config.algorithm_name,
-        "algorithm_config": dataclasses.asdict(config.algorithm),
-        "model": learner.spec.to_dict(),
-        "adaptation": {
-            "first_layer": rule.first_layer,
-            "steps": rule.steps,
-            "lr": "per-parameter" if per_param else rule.lrs[0],
-        },
-        "training": summary,
-        "preset": dataclasses.asdict(config.meta),
-    }
+    meta = {**_common_meta(config, learner, summary),
+            "adaptation": {"first_layer": rule.first_layer, "steps": rule.steps,
+                           "lr": "per-parameter" if per_param else rule.lrs[0]}}
     save_tensors(path, tensors, meta)
     return Path(path)
 

@@ -32,6 +32,15 @@ def flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
+def unflat(v: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The inverse of :func:`flat`: views of ``v`` shaped like ``like``."""
+    out, i = [], 0
+    for t in like:
+        out.append(v[i:i + t.numel()].view_as(t))
+        i += t.numel()
+    return out
+
+
 @dataclass
 class TRPOResult:
     accepted: bool
@@ -63,11 +72,11 @@ def trpo_step(params: list[torch.Tensor], surrogate: Callable, fisher_kl: Callab
     else:
         hvp = fvp
 
-    def fvp(v: torch.Tensor) -> torch.Tensor:  # noqa: F811 (damped)
+    def damped(v: torch.Tensor) -> torch.Tensor:
         return hvp(v) + damping * v
 
-    direction = conjugate_gradient(fvp, grads, cg_iters)
-    shs = 0.5 * (direction @ fvp(direction))
+    direction = conjugate_gradient(damped, grads, cg_iters)
+    shs = 0.5 * (direction @ damped(direction))
     if not torch.isfinite(shs) or shs <= 0:
         return TRPOResult(False, 0.0, 0.0, 0.0)
     full_step = direction * torch.sqrt(max_kl / shs)  # = sqrt(2δ / xᵀFx) · x
@@ -75,11 +84,8 @@ def trpo_step(params: list[torch.Tensor], surrogate: Callable, fisher_kl: Callab
     frac = 1.0
     with torch.no_grad():
         for _ in range(ls_steps):
-            offset = 0
-            for p, o in zip(params, old):
-                n = p.numel()
-                p.copy_(o - frac * full_step[offset:offset + n].view_as(p))
-                offset += n
+            for p, o, d in zip(params, old, unflat(full_step, params)):
+                p.copy_(o - frac * d)
             new_loss, new_kl = evaluate()
             if new_loss < old_loss and new_kl <= max_kl:
                 return TRPOResult(True, new_kl, old_loss - new_loss, frac)
