@@ -108,6 +108,7 @@ def make_plot(name: str, xlabel: str, ylabel: str) -> pg.PlotWidget:
     p = widget.getPlotItem()
     p.setLabel("bottom", xlabel)
     p.setLabel("left", ylabel)
+    p.getAxis("left").enableAutoSIPrefix(False)  # "return", not "return (x0.001)"
     p.showGrid(x=True, y=True, alpha=0.2)
     p.addLegend(offset=(-10, 10))
     return widget
