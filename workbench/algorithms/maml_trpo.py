@@ -92,7 +92,7 @@ class RLMetaLearner(MetaLearner):
         b = episodes.rewards.shape[0]
         count = episodes.mask.reshape(b, -1).sum(1).clamp(min=1)
         weights = (adv * episodes.mask).reshape(b, -1) / count.unsqueeze(1)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not values_only):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and create_graph and not values_only):
             grads = self.policy.loss_grad(fast, episodes.flat_obs(), episodes.flat_actions(), weights)
         if not create_graph:
             grads = [g.detach() for g in grads]
@@ -200,60 +200,68 @@ class MAMLTRPO(RLMetaLearner):
         c = self.cfg
         env = self.family.make_env(batch.params)
         b = len(batch)
-        fast = self.expand([p.detach() for p in self.params], b)
+        second_order = not c.first_order
+        # θ'(θ) is built once, as the trajectories come in: its values are the sampling policies, its graph
+        # gives the meta-gradient (no second pass over the training trajectories)
+        adapted = self.expand(self.params, b)
         train = []
         for _ in range(c.inner_steps):
-            episodes = collect(env, self.policy, fast, c.trajectories, self.sample_gen)
+            episodes = collect(env, self.policy, [t.detach() for t in adapted], c.trajectories, self.sample_gen)
             adv = self.advantages(episodes)
             train.append((episodes, adv))
-            fast = self.inner_update(fast, episodes, adv, False, values_only=True)
-        sampling = fast
+            adapted = self.inner_update(adapted, episodes, adv, create_graph=second_order)
+        sampling = [t.detach() for t in adapted]
         valid = collect(env, self.policy, sampling, c.trajectories, self.sample_gen)
-        adv_v = self.advantages(valid)
+        adv_v = self.advantages(valid).reshape(b, -1)
         obs_v, act_v, mask = valid.flat_obs(), valid.flat_actions(), valid.mask.reshape(b, -1)
-        old_logp = self.policy.log_prob(sampling, obs_v, act_v).detach()
         denom = mask.sum().clamp(min=1)
         before = float(train[0][0].returns.mean()) if train else float(valid.returns.mean())
         after = self.check_finite(valid.returns.mean())
+
+        # the surrogate at θ: one forward pass whose values are also π_old (the ratio is 1, its gradient is
+        # ∇ log π_θ'(θ)), so the old log-probabilities and distributions cost nothing extra
+        stats = self.policy.stats(adapted, obs_v)
+        old_stats = _detached(stats)
+        logp = self.policy.log_prob_from(stats, act_v)
+        loss = -(torch.exp(logp - logp.detach()) * adv_v * mask).sum() / denom
+        old_logp = logp.detach()
 
         # Fisher-vector products on every k-th valid observation (the curvature, not the step, is estimated
         # from a subsample, as in OpenAI's TRPO); the gradient and the line search use all of them.
         sub = slice(None, None, c.fisher_subsample)
         offset = [s - p.detach() for s, p in zip(sampling, self.expand(self.params, b))]
 
-        def objective(mode: str):
-            """Surrogate and KL at the current θ.  mode "grad": θ'(θ) differentiable to second order;
-            "fisher": the inner gradient held fixed (curvature for the Fisher-vector products);
-            "value": no graph at all (the line search)."""
-            if mode == "fisher":
-                if c.exact_fisher:  # θ'(θ) differentiable to second order, as in the reference implementation
-                    f = self.expand(self.params, b)
-                    for episodes, adv in train:
-                        f = self.inner_update(f, episodes, adv, create_graph=not c.first_order)
-                else:  # θ' = θ + (the adaptation step taken at θ0, as a constant)
-                    f = [p + o for p, o in zip(self.expand(self.params, b), offset)]
-                m = mask[:, sub]
-                return None, (self.policy.kl(sampling, f, obs_v[:, sub]) * m).sum() / m.sum().clamp(min=1)
-            second_order = mode == "grad" and not c.first_order
+        def fisher_kl():
+            """The KL whose Hessian at θ is the Fisher: through the second-order inner update when
+            ``exact_fisher`` (as pytorch-maml-rl), else with the adaptation step held fixed."""
+            if c.exact_fisher:
+                f = self.expand(self.params, b)
+                for episodes, adv in train:
+                    f = self.inner_update(f, episodes, adv, create_graph=second_order)
+            else:  # θ' = θ + (the adaptation step taken at θ0, as a constant)
+                f = [p + o for p, o in zip(self.expand(self.params, b), offset)]
+            m = mask[:, sub]
+            return (self.policy.kl(sampling, f, obs_v[:, sub]) * m).sum() / m.sum().clamp(min=1)
+
+        def evaluate():
+            """The exact surrogate and KL at the current θ, without graphs (the line search)."""
             f = self.expand(self.params, b)
             for episodes, adv in train:  # θ'(θ) on the stored trajectories
-                f = self.inner_update(f, episodes, adv, create_graph=second_order, values_only=mode == "value")
-            logp = self.policy.log_prob(f, obs_v, act_v)
-            loss = -(torch.exp(logp - old_logp) * adv_v.reshape(b, -1) * mask).sum() / denom
-            if mode == "grad":
-                return loss, None
-            kl = (self.policy.kl(sampling, f, obs_v) * mask).sum() / denom
-            return loss, kl
+                f = self.inner_update(f, episodes, adv, False, values_only=True)
+            new = self.policy.stats(f, obs_v)
+            ratio = torch.exp(self.policy.log_prob_from(new, act_v) - old_logp)
+            kl = (self.policy.kl_from(old_stats, new) * mask).sum() / denom
+            return float(-(ratio * adv_v * mask).sum() / denom), float(kl)
 
         fvp = None
-        if c.exact_fisher and not c.first_order and c.inner_steps == 1:
+        if c.exact_fisher and second_order and c.inner_steps == 1:
             fvp = self.adapted_fisher_product(train[0], sampling, obs_v[:, sub], mask[:, sub])
-        info = self.trpo(lambda: objective("grad")[0],
-                         lambda: objective("fisher")[1],
-                         lambda: tuple(float(t) for t in objective("value")), fvp=fvp)
+        info = self.trpo(lambda: loss, fisher_kl, evaluate, fvp=fvp)
         return {"return": after, "return_before": before, **info}
 
 
+def _detached(stats):
+    return tuple(t.detach() for t in stats) if isinstance(stats, tuple) else stats.detach()
 
 
 @ALGORITHMS.register
@@ -274,13 +282,14 @@ class PretrainedRL(RLMetaLearner):
         episodes = collect(env, self.policy, sampling, c.trajectories, self.sample_gen)
         adv = self.advantages(episodes).reshape(b, -1)
         obs, act, mask = episodes.flat_obs(), episodes.flat_actions(), episodes.mask.reshape(b, -1)
-        old_logp = self.policy.log_prob(sampling, obs, act).detach()
+        old_stats = self.policy.stats(sampling, obs)
+        old_logp = self.policy.log_prob_from(old_stats, act)
         denom = mask.sum().clamp(min=1)
 
         def objective():
-            f = self.expand(self.params, b)
-            loss = -(torch.exp(self.policy.log_prob(f, obs, act) - old_logp) * adv * mask).sum() / denom
-            return loss, (self.policy.kl(sampling, f, obs) * mask).sum() / denom
+            new = self.policy.stats(self.expand(self.params, b), obs)
+            loss = -(torch.exp(self.policy.log_prob_from(new, act) - old_logp) * adv * mask).sum() / denom
+            return loss, (self.policy.kl_from(old_stats, new) * mask).sum() / denom
 
         value = self.check_finite(episodes.returns.mean())
         info = self.trpo(lambda: objective()[0], lambda: objective()[1],

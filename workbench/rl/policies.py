@@ -56,17 +56,30 @@ class GaussianPolicy:
         noise = torch.randn(mean.shape, generator=generator, device=mean.device)
         return mean + log_std.exp() * noise
 
-    def log_prob(self, params, obs, actions) -> torch.Tensor:
-        mean, log_std = self._mean_logstd(params, obs)
+    def stats(self, params, obs):
+        """The distribution at each observation, (mean, log σ): one forward pass, reusable by
+        :meth:`log_prob_from` and :meth:`kl_from`."""
+        return self._mean_logstd(params, obs)
+
+    @staticmethod
+    def log_prob_from(stats, actions) -> torch.Tensor:
+        mean, log_std = stats
         z = (actions - mean) * torch.exp(-log_std)
         return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
-    def kl(self, old_params, new_params, obs) -> torch.Tensor:
+    @staticmethod
+    def kl_from(old, new) -> torch.Tensor:
         """KL(π_old || π_new) per observation."""
-        m0, s0 = self._mean_logstd(old_params, obs)
-        m1, s1 = self._mean_logstd(new_params, obs)
+        (m0, s0), (m1, s1) = old, new
         var0, var1 = torch.exp(2 * s0), torch.exp(2 * s1)
         return (s1 - s0 + (var0 + (m0 - m1).pow(2)) / (2 * var1) - 0.5).sum(-1)
+
+    def log_prob(self, params, obs, actions) -> torch.Tensor:
+        return self.log_prob_from(self.stats(params, obs), actions)
+
+    def kl(self, old_params, new_params, obs) -> torch.Tensor:
+        """KL(π_old || π_new) per observation."""
+        return self.kl_from(self.stats(old_params, obs), self.stats(new_params, obs))
 
     def mode(self, params, obs) -> torch.Tensor:
         return self._mean_logstd(params, obs)[0]
@@ -98,12 +111,23 @@ class CategoricalPolicy:
         flat = probs.reshape(-1, probs.shape[-1])
         return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
 
+    def stats(self, params, obs):
+        """Log-probabilities of every action at each observation (see GaussianPolicy.stats)."""
+        return self._logp(params, obs)
+
+    @staticmethod
+    def log_prob_from(stats, actions) -> torch.Tensor:
+        return stats.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    @staticmethod
+    def kl_from(old, new) -> torch.Tensor:
+        return (old.exp() * (old - new)).sum(-1)
+
     def log_prob(self, params, obs, actions) -> torch.Tensor:
-        return self._logp(params, obs).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        return self.log_prob_from(self.stats(params, obs), actions)
 
     def kl(self, old_params, new_params, obs) -> torch.Tensor:
-        lp0, lp1 = self._logp(old_params, obs), self._logp(new_params, obs)
-        return (lp0.exp() * (lp0 - lp1)).sum(-1)
+        return self.kl_from(self.stats(old_params, obs), self.stats(new_params, obs))
 
     def mode(self, params, obs) -> torch.Tensor:
         return self._logp(params, obs).argmax(-1)
