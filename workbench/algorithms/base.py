@@ -53,6 +53,11 @@ class MetaLearner:
 
         return supervised_outcome(self.params, self.adaptation_rule(), family, batch, steps, render_tasks)
 
+    def default_eval_steps(self) -> list[int]:
+        """The points of the adaptation curve ``workbench eval`` reports when not told: before adaptation and
+        after the trained number of steps."""
+        return [0, max(1, int(getattr(self.cfg, "inner_steps", 1)))]
+
     def adaptation_rule(self) -> AdaptationRule:
         return AdaptationRule([float(self.cfg.inner_lr)] * len(self.params), 0, self.cfg.inner_steps,
                               self.spec.activation)

@@ -21,7 +21,7 @@ from workbench.core import seeding
 from workbench.core.config import param
 from workbench.core.errors import TrainingDiverged
 from workbench.core.evaluation import EvalOutcome
-from workbench.core.registry import ALGORITHMS
+from workbench.core.registry import ALGORITHMS, FamiliesOfKind
 from workbench.rl.policies import make_policy
 from workbench.rl.returns import gae
 from workbench.rl.rollout import collect
@@ -29,7 +29,7 @@ from workbench.rl.trpo import TRPOResult, flat, trpo_step, unflat  # noqa: F401 
 
 from .base import MetaLearner
 
-RL_FAMILIES = ("navigation", "bandits", "tabular")
+RL_FAMILIES = FamiliesOfKind("rl")  # every reinforcement-learning family
 MAX_REJECTED = 10  # consecutive line-search failures before the run stops
 
 

@@ -233,5 +233,8 @@ class RL2(MetaLearner):
         super().load_state_tensors(tensors)
         self.sample_gen.set_state(tensors["sample_generator"])
 
+    def default_eval_steps(self):
+        return list(range(self.cfg.episodes))
+
     def adaptation_rule(self):
         raise WorkbenchError("RL² adapts in its hidden state, not with gradient steps")

@@ -172,8 +172,7 @@ class RLModel:
 
     def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots=None, query=None) -> dict:
         if steps is None:  # RL²: every episode of the trial; gradient-based: before and after the trained steps
-            episodes = getattr(self.learner.cfg, "episodes", None)
-            steps = range(episodes) if episodes else (0, max(1, self.learner.cfg.inner_steps))
+            steps = self.learner.default_eval_steps()
         steps = sorted(set(int(s) for s in steps))
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, max(steps), 0)
@@ -189,7 +188,7 @@ class RLModel:
                 "references": outcome.references}
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
-        steps = max(3, self.learner.cfg.inner_steps) if steps is None else steps
+        steps = max(3, *self.learner.default_eval_steps()) if steps is None else steps
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, steps, render_tasks)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
@@ -197,8 +196,13 @@ class RLModel:
     def to_onnx(self, path: str | Path) -> Path:
         from .onnx_export import write_onnx
 
-        n = 2 * self.spec.n_layers
-        return write_onnx(path, [p.detach().numpy() for p in self.learner.params[:n]], self.spec)
+        policy = getattr(self.learner, "policy", None)
+        spec = getattr(policy, "spec", None)
+        if spec is None:
+            raise BundleError(f"{self.path}: ONNX export covers MLP policies (MAML-TRPO and its baselines); a "
+                              f"{self.algorithm} model is not exportable to ONNX")
+        n = 2 * spec.n_layers
+        return write_onnx(path, [p.detach().numpy() for p in self.learner.params[:n]], spec)
 
 
 def _load_rl(path: Path, tensors: dict, meta: dict) -> RLModel:

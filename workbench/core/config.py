@@ -180,7 +180,7 @@ class ExperimentConfig:
     # --- construction -------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> "ExperimentConfig":
-        from .registry import ALGORITHMS, FAMILIES
+        from .registry import ALGORITHMS, FAMILIES, family_availability
 
         for section in data:
             if section not in cls.SECTIONS:
@@ -197,6 +197,9 @@ class ExperimentConfig:
                               f"{', '.join(ALGORITHMS.names())}")
         family_cls = FAMILIES.get(task_tbl["family"], where=f"{where}: [task] family")
         algo_cls = ALGORITHMS.get(algo_tbl["name"], where=f"{where}: [algorithm] name")
+        ok, reason = family_availability(family_cls)
+        if not ok:
+            raise ConfigError(f"{where}: task family {family_cls.name!r} is not available here: {reason}")
         if family_cls.name not in algo_cls.families:
             raise ConfigError(f"{where}: algorithm {algo_cls.name!r} does not support family {family_cls.name!r}; "
                               f"it supports: {', '.join(algo_cls.families)}")

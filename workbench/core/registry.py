@@ -41,7 +41,37 @@ class Registry(Generic[T]):
         return list(self._items.items())
 
 
+class FamiliesOfKind:
+    """The names of every registered family of one kind ("rl", "regression"), looked up when asked, so an
+    algorithm that works on any RL family supports the ones added later without a list to maintain."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def _names(self) -> list[str]:
+        return [name for name, cls in FAMILIES.items() if getattr(cls, "kind", "regression") == self.kind]
+
+    def __contains__(self, name) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __repr__(self) -> str:
+        return f"FamiliesOfKind({self.kind!r})"
+
+
 FAMILIES: Registry = Registry("task family")
+
+
+def family_availability(cls) -> tuple[bool, str]:
+    """(True, "") or (False, why): a family that needs an optional dependency (MuJoCo, EGL) says so through
+    a classmethod ``available() -> (bool, reason)``."""
+    check = getattr(cls, "available", None)
+    if check is None:
+        return True, ""
+    ok, reason = check()
+    return bool(ok), str(reason or "")
 ALGORITHMS: Registry = Registry("algorithm")
 
 _loaded = False

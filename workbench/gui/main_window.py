@@ -18,7 +18,7 @@ from workbench.core.config import ExperimentConfig, MetaInfo, ModelConfig, RunCo
 from workbench.core.errors import WorkbenchError
 from workbench.core.paths import default_runs_dir, safe_run_name
 from workbench.core.presets import list_presets
-from workbench.core.registry import ALGORITHMS, FAMILIES
+from workbench.core.registry import ALGORITHMS, FAMILIES, family_availability
 from workbench.core.trainer import available_devices
 
 from .forms import ConfigForm
@@ -118,8 +118,12 @@ class MainWindow(QMainWindow):
         self.family_combo = QComboBox()
         self.family_combo.setObjectName("taskFamilyCombo")
         for name, cls in FAMILIES.items():
-            self.family_combo.addItem(name)
-            self.family_combo.setItemData(self.family_combo.count() - 1, cls.title, Qt.ItemDataRole.ToolTipRole)
+            ok, reason = family_availability(cls)
+            self.family_combo.addItem(name if ok else f"{name} (unavailable)", name)
+            i = self.family_combo.count() - 1
+            self.family_combo.setItemData(i, cls.title if ok else f"{cls.title}: {reason}", Qt.ItemDataRole.ToolTipRole)
+            if not ok:  # shown, greyed out, with the reason as its tooltip
+                self.family_combo.model().item(i).setEnabled(False)
         fam_lay.addWidget(self.family_combo)
         self.family_form_holder = QVBoxLayout()
         fam_lay.addLayout(self.family_form_holder)

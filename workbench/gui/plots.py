@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSlider, QStackedWidget,
                                QVBoxLayout, QWidget)
 
@@ -552,8 +552,77 @@ class VisitationRenderer(_PanelRenderer):
             plot.setTitle(f"return {payload['returns'][i][0]:.1f} → {payload['returns'][i][-1]:.1f}", size="9pt")
 
 
+class FramesRenderer(pg.GraphicsLayoutWidget):
+    """'frames': rendered frames of one episode before adaptation (left) and after the last step (right),
+    played side by side at the payload's frame rate.  The timer only runs while the view is visible; each
+    tick sets two small images (no re-layout, no auto-range)."""
+
+    kind = "frames"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.panels: list[pg.PlotItem] = []
+        self.images: list[pg.ImageItem] = []
+        for col in range(2):
+            p = self.addPlot(row=0, col=col)
+            p.hideAxis("left")
+            p.hideAxis("bottom")
+            p.setMenuEnabled(False)
+            p.setMouseEnabled(False, False)
+            p.getViewBox().invertY(True)
+            p.getViewBox().setAspectLocked(True)
+            img = pg.ImageItem(axisOrder="row-major")
+            p.addItem(img)
+            self.panels.append(p)
+            self.images.append(img)
+        self.frames = None  # (S+1, F, H, W, 3) uint8
+        self.index = 0
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.advance)
+
+    def show_payload(self, payload: dict) -> None:
+        frames = np.asarray(payload["frames"])
+        if frames.ndim != 5 or frames.shape[0] < 1 or frames.shape[1] < 1:
+            return
+        first_time = self.frames is None or self.frames.shape[2:] != frames.shape[2:]
+        self.frames, self.index = frames, 0
+        returns = np.asarray(payload.get("returns", np.zeros((1, frames.shape[0]))))
+        last = frames.shape[0] - 1
+        steps = list(payload.get("steps", range(frames.shape[0])))
+        names = [_step_name(steps[0]) if steps else "before adaptation", _step_name(steps[last] if steps else last)]
+        for p, name, ret in zip(self.panels, names, (returns[0][0], returns[0][last])):
+            p.setTitle(f"{name}: return {ret:.1f}", size="9pt")
+        self.advance()
+        if first_time:
+            h, w = frames.shape[2:4]
+            for p in self.panels:
+                p.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+        self.timer.start(int(1000 / max(15, min(60, int(payload.get("fps", 30))))))
+
+    def advance(self) -> None:
+        if self.frames is None:
+            return
+        f = self.frames
+        i = self.index % f.shape[1]
+        for img, s in zip(self.images, (0, f.shape[0] - 1)):
+            img.setImage(f[s, i], autoLevels=False, levels=(0, 255))
+        self.index += 1
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.frames is not None and not self.timer.isActive():
+            self.timer.start()
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        self.timer.stop()
+
+    def plot_items(self) -> list:
+        return list(self.panels)
+
+
 RENDERERS: dict[str, type] = {r.kind: r for r in (RegressionRenderer, TrajectoryRenderer, BanditRenderer,
-                                                  VisitationRenderer)}
+                                                  VisitationRenderer, FramesRenderer)}
 
 
 class RolloutView(QWidget):
@@ -606,6 +675,9 @@ class RolloutView(QWidget):
         extra = {"regression-1d": "; dashed: the true function; yellow: the support points",
                  "trajectories-2d": "; star: the goal", "bandit-arms": "; diamonds: the arm means"}.get(kind, "")
         text = f"before adaptation (red), after adaptation (green, brighter = more steps){extra}"
+        if kind == "frames":
+            text = (f"{payload.get('title', 'one episode of the first held-out task')}: before adaptation (left) and "
+                    f"after adaptation (right)")
         if self.caption.text() != text:  # a wrapped label re-lays the dock out: only when the kind changes
             self.caption.setText(text)
         self.iteration_label.setText(f"held-out tasks at iteration {iteration}")

@@ -61,6 +61,11 @@ class RLFamily:
         return self.n_actions if self.discrete_actions else self.act_dim
 
     @property
+    def action_scale(self) -> float:
+        """Bound of continuous actions (|a| <= action_scale per dimension) for squashed policies."""
+        return float(getattr(self.cfg, "max_action", 1.0))
+
+    @property
     def horizon(self) -> int:
         return self.cfg.horizon
 
