@@ -110,3 +110,14 @@ def test_algorithm_that_does_not_support_the_family(tmp_path, monkeypatch):
     monkeypatch.setitem(reg._items, "toy", Toy)
     with pytest.raises(ConfigError, match="algorithm 'maml' does not support family 'toy'; it supports: sinusoid"):
         ExperimentConfig.load(write(tmp_path, GOOD.replace("sinusoid", "toy")))
+
+
+def test_a_preset_naming_an_unavailable_family_is_refused_with_the_reason(monkeypatch):
+    from workbench.core.config import ExperimentConfig
+    from workbench.core.errors import ConfigError
+    from workbench.core.registry import FAMILIES
+
+    monkeypatch.setattr(FAMILIES.get("navigation"), "available",
+                        classmethod(lambda c: (False, "install the thing: pip install thing")), raising=False)
+    with pytest.raises(ConfigError, match="'navigation' is not available here: install the thing"):
+        ExperimentConfig.load(PRESETS / "maml-trpo-navigation.toml")
