@@ -587,10 +587,9 @@ class FramesRenderer(pg.GraphicsLayoutWidget):
         first_time = self.frames is None or self.frames.shape[2:] != frames.shape[2:]
         self.frames, self.index = frames, 0
         returns = np.asarray(payload.get("returns", np.zeros((1, frames.shape[0]))))
-        last = frames.shape[0] - 1
-        steps = list(payload.get("steps", range(frames.shape[0])))
-        names = [_step_name(steps[0]) if steps else "before adaptation", _step_name(steps[last] if steps else last)]
-        for p, name, ret in zip(self.panels, names, (returns[0][0], returns[0][last])):
+        steps = list(payload.get("frame_steps", payload.get("steps", range(frames.shape[0]))))
+        names = [_step_name(steps[0]), _step_name(steps[-1])]
+        for p, name, ret in zip(self.panels, names, (returns[0][0], returns[0][-1])):
             p.setTitle(f"{name}: return {ret:.1f}", size="9pt")
         self.advance()
         if first_time:
