@@ -110,3 +110,21 @@ def test_pearl_bundle_is_not_exported_to_onnx_with_a_clear_message(tmp_path):
     model = workbench.load_model(result.bundle_path)
     with pytest.raises(workbench.BundleError if hasattr(workbench, "BundleError") else Exception, match="ONNX"):
         model.to_onnx(tmp_path / "p.onnx")
+
+
+@pytest.mark.parametrize("family", ["cartpole", "pendulum"])
+def test_pearl_runs_on_discrete_and_continuous_physics_families(family, tmp_path):
+    """Discrete actions use the categorical form of SAC; Pendulum's torque bound scales the squashed policy."""
+    text = (PRESETS / "pearl-navigation.toml").read_text().replace('family = "navigation"', f'family = "{family}"')
+    text = "\n".join(ln for ln in text.splitlines() if not ln.startswith(("goal_", "max_action")))
+    preset = tmp_path / "p.toml"
+    preset.write_text(text)
+    cfg = ExperimentConfig.load(preset, ["run.iterations=2", "run.eval_interval=2", "run.eval_tasks=3",
+                                         "run.threads=1", "run.render_tasks=1", "task.horizon=30",
+                                         "algorithm.train_tasks=4", "algorithm.grad_steps=3"])
+    seen = []
+    result = Trainer(cfg, tmp_path / "run", [seen.append]).run()
+    assert result.status == "finished"
+    assert all(np.isfinite(e.mean).all() for e in seen if isinstance(e, ev.Evaluation))
+    render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
+    assert render["kind"] == "frames" and render["frames"].shape[0] == 2
