@@ -54,3 +54,15 @@ def test_unavailable_family_is_greyed_out_with_its_reason(qtbot, tmp_path, monke
     assert i >= 0 and not combo.model().item(i).isEnabled()
     assert "flux capacitor" in combo.itemData(i, Qt.ItemDataRole.ToolTipRole)
     assert combo.model().item(combo.findData("navigation")).isEnabled()
+
+
+def test_frames_titles_use_the_algorithms_step_names(qtbot):
+    view = RolloutView()
+    qtbot.addWidget(view)
+    payload = frames_payload()
+    payload.update(steps=[0, 1, 2], frame_steps=[0, 2], returns=np.array([[-50.0, -30.0, -10.0]]),
+                   step_names=["no context (prior)", "after 1 episode of context", "after 2 episodes of context"])
+    view.show_render(3, payload)
+    r = view.stack.currentWidget()
+    assert "no context" in r.panels[0].titleLabel.text and "-50.0" in r.panels[0].titleLabel.text
+    assert "after 2 episodes of context" in r.panels[1].titleLabel.text and "-10.0" in r.panels[1].titleLabel.text

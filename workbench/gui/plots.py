@@ -588,7 +588,12 @@ class FramesRenderer(pg.GraphicsLayoutWidget):
         self.frames, self.index = frames, 0
         returns = np.asarray(payload.get("returns", np.zeros((1, frames.shape[0]))))
         steps = list(payload.get("frame_steps", payload.get("steps", range(frames.shape[0]))))
-        names = [_step_name(steps[0]), _step_name(steps[-1])]
+        all_names = payload.get("step_names")  # algorithms that adapt in context name their steps
+        if all_names:
+            index = list(payload.get("steps", []))
+            names = [all_names[index.index(steps[0])], all_names[index.index(steps[-1])]]
+        else:
+            names = [_step_name(steps[0]), _step_name(steps[-1])]
         for p, name, ret in zip(self.panels, names, (returns[0][0], returns[0][-1])):
             p.setTitle(f"{name}: return {ret:.1f}", size="9pt")
         self.advance()
