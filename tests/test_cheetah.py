@@ -76,7 +76,7 @@ def test_without_mujoco_the_families_register_disabled_and_say_what_to_install(t
     assert "exit 2" in lines
     errors = [line for line in out.stderr.splitlines() if line.startswith("workbench: error:")]
     assert len(errors) == 1 and "'cheetah-vel'" in errors[0], out.stderr  # one line, as every ConfigError
-    assert "install workbench[mujoco] (pip install mujoco)" in errors[0]
+    assert "install workbench[mujoco] (pip install mujoco imageio)" in errors[0]
     assert any(line.startswith("ImportError") and "pip install mujoco" in line for line in lines)
 
 
@@ -103,6 +103,10 @@ def test_config_validation_names_the_key():
 @pytest.mark.parametrize("preset", ["maml-trpo-cheetah-vel", "maml-trpo-cheetah-dir", "maml-trpo-cheetah-vel-quick",
                                     "maml-trpo-cheetah-dir-quick"])
 def test_presets_load_and_cite_their_source(preset):
+    if not MUJOCO_OK:  # refused with the reason and what to install, never half-loaded
+        with pytest.raises(ConfigError, match="not available here: .*install workbench\\[mujoco\\]"):
+            ExperimentConfig.load(PRESETS / f"{preset}.toml")
+        pytest.skip(f"MuJoCo is not usable here: {MUJOCO_WHY}")
     cfg = ExperimentConfig.load(PRESETS / f"{preset}.toml")
     assert cfg.family == ("cheetah-vel" if "-vel" in preset else "cheetah-dir")
     assert cfg.algorithm_name == "maml-trpo" and cfg.meta.name == preset

@@ -22,7 +22,11 @@ def test_every_shipped_preset_loads_and_cites_its_source():
     paths = sorted(PRESETS.glob("*.toml"))
     algos = set()
     for p in paths:
-        cfg = ExperimentConfig.load(p)
+        try:
+            cfg = ExperimentConfig.load(p)
+        except ConfigError as e:  # a family this machine cannot run (MuJoCo missing) is refused with the reason
+            assert "is not available here" in str(e) and "install" in str(e), e
+            continue
         assert cfg.meta.source and cfg.meta.description, p
         assert cfg.meta.name == p.stem
         algos.add(cfg.algorithm_name + ("-fo" if getattr(cfg.algorithm, "first_order", False) else ""))

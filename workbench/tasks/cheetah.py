@@ -22,7 +22,7 @@ Two faces with identical dynamics, like navigation:
 * ``HalfCheetahVelEnv`` / ``HalfCheetahDirEnv``, gymnasium ``Env`` subclasses of gymnasium's
   HalfCheetahEnv (v5) with the task's reward, for the API checks, the playground and rendering.
 
-MuJoCo is optional (``pip install workbench[mujoco]``, i.e. ``pip install mujoco``): without it the families
+MuJoCo is optional (``pip install workbench[mujoco]``, i.e. ``pip install mujoco imageio``): without it the families
 stay registered, ``available()`` says why they cannot run, and using one raises a ConfigError that says
 what to install.  Frames are rendered offscreen (MUJOCO_GL=egl by default on Linux).
 """
@@ -52,7 +52,7 @@ OBS_DIM, ACT_DIM = 17, 6
 MAX_FRAMES = 100  # frames per rendered episode
 MAX_FRAME_SIZE = 240
 FPS = 30
-INSTALL_HINT = "install workbench[mujoco] (pip install mujoco)"
+INSTALL_HINT = "install workbench[mujoco] (pip install mujoco imageio)"
 EGL_HINT = ("install EGL (apt-get install libegl1 libegl-mesa0 libgl1) or set MUJOCO_GL to a backend that "
             "works here (glfw with a display, osmesa)")
 
