@@ -5,6 +5,13 @@
     treat the trial as one long episode: advantages by GAE over the whole trial
     update the GRU and its policy / value heads with PPO (clipped ratio, value loss, entropy bonus)
 
+An episode that ends early (CartPole's pole falls) leaves the rest of its slot in the trial dead: the
+dead steps are masked out and transparent.  The GRU's hidden state and its (previous action, previous
+reward) inputs are frozen over them, and PPO works on each trial's live steps packed together, so GAE
+bootstraps from the last live step of episode k into the first step of episode k + 1 (one long episode)
+but never through a step the critic was not trained on.  Advantages are normalised and losses averaged
+over live steps only; ``reward_scale`` keeps the critic's targets O(1).
+
 There is no gradient step at test time: the adaptation curve is the return of episode 1, 2, ..., E of a
 trial on a new task.
 """
@@ -39,6 +46,12 @@ class RL2Config:
     clip: float = param(0.2, "PPO ratio clip ε.", low=0.0, high=1.0, low_inclusive=False)
     value_coef: float = param(0.5, "Weight of the value loss.", low=0.0, high=100.0)
     entropy_coef: float = param(0.01, "Weight of the entropy bonus.", low=0.0, high=10.0)
+    minibatches: int = param(1, "Minibatches of trials per PPO epoch (each a gradient step).", low=1, high=10_000)
+    max_grad_norm: float = param(0.0, "Clip each PPO step's gradient to this global norm (0: no clipping).",
+                                 low=0.0, high=1e6)
+    reward_scale: float = param(1.0, "Rewards are multiplied by this in the PPO update (advantages and value "
+                                "targets, not the reported returns), so the critic's targets are of order 1: "
+                                "about 1 / (a typical discounted return).", low=0.0, high=1e6, low_inclusive=False)
 
 
 class GRUPolicy:
@@ -113,7 +126,9 @@ class RL2(MetaLearner):
     @torch.no_grad()
     def run_trials(self, task_params, trials: int, generator):
         """Trials of E episodes on each task: inputs, actions, rewards, log-probs, values, masks; (M, T, ...)
-        with M = tasks x trials and T = E x horizon."""
+        with M = tasks x trials and T = E x horizon.  The steps after an episode ended are dead (mask 0,
+        reward 0): the hidden state and the previous action / reward fed to the GRU stay as they were at the
+        episode's last live step until the next episode starts."""
         env = self.family.make_env(task_params.repeat_interleave(trials, 0))
         e, hor = self.cfg.episodes, self.family.horizon
         m = task_params.shape[0] * trials
@@ -131,10 +146,11 @@ class RL2(MetaLearner):
         for ep in range(e):
             obs = env.reset(1, generator)[:, 0]
             alive = torch.ones(m, device=self.device)
+            live = torch.ones(m, 1, dtype=torch.bool, device=self.device)
             for step in range(hor):
                 done_in = torch.full((m, 1), 1.0 if step == 0 and ep > 0 else 0.0, device=self.device)
                 x = torch.cat([obs, prev_a, prev_r, done_in], -1)
-                h = pol.cell(self.params, x, h)
+                h = torch.where(live, pol.cell(self.params, x, h), h)
                 out, v = pol.heads(self.params, h)
                 if pol.discrete:
                     probs = torch.softmax(out, -1)
@@ -150,53 +166,113 @@ class RL2(MetaLearner):
                     acts = torch.zeros(m, t_all, *a.shape[1:], device=self.device, dtype=a.dtype)
                 xs[:, t], obs_all[:, t], acts[:, t], rewards[:, t] = x, obs, a, r * alive
                 logps[:, t], values[:, t], mask[:, t] = logp, v, alive
+                prev_a = torch.where(live, pol.encode_action(a), prev_a)
+                prev_r = torch.where(live, r[:, None].to(prev_r.dtype), prev_r)
                 alive = alive * (1 - done.float())
+                live = alive[:, None] > 0
                 obs = nobs[:, 0]
-                prev_a, prev_r = pol.encode_action(a), r[:, None]
                 t += 1
         return xs, obs_all, acts, rewards, logps, values, mask
 
     def replay(self, xs):
-        """Logits / means and values of every step, recomputed with the current parameters."""
-        h = torch.zeros(xs.shape[0], self.policy.hidden, device=xs.device)
-        outs, vals = [], []
+        """Logits / means and values of every step of the (live) input sequences xs (M, T, in), recomputed
+        with the current parameters."""
+        wx, wh, bx, bh = self.params[:4]
+        n = self.policy.hidden
+        gx = torch.matmul(xs, wx) + bx  # the input's share of the gates, for every step at once
+        h = torch.zeros(xs.shape[0], n, device=xs.device)
+        hs = []
         for t in range(xs.shape[1]):
-            h = self.policy.cell(self.params, xs[:, t], h)
-            o, v = self.policy.heads(self.params, h)
-            outs.append(o)
-            vals.append(v)
-        return torch.stack(outs, 1), torch.stack(vals, 1)
+            g, gh = gx[:, t], torch.addmm(bh, h, wh)
+            rz = torch.sigmoid(g[:, :2 * n] + gh[:, :2 * n])
+            r, z = rz[:, :n], rz[:, n:]
+            c = torch.tanh(g[:, 2 * n:] + r * gh[:, 2 * n:])
+            h = c + z * (h - c)
+            hs.append(h)
+        hs = torch.stack(hs, 1)
+        p = self.params
+        return torch.matmul(hs, p[4]) + p[5], (torch.matmul(hs, p[6]) + p[7])[..., 0]
+
+    @staticmethod
+    def pack_live(mask, *tensors):
+        """Each trial's live steps moved to the front, in order, and the tensors cut to the longest trial."""
+        order = torch.argsort(1 - mask, dim=1, stable=True)
+        length = int(mask.sum(1).max())
+        order = order[:, :length]
+
+        def take(t):
+            idx = order.view(*order.shape, *([1] * (t.dim() - 2))).expand(*order.shape, *t.shape[2:])
+            return t.gather(1, idx)
+
+        return [take(t) for t in (mask, *tensors)]
+
+    def gae(self, rewards, values, mask):
+        """GAE over packed trials (live steps first): a trial ends at its last live step (bootstrap 0); the
+        episode boundaries inside it are not cut (the trial is one long episode)."""
+        c = self.cfg
+        adv = torch.zeros_like(rewards)
+        last = torch.zeros_like(rewards[:, 0])
+        next_v, next_m = torch.zeros_like(last), torch.zeros_like(last)
+        for t in range(rewards.shape[1] - 1, -1, -1):
+            delta = rewards[:, t] + c.gamma * next_v * next_m - values[:, t]
+            last = (delta + c.gamma * c.gae_lambda * next_m * last) * mask[:, t]
+            adv[:, t] = last
+            next_v, next_m = values[:, t], mask[:, t]
+        return adv
 
     # -- training ----------------------------------------------------------------------------------------
     def meta_step(self, batch, iteration):
         c = self.cfg
         xs, _, acts, rewards, old_logp, values, mask = self.run_trials(batch.params, 1, self.sample_gen)
-        with torch.no_grad():  # GAE over the whole trial
-            adv = torch.zeros_like(rewards)
-            last = torch.zeros_like(rewards[:, 0])
-            for t in range(rewards.shape[1] - 1, -1, -1):
-                next_v = values[:, t + 1] if t + 1 < rewards.shape[1] else torch.zeros_like(last)
-                delta = rewards[:, t] + c.gamma * next_v - values[:, t]
-                last = delta + c.gamma * c.gae_lambda * last
-                adv[:, t] = last
-            returns = adv + values
-            norm = (adv - adv.mean()) / (adv.std() + 1e-8)
-        for _ in range(c.epochs):
-            out, v = self.replay(xs)
-            dist = self.policy.dist(self.params, out)
-            logp = dist.log_prob(acts)
-            if not self.policy.discrete:
-                logp = logp.sum(-1)
-            ratio = torch.exp(logp - old_logp)
-            surr = torch.min(ratio * norm, ratio.clamp(1 - c.clip, 1 + c.clip) * norm)
-            ent = dist.entropy() if self.policy.discrete else dist.entropy().sum(-1)
-            loss = -(surr * mask).mean() + c.value_coef * ((v - returns).pow(2) * mask).mean() \
-                - c.entropy_coef * (ent * mask).mean()
-            self.gradient_step(loss, self.optimizer)
         total = float(rewards.sum(1).mean())
+        mask, xs, acts, rewards, old_logp, values = self.pack_live(mask, xs, acts, rewards, old_logp, values)
+        with torch.no_grad():
+            adv = self.gae(rewards * c.reward_scale, values, mask)
+            returns = adv + values
+            n_live = mask.sum()
+            mean = (adv * mask).sum() / n_live
+            std = (((adv - mean) * mask).pow(2).sum() / (n_live - 1).clamp(min=1)).sqrt()
+            norm = (adv - mean) / (std + 1e-8) * mask
+        m = xs.shape[0]
+        k = min(c.minibatches, m)
+        stats = []
+        for _ in range(c.epochs):
+            perm = torch.randperm(m, generator=self.sample_gen).to(self.device) if k > 1 else None
+            for idx in (perm.tensor_split(k) if k > 1 else [slice(None)]):
+                mb = mask[idx]
+                live_len = int(mb.sum(1).max())
+                mb = mb[:, :live_len]
+                out, v = self.replay(xs[idx][:, :live_len])
+                dist = self.policy.dist(self.params, out)
+                logp = dist.log_prob(acts[idx][:, :live_len])
+                ent = dist.entropy()
+                if not self.policy.discrete:
+                    logp, ent = logp.sum(-1), ent.sum(-1)
+                a = norm[idx][:, :live_len]
+                ratio = torch.exp((logp - old_logp[idx][:, :live_len]) * mb)
+                surr = torch.min(ratio * a, ratio.clamp(1 - c.clip, 1 + c.clip) * a)
+                denom = mb.sum()
+                pg_loss = -(surr * mb).sum() / denom
+                v_loss = ((v - returns[idx][:, :live_len]).pow(2) * mb).sum() / denom
+                entropy = (ent * mb).sum() / denom
+                loss = pg_loss + c.value_coef * v_loss - c.entropy_coef * entropy
+                self.ppo_step(loss)
+                stats.append(torch.stack([loss.detach(), v_loss.detach(), entropy.detach()]))
+        loss, v_loss, entropy = torch.stack(stats).mean(0).tolist()
+        with torch.no_grad():
+            var = ((returns - (returns * mask).sum() / n_live).pow(2) * mask).sum()
+            explained = 1 - float(((returns - values).pow(2) * mask).sum() / var.clamp(min=1e-12))
         # "return" per episode, like the adaptation curve; the whole trial's as "trial_return"
         return {"return": self.check_finite(torch.tensor(total / c.episodes)), "trial_return": total,
-                "loss": float(loss.detach())}
+                "loss": loss, "value_loss": v_loss, "entropy": entropy, "explained_variance": explained}
+
+    def ppo_step(self, loss):
+        grads = list(torch.autograd.grad(loss, self.params))
+        self.check_finite(loss, grads)
+        if self.cfg.max_grad_norm > 0:
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            torch._foreach_mul_(grads, (self.cfg.max_grad_norm / (norm + 1e-6)).clamp(max=1.0))
+        self.optimizer.step(grads)
 
     # -- evaluation --------------------------------------------------------------------------------------
     def episode_returns(self, task_params, trials, generator):
@@ -220,6 +296,7 @@ class RL2(MetaLearner):
                 return Episodes(pick(obs), pick(acts), pick(rewards), pick(mask))
 
             outcome.payload = family.render(batch.params[:r], [episodes_of(k) for k in range(e)], outcome.steps)
+            outcome.payload["step_names"] = [f"episode {k + 1} of the trial" for k in range(e)]
         refs = family.references(batch.params, 0, pulls=getattr(family.cfg, "pulls", 1) * e)
         outcome.references = {k: float(v.mean()) / e for k, v in refs.items()}  # per episode, like the curve
         return outcome
