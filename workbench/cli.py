@@ -1,7 +1,8 @@
-"""Command line: ``workbench train | eval | export | presets`` (and, with no command, the app).
+"""Command line: ``workbench train | sweep | eval | export | presets`` (and, with no command, the app).
 
 Errors that are the user's to fix print one line naming the file, key and value, and exit with status 2.
 ``train`` prints progress on stderr; the last line it prints on stdout is the path of the model bundle.
+``sweep`` prints per-trial progress on stderr, a table of the grouped results on stdout, and the sweep id last.
 """
 from __future__ import annotations
 
@@ -42,6 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    w = sub.add_parser("sweep", help="run seeds x grid values as independent runs on Ray; prints the sweep id last",
+                       description="Run the cross product of --seeds and every --grid as independent runs on Ray "
+                       "(a local Ray on this machine, or the cluster at --address).  Each trial is an ordinary run "
+                       "in the runs folder, named <sweep id>-<trial>, with a sweep.json naming its sweep.  Needs "
+                       "Ray: pip install 'workbench[cluster]'.")
+    w.add_argument("preset", help="preset file or name of a shipped preset (see 'workbench presets')")
+    w.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="runs per grid point, seeds run.seed, run.seed+1, ... (default 1)")
+    w.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2,...",
+                   help="values of one preset key to sweep, e.g. --grid algorithm.inner_lr=0.01,0.02 (repeatable: "
+                   "the cross product)")
+    w.add_argument("--address", help="an existing Ray cluster (host:port, auto, ray://host:port); default: start "
+                   "a local Ray on this machine")
+    w.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one preset value in every trial (repeatable)")
+    w.add_argument("--iterations", type=int, help="number of meta-iterations of every trial (run.iterations)")
+    w.add_argument("--out", help="runs folder to put the trials in (default: $WORKBENCH_RUNS or the app's runs "
+                   "folder)")
+    w.add_argument("--quiet", action="store_true", help="no progress lines")
+
     e = sub.add_parser("eval", help="evaluate a model bundle on fresh tasks")
     e.add_argument("model", help="model bundle (.safetensors) or run directory")
     e.add_argument("--tasks", type=int, default=100, help="number of fresh tasks (default 100)")
@@ -67,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return _gui(None, parser)
-    handler = {"train": _train, "eval": _eval, "export": _export, "presets": _presets,
+    handler = {"train": _train, "sweep": _sweep, "eval": _eval, "export": _export, "presets": _presets,
                "gui": lambda a: _gui(a.preset, parser)}[args.command]
     try:
         return handler(args)
@@ -209,6 +230,91 @@ class Progress:
 def _hms(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# -- sweep -----------------------------------------------------------------------------------------
+def _sweep(args) -> int:
+    import threading
+
+    from workbench.core.paths import default_runs_dir
+    from workbench.core.presets import resolve_preset
+    from workbench.core.sweep import plan_sweep, require_ray, run_sweep
+
+    require_ray()
+    overrides = list(args.overrides)
+    if args.iterations is not None:
+        overrides.append(f"run.iterations={json.dumps(args.iterations)}")
+    trials = plan_sweep(resolve_preset(args.preset), args.seeds, args.grid, overrides)  # refuses before Ray starts
+    runs_dir = Path(args.out) if args.out else default_runs_dir()
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise ConfigError(f"--out {runs_dir}: not a folder")
+    stop = threading.Event()
+    interrupts = []
+
+    def on_sigint(*_):
+        interrupts.append(1)
+        if len(interrupts) == 1:
+            print("\nworkbench: stopping the sweep: running trials stop after this iteration and keep a checkpoint "
+                  "(Ctrl-C again to cancel them now)...", file=sys.stderr, flush=True)
+            stop.set()
+        elif len(interrupts) == 2:  # a second Ctrl-C: cancel the trials by force
+            print("workbench: cancelling the trials...", file=sys.stderr, flush=True)
+            raise KeyboardInterrupt
+
+    progress = None if args.quiet else SweepProgress(sys.stderr, len(trials))
+    where = f"Ray at {args.address}" if args.address else "a local Ray"
+    if progress:
+        print(f"sweep of {len(trials)} trial(s) on {where}, runs in {runs_dir}", file=sys.stderr, flush=True)
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = run_sweep(trials, runs_dir, address=args.address, callback=progress, stop_event=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
+    print(f"sweep {result.sweep_id}: {len(result.trials)} trial(s), {counts}; runs in {result.runs_dir}")
+    print(result.table())
+    for t in result.trials:
+        if t.status == "failed":
+            print(f"workbench: trial {t.trial.name} failed: {t.message}", file=sys.stderr)
+    print(result.sweep_id, flush=True)
+    if result.interrupted:
+        return 130
+    return 1 if any(t.status == "failed" for t in result.trials) else 0
+
+
+class SweepProgress:
+    """Per-trial progress of a sweep: a line per start and end, and every few seconds one line for the rest."""
+
+    def __init__(self, stream, total: int, every: float | None = None):
+        self.stream, self.total = stream, total
+        self.every = every if every is not None else (2.0 if stream.isatty() else 10.0)
+        self.running: dict[int, object] = {}
+        self.done, self.last = 0, time.monotonic()
+
+    def __call__(self, event) -> None:
+        t = event.trial
+        if event.status in ("running", "retrying") and t.index not in self.running:
+            self.running[t.index] = event
+            again = f" (attempt {event.attempt})" if event.status == "retrying" else ""
+            self._line(f"trial {t.name} ({t.label()}) started{again}")
+        elif event.status in ("running", "retrying"):
+            self.running[t.index] = event
+            now = time.monotonic()
+            if now - self.last >= self.every:
+                self.last = now
+                parts = [f"{e.trial.index}: {e.iteration}/{e.total}" for e in self.running.values()]
+                self._line(f"[{self.done}/{self.total} done] running " + ", ".join(parts))
+        elif event.status in ("finished", "stopped", "failed", "cancelled"):
+            self.running.pop(t.index, None)
+            self.done += 1
+            score = f", held-out {event.metric} {event.value:.4f}" if event.value is not None else ""
+            why = f": {event.message}" if event.message and event.status != "finished" else ""
+            self._line(f"[{self.done}/{self.total}] trial {t.name} {event.status} at iteration "
+                       f"{event.iteration}/{event.total}{score}{why}")
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
 
 
 # -- eval / export / presets ------------------------------------------------------------------------

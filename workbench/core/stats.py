@@ -32,20 +32,34 @@ def mean_ci95(samples: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarra
 
 
 def ema_tensorboard(values, weight: float) -> np.ndarray:
-    """TensorBoard's smoothing: a debiased exponential moving average, skipping non-finite values.
+    """TensorBoard's smoothing (its line chart's ``resmoothDataset``): a debiased exponential moving average.
 
-    last = weight * last + (1 - weight) * v;  smoothed = last / (1 - weight ** n)  (n finite values so far)
+    last = weight * last + (1 - weight) * v;  smoothed = last / (1 - weight ** n)  (n finite values so far;
+    no debiasing at weight 1).  Non-finite values are shown as they are and leave the average alone; a
+    constant series is shown unsmoothed.
     """
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) and np.all(values == values[0]):
+        return values.copy()
     return ema_continue(values, weight, 0.0, 0)[0]
 
 
 def ema_continue(values, weight: float, last: float, n: int) -> tuple[np.ndarray, float, int]:
-    """:func:`ema_tensorboard` over ``values`` continuing from state (last, n); returns (smoothed, last, n)."""
+    """:func:`ema_tensorboard` over ``values`` continuing from state (last, n); returns (smoothed, last, n).
+    (A live curve cannot know it will stay constant: there the debiased average equals the constant.)"""
     values = np.asarray(values, dtype=np.float64)
     out = np.empty_like(values)
     if weight <= 0:
         out[:] = values
         return out, last, n
+    for i, v in enumerate(values.tolist()):
+        if not math.isfinite(v):
+            out[i] = v
+            continue
+        last = last * weight + (1 - weight) * v
+        n += 1
+        out[i] = last / (1 - weight ** n) if weight < 1 else last
+    return out, last, n
     for i, v in enumerate(values.tolist()):
         if not math.isfinite(v):
             out[i] = last / (1 - weight ** n) if n else v

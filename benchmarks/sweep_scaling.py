@@ -1,0 +1,107 @@
+"""Sweep scaling: 2 seeds in parallel on a local Ray against the same 2 seeds one after another, in one run.
+
+Both sides run the same two trials (maml-sinusoid, one torch thread each, run folders written as usual):
+
+    sequential   both trials in this process, one after the other (torch already imported)
+    parallel     ``run_sweep`` on a local Ray with 2 CPUs, Ray already running (the figure the target is
+                 about): submitting, the worker processes importing torch and workbench, the runs, and
+                 collecting the results
+    start-up     Ray's overhead on top: ray.init, then until the first trial is running; and ray.shutdown
+                 (``workbench sweep`` pays all of it: the "with Ray's start" ratio)
+
+Target: parallel <= 0.6x sequential on 2 cores.
+
+    pip install -e '.[cluster]'
+    python benchmarks/sweep_scaling.py [--iterations 20000] [--cpus 2]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PRESET = REPO / "presets" / "maml-sinusoid.toml"
+
+
+def busy_cores(seconds: float = 1.0) -> float | None:
+    """Cores kept busy by other processes over the next ``seconds`` (Linux /proc/stat), else None."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(1, t1 - t0))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--iterations", type=int, default=20000, help="meta-iterations per trial (default 20000, the preset's own run)")
+    ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray, and seeds run (default 2)")
+    args = ap.parse_args()
+
+    import ray
+    import torch
+
+    from workbench.core.config import ExperimentConfig
+    from workbench.core.sweep import plan_sweep, run_sweep
+    from workbench.core.trainer import Trainer
+
+    seeds = args.cpus
+    overrides = [f"run.iterations={args.iterations}", "run.threads=1"]
+    trials = plan_sweep(PRESET, seeds, [], overrides)
+    print(f"{seeds} trials of maml-sinusoid, {args.iterations} meta-iterations each, 1 torch thread per trial; "
+          f"{os.cpu_count()} cores here, local Ray with {args.cpus} CPUs; Ray {ray.__version__}, torch "
+          f"{torch.__version__}")
+
+    busy = busy_cores()
+    if busy is not None:
+        print(f"other work before starting: {busy:.2f} cores busy" + (
+            "  (the parallel figure will suffer: rerun on an idle machine)" if busy > 0.3 else ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.set_num_threads(1)
+        seq_trial = []
+        for t in trials:
+            t0 = time.perf_counter()
+            Trainer(ExperimentConfig.from_dict(t.config), Path(tmp) / "seq" / t.name).run()
+            seq_trial.append(time.perf_counter() - t0)
+        sequential = sum(seq_trial)
+        print(f"sequential  {sequential:7.2f} s  ({seeds} trials one after another in this process: "
+              f"{', '.join(f'{s:.2f} s' for s in seq_trial)})")
+
+        t0 = time.perf_counter()
+        ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
+        init = time.perf_counter() - t0
+        try:
+            sweep = run_sweep(trials, Path(tmp) / "sweep", sweep_id="bench")
+        finally:
+            t1 = time.perf_counter()
+            ray.shutdown()
+            shutdown = time.perf_counter() - t1
+        assert all(r.status == "finished" for r in sweep.trials), [r.message for r in sweep.trials]
+        print(f"parallel    {sweep.wall_seconds:7.2f} s  (run_sweep on the running local Ray: submit, worker "
+              f"processes import torch, run, collect; in the workers: "
+              f"{', '.join(f'{r.seconds:.2f} s' for r in sweep.trials)})")
+        first = sweep.startup_seconds
+        print(f"start-up    {init + first:7.2f} s  from ray.init to the first trial running (ray.init {init:.2f} s, "
+              f"then {first:.2f} s to the first trial running); ray.shutdown {shutdown:.2f} s")
+
+    ratio = sweep.wall_seconds / sequential
+    total = init + sweep.wall_seconds + shutdown
+    print(f"ratio parallel / sequential: {ratio:.2f}x; with Ray's start and shutdown (as 'workbench sweep' pays "
+          f"them): {total:.2f} s, {total / sequential:.2f}x")
+    print(f"target <= 0.6x on 2 cores: {'meets' if ratio <= 0.6 else 'misses'} ({ratio:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Sweeps on Ray: refused before anything starts when the grid is wrong, four runs from 2 seeds x 2 values,
+retries of a failing trial, a clean stop, and the command line."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import PRESETS
+
+from workbench import cli
+from workbench.core.errors import ConfigError
+from workbench.core.sweep import RAY_MISSING, plan_sweep, run_sweep, split_values
+
+TINY = ["run.eval_tasks=10", "run.eval_steps=2", "run.eval_interval=10", "run.checkpoint_interval=10"]
+PRESET = PRESETS / "maml-sinusoid.toml"
+
+
+# -- before anything starts (no Ray needed) -------------------------------------------------------------
+def test_plan_is_the_cross_product_with_resolved_configs():
+    trials = plan_sweep(PRESET, 2, ["algorithm.inner_lr=0.01,0.02", "model.hidden=[20,20],[8]"],
+                        TINY + ["run.iterations=7", "run.seed=5"])
+    assert len(trials) == 8 and len({t.name for t in trials}) == 8
+    assert {t.seed for t in trials} == {5, 6}
+    assert {(t.values["algorithm.inner_lr"], tuple(t.values["model.hidden"])) for t in trials} == {
+        (0.01, (20, 20)), (0.01, (8,)), (0.02, (20, 20)), (0.02, (8,))}
+    for t in trials:
+        assert t.config["algorithm"]["inner_lr"] == t.values["algorithm.inner_lr"]
+        assert t.config["model"]["hidden"] == t.values["model.hidden"]
+        assert t.config["run"]["seed"] == t.seed and t.config["run"]["iterations"] == 7
+        assert t.config["run"]["threads"] == 1 and t.num_cpus == 1 and t.num_gpus == 0
+
+
+def test_split_values_keeps_lists_and_quoted_strings_whole():
+    assert split_values("0.01, 0.02") == ["0.01", "0.02"]
+    assert split_values("[40,40],[20]") == ["[40,40]", "[20]"]
+    assert split_values("'a,b',tanh") == ["'a,b'", "tanh"]
+
+
+@pytest.mark.parametrize("grid, expected", [
+    (["algorithm.inner_lrr=0.01,0.02"], "unknown key 'inner_lrr' (did you mean 'inner_lr'?)"),
+    (["algorithmm.inner_lr=0.01"], "unknown section 'algorithmm'"),
+    (["run.iterations=5,-4"], "--grid run.iterations=-4"),
+    (["model.activation=relu,tahn"], "did you mean 'tanh'?"),
+    (["algorithm.inner_lr"], "expected section.key=v1,v2"),
+    (["algorithm.inner_lr=0.01,"], "empty value"),
+    (["run.seed=1,2"], "--seeds N"),
+    (["algorithm.inner_lr=0.1", "algorithm.inner_lr=0.2"], "already in the grid"),
+    (["run.device=gpu"], "device = 'gpu'"),
+])
+def test_a_bad_grid_is_refused_naming_the_key_or_value(grid, expected):
+    with pytest.raises(ConfigError) as info:
+        plan_sweep(PRESET, 1, grid, TINY)
+    assert expected in str(info.value)
+
+
+def test_unknown_grid_key_is_refused_by_the_cli_before_ray_starts(monkeypatch, capsys):
+    ray = pytest.importorskip("ray")
+    import workbench.core.sweep as sweep
+
+    started = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: started.append(1))
+    code = cli.main(["sweep", str(PRESET), "--seeds", "2", "--grid", "algorithm.inner_lrr=0.01,0.02"])
+    err = capsys.readouterr().err
+    assert code == 2 and not started and not ray.is_initialized()
+    assert "--grid algorithm.inner_lrr=0.01" in err and "unknown key 'inner_lrr'" in err
+    assert err.strip().splitlines()[-1].startswith("workbench: error:") and len(err.strip().splitlines()) == 1
+    assert cli.main(["sweep", str(PRESET), "--seeds", "0"]) == 2
+    assert "--seeds 0: expected 1 to" in capsys.readouterr().err
+
+
+def test_without_ray_the_sweep_command_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" now raises ImportError
+    code = cli.main(["sweep", str(PRESET), "--seeds", "2"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == f"workbench: error: {RAY_MISSING}"
+    assert "pip install 'workbench[cluster]'" in err
+
+
+# -- on a local Ray ------------------------------------------------------------------------------------
+def test_two_seeds_by_two_values_make_four_runs_and_a_grouped_result(tmp_path):
+    ray = pytest.importorskip("ray")
+    trials = plan_sweep(PRESET, 2, ["algorithm.inner_lr=0.01,0.02"], TINY + ["run.iterations=20"])
+    events = []
+    result = run_sweep(trials, tmp_path, num_cpus=2, callback=events.append)
+    assert not ray.is_initialized()  # the sweep started a local Ray and shut it down again
+
+    assert [t.status for t in result.trials] == ["finished"] * 4, [t.message for t in result.trials]
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(runs) == 4 and all(p.name.startswith(result.sweep_id + "-") for p in runs)
+    seen = set()
+    for run in runs:
+        meta = json.loads((run / "sweep.json").read_text())
+        assert meta["sweep_id"] == result.sweep_id and run.name == f"{result.sweep_id}-{meta['trial']}"
+        assert json.loads((run / "status.json").read_text())["status"] == "finished"
+        assert (run / "model.safetensors").is_file() and (run / "config.toml").is_file()
+        config = (run / "config.toml").read_text()
+        assert f"seed = {meta['seed']}" in config and f"inner_lr = {meta['values']['algorithm.inner_lr']}" in config
+        seen.add((meta["seed"], meta["values"]["algorithm.inner_lr"]))
+    assert seen == {(0, 0.01), (1, 0.01), (0, 0.02), (1, 0.02)}
+
+    assert [g.values for g in result.groups] == [{"algorithm.inner_lr": 0.01}, {"algorithm.inner_lr": 0.02}]
+    for g in result.groups:
+        assert sorted(g.seeds) == [0, 1] and g.finished == 2 and g.metric == "mse"
+        afters = [t.after for t in g.trials]
+        assert g.mean == pytest.approx(sum(afters) / 2) and g.std is not None
+    table = result.table().splitlines()
+    assert table[0].split()[0] == "algorithm.inner_lr" and [r.split()[0] for r in table[1:]] == ["0.01", "0.02"]
+    for t in trials:  # the callback saw every trial run and finish
+        statuses = [e.status for e in events if e.trial.index == t.index]
+        assert statuses[0] == "queued" and "running" in statuses and statuses[-1] == "finished"
+    assert result.startup_seconds is not None and result.startup_seconds < result.wall_seconds
+
+
+def test_cli_sweep_prints_the_grouped_table_and_the_sweep_id_last(tmp_path):
+    pytest.importorskip("ray")
+    sets = [a for s in TINY + ["run.threads=1"] for a in ("--set", s)]
+    r = subprocess.run([sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--seeds", "2", "--grid",
+                        "algorithm.inner_lr=0.01,0.02", "--iterations", "5", "--out", str(tmp_path), *sets],
+                       capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    sweep_id = lines[-1]
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(sweep_id + "-")]) == 4
+    assert "4 finished" in lines[0]
+    assert lines[1].split()[:3] == ["algorithm.inner_lr", "seeds", "finished"]
+    assert [ln.split()[:3] for ln in lines[2:4]] == [["0.01", "0,1", "2/2"], ["0.02", "0,1", "2/2"]]
+    assert r.stderr.count("started") == 4 and "[4/4]" in r.stderr
+
+
+def test_cli_ctrl_c_stops_the_sweep_cleanly(tmp_path):
+    pytest.importorskip("ray")
+
+    sets = [a for s in TINY + ["run.threads=1", "run.eval_interval=1000000"] for a in ("--set", s)]
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--iterations", "10000000",
+                             "--out", str(tmp_path), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in proc.stderr:  # wait until the trial runs
+            if "started" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "stopping the sweep" in err and "Traceback" not in err
+    assert "1 stopped" in out.splitlines()[0]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+    assert (run / "checkpoint.safetensors").is_file() and (run / "sweep.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_a_failing_trial_is_retried_then_reported_failed(tmp_path, local_ray):
+    trials = plan_sweep(PRESET, 1, ["algorithm.inner_lr=0.01,0.02"], TINY + ["run.iterations=5"])
+    (tmp_path / f"s-{trials[1].name}").write_text("in the way")  # the second trial cannot make its run folder
+    events = []
+    result = run_sweep(trials, tmp_path, callback=events.append, sweep_id="s", max_retries=1)
+    assert local_ray.is_initialized()  # an instance the caller started is left running
+    ok, bad = result.trials
+    assert ok.status == "finished" and ok.attempts == 1
+    assert bad.status == "failed" and bad.attempts == 2 and "FileExistsError" in bad.message
+    assert any(e.status == "retrying" and e.trial.index == 1 for e in events)
+    assert [g.finished for g in result.groups] == [1, 0] and result.groups[1].mean is None
+
+
+def test_stop_keeps_checkpoints_of_running_trials_and_drops_the_others(tmp_path, local_ray):
+    trials = plan_sweep(PRESET, 3, [], TINY + ["run.iterations=1000000", "run.eval_interval=1000000"])
+    stop = threading.Event()
+    result = run_sweep(trials, tmp_path, sweep_id="s", stop_event=stop,
+                       callback=lambda e: stop.set() if e.iteration > 0 else None)
+    assert result.interrupted
+    statuses = sorted(t.status for t in result.trials)
+    assert statuses == ["cancelled", "stopped", "stopped"], [t.message for t in result.trials]
+    for t in result.trials:
+        if t.status == "stopped":
+            run = Path(t.run_dir)
+            assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+            assert (run / "checkpoint.safetensors").is_file() and 0 < t.iteration < 1000000
+        else:
+            assert t.run_dir is None and not (tmp_path / f"s-{t.trial.name}").exists()
+
+
+def test_ship_mode_copies_the_run_back_as_from_another_node(tmp_path, local_ray):
+    trials = plan_sweep(PRESET, 1, [], TINY + ["run.iterations=3"])
+    result = run_sweep(trials, tmp_path, sweep_id="s", _ship=True)
+    (t,) = result.trials
+    assert t.status == "finished" and Path(t.bundle) == tmp_path / "s-0-seed0" / "model.safetensors"
+    assert Path(t.bundle).is_file() and (tmp_path / "s-0-seed0" / "sweep.json").is_file()
+    assert json.loads((tmp_path / "s-0-seed0" / "status.json").read_text())["bundle"] == t.bundle

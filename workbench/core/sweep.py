@@ -1,0 +1,680 @@
+"""Sweeps: the cross product of seeds and grid values, each an independent run, on Ray.  No Qt here.
+
+    trials = plan_sweep("presets/maml-sinusoid.toml", seeds=2, grid=["algorithm.inner_lr=0.01,0.02"])
+    result = run_sweep(trials, runs_dir)          # local Ray on this machine; address="host:6379" for a cluster
+    print(result.table())
+
+:func:`plan_sweep` resolves and validates every trial's config before anything starts (an unknown grid
+key or a value out of range is a :class:`ConfigError` naming it), without importing Ray.
+:func:`run_sweep` runs each trial as a Ray task (one worker process per running trial, torch on one
+thread unless the preset sets ``run.threads``; a GPU when ``run.device`` is cuda).  Each trial is an
+ordinary run directory in the runs folder, ``<runs_dir>/<sweep_id>-<trial>``, with a ``sweep.json``
+next to its config::
+
+    {"sweep_id": "maml-sinusoid-sweep-20260101-120000", "trial": "1-seed1-inner_lr0.01",
+     "values": {"algorithm.inner_lr": 0.01}, "seed": 1, ...}
+
+Failures: a trial whose worker raised or died is retried by Ray (``max_retries``; a retry resumes from
+the trial's last checkpoint when it has one).  A run that diverged is not retried (it would diverge
+again) and is reported failed.  Stopping (Ctrl-C, or ``stop_event``): running trials stop after their
+current iteration with a checkpoint (status "stopped"), trials not started yet are dropped ("cancelled");
+a trial that does not stop within ``grace`` seconds is cancelled by force and its run marked stopped.
+
+On a cluster, a trial that runs on another node than this one writes its run in a temporary folder
+there and ships it back at the end; only trials on this node appear in the runs folder while running.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import io
+import itertools
+import json
+import logging
+import math
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import ExperimentConfig, apply_override, parse_literal, read_toml
+from .errors import ConfigError, WorkbenchError
+from .paths import safe_run_name
+
+RAY_MISSING = "workbench sweep needs Ray: pip install 'workbench[cluster]'"
+SWEEP_FILE = "sweep.json"
+MAX_TRIALS = 10_000
+REPORT_EVERY = 0.5  # seconds between a running trial's progress reports (and stop-flag checks)
+
+
+class RayMissing(ConfigError):
+    """Ray is not installed: the sweep command says what to install."""
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise RayMissing(RAY_MISSING) from None
+    return ray
+
+
+# -- plan ---------------------------------------------------------------------------------------------
+@dataclass
+class Trial:
+    index: int
+    name: str  # unique within the sweep, safe as a path component: "<index>-seed<seed>[-<key><value>...]"
+    seed: int
+    values: dict[str, Any]  # grid key ("section.key") -> value, in grid order
+    config: dict  # the resolved, validated experiment (ExperimentConfig.to_dict())
+    num_cpus: float = 1
+    num_gpus: float = 0
+    preset: str = ""
+
+    @property
+    def group(self) -> tuple:
+        return tuple(_hashable(v) for v in self.values.values())
+
+    def label(self) -> str:
+        parts = [f"seed {self.seed}"] + [f"{k.split('.', 1)[1]}={_fmt(v)}" for k, v in self.values.items()]
+        return ", ".join(parts)
+
+
+def split_values(text: str) -> list[str]:
+    """Split ``v1,v2,...`` at top-level commas (a list value such as ``[40,40]`` or a quoted string stays whole)."""
+    out, depth, quote, cur = [], 0, None, []
+    for ch in text:
+        if quote:
+            cur.append(ch)
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+            cur.append(ch)
+        elif ch in "[{":
+            depth += 1
+            cur.append(ch)
+        elif ch in "]}":
+            depth -= 1
+            cur.append(ch)
+        elif ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return out
+
+
+def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
+    """``["section.key=v1,v2", ...]`` -> ``[("section.key", ["v1", "v2"]), ...]``; the syntax only."""
+    grid, seen = [], set()
+    for item in items:
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        if not eq or len(parts) != 2 or not all(parts):
+            raise ConfigError(f"--grid {item!r}: expected section.key=v1,v2,..., e.g. algorithm.inner_lr=0.01,0.02")
+        if key in seen:
+            raise ConfigError(f"--grid {item!r}: {key} is already in the grid; give all its values at once")
+        if key == "run.seed":
+            raise ConfigError(f"--grid {item!r}: seeds come from --seeds N (run.seed, run.seed + 1, ...)")
+        values = split_values(text)
+        if any(v == "" for v in values):
+            raise ConfigError(f"--grid {item!r}: empty value; expected {key}=v1,v2,...")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"--grid {item!r}: a value is repeated")
+        seen.add(key)
+        grid.append((key, values))
+    return grid
+
+
+def plan_sweep(preset: str | Path, seeds: int = 1, grid: list[str] = (), base_overrides: list[str] = ()) -> list[Trial]:
+    """Every trial of the sweep with its resolved config; raises :class:`ConfigError` before anything starts.
+
+    ``seeds``: N runs per grid point, with seeds run.seed, run.seed + 1, ... (run.seed from the preset
+    and ``base_overrides``).  ``grid``: ``"section.key=v1,v2,..."`` items; values are TOML literals as in
+    ``--set`` (bare words are strings).
+    """
+    path = Path(preset)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_TRIALS:
+        raise ConfigError(f"--seeds {seeds}: expected 1 to {MAX_TRIALS} seeds")
+    parsed = parse_grid(list(grid))
+    n = seeds * math.prod(len(v) for _, v in parsed)
+    if n > MAX_TRIALS:
+        raise ConfigError(f"--grid: {n} trials; at most {MAX_TRIALS} in one sweep")
+    raw = read_toml(path)
+    for item in base_overrides:
+        apply_override(raw, item)
+    base = ExperimentConfig.from_dict(_copy(raw), where=str(path))
+    # Each grid value alone first, so that an error names the grid item rather than a combination.
+    for key, values in parsed:
+        for text in values:
+            data = _copy(raw)
+            try:
+                apply_override(data, f"{key}={text}")
+                ExperimentConfig.from_dict(data, where=str(path))
+            except ConfigError as e:
+                raise ConfigError(f"--grid {key}={text}: {e}") from None
+    first_seed = base.run.seed
+    if first_seed + seeds - 1 > 2**63 - 1:
+        raise ConfigError(f"--seeds {seeds}: run.seed {first_seed} + {seeds - 1} is out of range")
+    width = len(str(n - 1))
+    trials: list[Trial] = []
+    combos = list(itertools.product(*(values for _, values in parsed)))
+    for combo in combos:
+        for s in range(seeds):
+            seed = first_seed + s
+            data = _copy(raw)
+            for (key, _), text in zip(parsed, combo):
+                apply_override(data, f"{key}={text}")
+            apply_override(data, f"run.seed={seed}")
+            where = str(path) + "".join(f" --grid {k}={t}" for (k, _), t in zip(parsed, combo))
+            config = ExperimentConfig.from_dict(data, where=where)  # combinations can clash (min > max)
+            _check_device_name(config.run.device, where)
+            threads = config.run.threads or 1
+            config.run.threads = threads
+            gpus = 1 if config.run.device.strip().lower().startswith("cuda") else 0
+            values = {k: parse_literal(t) for (k, _), t in zip(parsed, combo)}
+            index = len(trials)
+            name = safe_run_name(f"{index:0{width}d}-seed{seed}" + "".join(
+                f"-{k.split('.', 1)[1]}{_fmt(v)}" for k, v in values.items()))
+            trials.append(Trial(index, name, seed, values, config.to_dict(), threads, gpus, str(path.resolve())))
+    return trials
+
+
+def _check_device_name(name: str, where: str) -> None:
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", name.strip().lower()):
+        raise ConfigError(f"{where}: [run] device = {name!r}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+def _copy(data: dict) -> dict:
+    return json.loads(json.dumps(data))
+
+
+def _hashable(v):
+    return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
+
+
+def _fmt(v) -> str:
+    if isinstance(v, list):
+        return "x".join(_fmt(x) for x in v)
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+# -- results ------------------------------------------------------------------------------------------
+@dataclass
+class TrialEvent:
+    """What a sweep's callback receives, on the thread that called :func:`run_sweep`."""
+    trial: Trial
+    status: str  # queued | running | retrying | finished | stopped | failed | cancelled
+    iteration: int = 0
+    total: int = 0
+    metric: str | None = None  # held-out metric name ("mse", "return") of ``value``
+    value: float | None = None  # the latest held-out metric after adaptation
+    message: str = ""
+    attempt: int = 1
+
+
+@dataclass
+class TrialResult:
+    trial: Trial
+    status: str  # finished | stopped | failed | cancelled
+    run_dir: str | None = None
+    iteration: int = 0
+    total: int = 0
+    metric: str | None = None
+    before: float | None = None  # held-out metric before adaptation, at the last evaluation
+    after: float | None = None  # ... and after the trained number of inner steps: the trial's final metric
+    higher_is_better: bool = False
+    bundle: str | None = None
+    message: str = ""
+    seconds: float = 0.0
+    attempts: int = 1
+    node: str = ""
+
+
+@dataclass
+class Group:
+    values: dict[str, Any]
+    trials: list[TrialResult]
+    metric: str | None = None
+    mean: float | None = None  # mean over the group's finished trials of their final metric
+    std: float | None = None  # sample standard deviation (None with fewer than two)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [t.trial.seed for t in self.trials]
+
+    @property
+    def finished(self) -> int:
+        return sum(t.status == "finished" for t in self.trials)
+
+
+@dataclass
+class SweepResult:
+    sweep_id: str
+    runs_dir: str
+    grid_keys: list[str]
+    trials: list[TrialResult]
+    groups: list[Group] = field(default_factory=list)
+    interrupted: bool = False
+    wall_seconds: float = 0.0
+    startup_seconds: float | None = None  # Ray start (or connect) until the first trial was running
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t.status] = out.get(t.status, 0) + 1
+        return out
+
+    def table(self) -> str:
+        metric = next((g.metric for g in self.groups if g.metric), "metric")
+        heads = self.grid_keys + ["seeds", "finished", f"{metric} after (mean ± sd)"]
+        rows = []
+        for g in self.groups:
+            if g.mean is None:
+                score = "n/a"
+            else:
+                score = f"{g.mean:.4f}" + (f" ± {g.std:.4f}" if g.std is not None else "")
+            rows.append([_fmt(g.values[k]) for k in self.grid_keys]
+                        + [",".join(map(str, g.seeds)), f"{g.finished}/{len(g.trials)}", score])
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(heads)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip()]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"sweep_id": self.sweep_id, "runs_dir": self.runs_dir, "grid_keys": self.grid_keys,
+                "interrupted": self.interrupted, "wall_seconds": round(self.wall_seconds, 3),
+                "trials": [{"trial": t.trial.name, "seed": t.trial.seed, "values": t.trial.values, "status": t.status,
+                            "run_dir": t.run_dir, "iteration": t.iteration, "metric": t.metric, "after": t.after,
+                            "message": t.message, "attempts": t.attempts} for t in self.trials],
+                "groups": [{"values": g.values, "seeds": g.seeds, "finished": g.finished, "metric": g.metric,
+                            "mean": g.mean, "std": g.std} for g in self.groups]}
+
+
+def group_results(results: list[TrialResult]) -> list[Group]:
+    groups: dict[tuple, Group] = {}
+    for r in results:
+        g = groups.setdefault(r.trial.group, Group(dict(r.trial.values), []))
+        g.trials.append(r)
+    for g in groups.values():
+        done = [t for t in g.trials if t.status == "finished" and t.after is not None and math.isfinite(t.after)]
+        g.metric = next((t.metric for t in g.trials if t.metric), None)
+        if done:
+            vals = [t.after for t in done]
+            g.mean = sum(vals) / len(vals)
+            if len(vals) > 1:
+                g.std = math.sqrt(sum((v - g.mean) ** 2 for v in vals) / (len(vals) - 1))
+    return list(groups.values())
+
+
+# -- the worker side ----------------------------------------------------------------------------------
+class _Hub:
+    """A Ray actor: trials report progress to it, the driver drains it, and it carries the stop flag."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+        self.stop_flag = False
+        self.attempts: dict[int, int] = {}
+
+    def report(self, event: dict) -> bool:
+        if event.get("kind") == "start":
+            self.attempts[event["index"]] = self.attempts.get(event["index"], 0) + 1
+            event["attempt"] = self.attempts[event["index"]]
+        self.events.append(event)
+        return self.stop_flag
+
+    def drain(self) -> list[dict]:
+        out, self.events = self.events, []
+        return out
+
+    def stop(self) -> None:
+        self.stop_flag = True
+
+
+class _Reporter:
+    """Trainer callback in the worker: progress to the hub every REPORT_EVERY seconds, and the stop flag back."""
+
+    def __init__(self, ray, hub, index: int):
+        self.ray, self.hub, self.index = ray, hub, index
+        self.trainer = None
+        self.last = 0.0
+        self.metric = self.value = None
+        self.replies: list = []
+        self.stop_requested = False
+
+    def send(self, **event) -> None:
+        # Never ray.get / ray.wait here: a task blocked in them (even with timeout=0) lends its CPU to
+        # the next queued trial, and the machine ends up running more trials than it has cores.  The
+        # hub's reply (the stop flag) is a future, read once it has arrived, at a later report.
+        self.replies.append(self.hub.report.remote({"index": self.index, **event}).future())
+        ready = [f for f in self.replies if f.done()]
+        self.replies = [f for f in self.replies if not f.done()]
+        if any(_reply(f) for f in ready):
+            self.stop_requested = True
+            if self.trainer is not None:
+                self.trainer.stop()
+
+    def __call__(self, event) -> None:
+        from . import events as ev
+
+        if isinstance(event, ev.Evaluation):
+            self.metric, self.value = event.metric, float(event.after)
+            self.send(kind="progress", iteration=event.iteration, metric=self.metric, value=self.value)
+            self.last = time.monotonic()
+        elif isinstance(event, ev.IterationMetrics):
+            now = time.monotonic()
+            if now - self.last >= REPORT_EVERY:
+                self.last = now
+                self.send(kind="progress", iteration=event.iteration, metric=self.metric, value=self.value)
+
+
+def _reply(future) -> bool:
+    try:
+        return bool(future.result())
+    except Exception:  # noqa: BLE001 - the hub is gone (the driver ended): nothing to obey
+        return False
+
+
+def _update_status(run_dir: Path, **changes) -> None:
+    from .storage import atomic_write_text
+
+    atomic_write_text(run_dir / "status.json", json.dumps({**_read_status(run_dir), **changes}, indent=1))
+
+
+def _read_status(run_dir: Path) -> dict:
+    try:
+        out = json.loads((run_dir / "status.json").read_text())
+        return out if isinstance(out, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, driver_node: str | None) -> dict:
+    """One trial, in a Ray worker process.  Returns a plain dict (and the run, packed, when shipped)."""
+    import ray
+
+    from .trainer import CHECKPOINT, CONFIG, Trainer
+
+    t0 = time.monotonic()
+    reporter = _Reporter(ray, hub, trial.index)
+    reporter.send(kind="start", iteration=0, total=int(trial.config["run"]["iterations"]))
+    node = ray.get_runtime_context().get_node_id()
+    shipped = driver_node is None or node != driver_node
+    root = Path(tempfile.mkdtemp(prefix="workbench-trial-")) if shipped else Path(runs_dir)
+    run_dir = root / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from .storage import atomic_write_text
+
+    atomic_write_text(run_dir / SWEEP_FILE, json.dumps({
+        "sweep_id": sweep_id, "trial": trial.name, "values": trial.values, "seed": trial.seed,
+        "index": trial.index, "preset": trial.preset}, indent=1))
+    data = _copy(trial.config)
+    device = str(data["run"].get("device", "auto")).strip().lower()
+    if device.startswith("cuda"):
+        data["run"]["device"] = "cuda"  # Ray makes the trial's GPU the only visible one
+    elif device == "auto" and not trial.num_gpus:
+        data["run"]["device"] = "cpu"  # no GPU was reserved for this trial: keep off the others'
+    config = ExperimentConfig.from_dict(data, where=f"sweep trial {trial.name}")
+    try:
+        trainer = None
+        if (run_dir / CHECKPOINT).is_file():  # a retry after the worker died: go on from the checkpoint
+            try:
+                trainer = Trainer.from_run_dir(run_dir, [reporter],
+                                               overrides=[f"run.device={json.dumps(data['run']['device'])}"])
+            except WorkbenchError:
+                trainer = None
+        if trainer is None:
+            if (run_dir / CONFIG).exists():  # a retry that died before its first checkpoint: start afresh
+                for p in run_dir.iterdir():
+                    if p.name != SWEEP_FILE:
+                        shutil.rmtree(p) if p.is_dir() else p.unlink()
+            trainer = Trainer(config, run_dir, [reporter])
+        reporter.trainer = trainer
+        if reporter.stop_requested:
+            trainer.stop()
+        reporter.send(kind="progress", iteration=trainer.iteration)
+        finished = trainer.run()
+    except BaseException as e:  # noqa: BLE001 - recorded, then re-raised for Ray's retry / cancellation
+        stopped = isinstance(e, (KeyboardInterrupt, SystemExit))
+        if stopped and not (run_dir / CONFIG).exists():  # cancelled before the run began: leave no trace
+            shutil.rmtree(run_dir, ignore_errors=True)
+        elif run_dir.is_dir():
+            _update_status(run_dir, status="stopped" if stopped else "failed", message=_one_line(e))
+        raise
+    e = trainer.last_eval
+    out = {"status": finished.status, "iteration": finished.iteration, "total": config.run.iterations,
+           "message": finished.message, "bundle": finished.bundle_path, "node": node,
+           "run_dir": None if shipped else str(run_dir), "seconds": time.monotonic() - t0,
+           "metric": e.metric if e is not None else None, "before": e.before if e is not None else None,
+           "after": e.after if e is not None else None,
+           "higher_is_better": e.higher_is_better if e is not None else False}
+    if shipped:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            tar.add(run_dir, arcname=run_name)
+        out["archive"] = buf.getvalue()
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def _one_line(e: BaseException) -> str:
+    cause = getattr(e, "cause", None)  # RayTaskError: the exception raised in the task
+    if isinstance(cause, BaseException):
+        e = cause
+    text = str(e).strip()
+    if isinstance(e, WorkbenchError) and text:
+        return text.splitlines()[0]
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[-1]}" if lines else type(e).__name__
+
+
+# -- the driver side ----------------------------------------------------------------------------------
+def new_sweep_id(trials: list[Trial], runs_dir: Path) -> str:
+    name = safe_run_name(trials[0].config.get("meta", {}).get("name", "sweep")) if trials else "sweep"
+    base = f"{name}-sweep-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    sweep_id, n = base, 1
+    while runs_dir.is_dir() and any(p.name.startswith(sweep_id + "-") for p in runs_dir.iterdir()):
+        n += 1
+        sweep_id = f"{base}-{n}"
+    return sweep_id
+
+
+def _check_resources(ray, trials: list[Trial], gpus_per_trial: float | None) -> None:
+    """Refuse trials the cluster can never place (Ray would keep them waiting forever)."""
+    have = ray.cluster_resources()
+    cpus, gpus = have.get("CPU", 0), have.get("GPU", 0)
+    for t in trials:
+        need_gpu = t.num_gpus if gpus_per_trial is None else gpus_per_trial
+        if t.num_cpus > cpus:
+            raise ConfigError(f"trial {t.name}: run.threads = {t.num_cpus} needs {t.num_cpus} CPUs per trial; "
+                              f"the Ray cluster has {cpus:g}")
+        if need_gpu > gpus:
+            raise ConfigError(f"trial {t.name}: run.device = {t.config['run']['device']!r} needs a GPU per trial; "
+                              f"the Ray cluster has {'none' if not gpus else f'{gpus:g}'}")
+
+
+def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
+              callback: Callable[[TrialEvent], None] | None = None, max_retries: int = 1,
+              sweep_id: str | None = None, stop_event: threading.Event | None = None, grace: float = 30.0,
+              gpus_per_trial: float | None = None, _ship: bool | None = None) -> SweepResult:
+    """Run ``trials`` (from :func:`plan_sweep`) on Ray and wait for them; see the module docstring.
+
+    ``address``: None starts a local Ray on this machine (``num_cpus`` of its cores, default all), else
+    the address of an existing cluster (``host:port``, ``auto``, ``ray://host:port``).  When Ray is
+    already initialised in this process, that instance is used and left running.  ``callback`` gets
+    :class:`TrialEvent` s as trials start, progress and end.  ``stop_event``: set it (from any thread)
+    to stop the sweep as Ctrl-C does.  ``gpus_per_trial`` overrides the trials' own GPU need (e.g. 0.25
+    to share a GPU between four small trials).
+    """
+    ray = require_ray()
+    trials = list(trials)
+    runs_dir = Path(runs_dir).expanduser().resolve()
+    if max_retries < 0:
+        raise ConfigError(f"max_retries {max_retries}: expected 0 or more")
+    if num_cpus is not None and address is not None:
+        raise ConfigError("num_cpus applies to a local Ray only; a cluster has its own")
+    if num_cpus is not None and num_cpus < 1:
+        raise ConfigError(f"num_cpus {num_cpus}: expected at least 1")
+    sweep_id = sweep_id or new_sweep_id(trials, runs_dir)
+    names = {t.index: f"{sweep_id}-{t.name}" for t in trials}
+    emit = callback or (lambda event: None)
+    t_start = time.monotonic()
+    started_here = False
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        if address is None:
+            kwargs.update(address="local", num_cpus=num_cpus)
+        else:
+            pkg = Path(__file__).resolve().parents[1]  # the workers run this very code, not what the nodes have
+            kwargs.update(address=address, runtime_env={"py_modules": [str(pkg)], "excludes": ["__pycache__"]})
+        try:
+            ray.init(**kwargs)
+        except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError, a missing ray[client]...
+            if address is None:
+                raise ConfigError(f"cannot start a local Ray: {_one_line(e)}") from None
+            hint = ("" if os.environ.get("RAY_AUTH_MODE") else
+                    " (a cluster with token authentication, Ray's default, also needs RAY_AUTH_MODE=token here "
+                    "and its token in ~/.ray/auth_token)")
+            raise ConfigError(f"--address {address}: cannot connect to a Ray cluster: {_one_line(e)}{hint}") from None
+        started_here = True
+    results: dict[int, TrialResult] = {}
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        client = address is not None and address.startswith("ray://")
+        if _ship is None:
+            driver_node = None if client else ray.get_runtime_context().get_node_id()
+        else:
+            driver_node = None if _ship else ray.get_runtime_context().get_node_id()
+        _check_resources(ray, trials, gpus_per_trial)
+        hub = ray.remote(num_cpus=0)(_Hub).remote()
+        task = ray.remote(_trial_task)
+        pending: dict[Any, Trial] = {}
+        for t in trials:
+            gpus = t.num_gpus if gpus_per_trial is None else gpus_per_trial
+            ref = task.options(num_cpus=t.num_cpus, num_gpus=gpus, max_retries=max_retries, retry_exceptions=True,
+                               name=f"workbench-trial-{t.name}"
+                               ).remote(t, str(runs_dir), names[t.index], sweep_id, hub, driver_node)
+            pending[ref] = t
+            emit(TrialEvent(t, "queued", total=int(t.config["run"]["iterations"])))
+        state = {t.index: TrialEvent(t, "queued", total=int(t.config["run"]["iterations"])) for t in trials}
+        by_index = {t.index: t for t in trials}
+        first_running: list[float] = []
+        stop_deadline: float | None = None
+
+        def drain() -> None:
+            for e in ray.get(hub.drain.remote()):
+                t = by_index[e["index"]]
+                prev = state[t.index]
+                if e["kind"] == "start":
+                    status = "running" if e["attempt"] == 1 else "retrying"
+                    if not first_running:
+                        first_running.append(time.monotonic())
+                    ev_ = TrialEvent(t, status, e.get("iteration", 0), e.get("total", prev.total), prev.metric,
+                                     prev.value, attempt=e["attempt"])
+                else:
+                    ev_ = TrialEvent(t, "running" if prev.attempt == 1 else "retrying", e.get("iteration", 0),
+                                     prev.total, e.get("metric") or prev.metric,
+                                     e.get("value") if e.get("value") is not None else prev.value,
+                                     attempt=prev.attempt)
+                state[t.index] = ev_
+                emit(ev_)
+
+        def collect(ref) -> None:
+            t = pending.pop(ref)
+            attempts = state[t.index].attempt
+            try:
+                out = ray.get(ref)
+            except ray.exceptions.TaskCancelledError:
+                if state[t.index].status == "queued":
+                    out = {"status": "cancelled", "message": "the sweep was stopped before this trial started"}
+                else:
+                    out = {"status": "stopped", "message": "cancelled by force: it did not stop in time"}
+            except ray.exceptions.RayError as e:
+                out = {"status": "failed", "message": _one_line(e)}
+            archive = out.pop("archive", None)
+            run_dir = runs_dir / names[t.index]
+            if archive is not None:
+                with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+                    tar.extractall(runs_dir, filter="data")
+                if out.get("bundle"):  # it was written in the worker's temporary folder
+                    out["bundle"] = str(run_dir / Path(out["bundle"]).name)
+                    if _read_status(run_dir).get("bundle"):
+                        _update_status(run_dir, bundle=out["bundle"])
+            if run_dir.is_dir():
+                out["run_dir"] = str(run_dir)
+                if out["status"] in ("failed", "stopped") and _read_status(run_dir).get("status") in ("running", None):
+                    _update_status(run_dir, status=out["status"], message=out.get("message", ""),
+                                   iteration=state[t.index].iteration)  # the worker died without a word
+            else:
+                out["run_dir"] = None
+            fields = {f.name for f in dataclasses.fields(TrialResult)}
+            r = TrialResult(t, **{k: v for k, v in out.items() if k in fields and k not in ("trial", "attempts")},
+                            attempts=attempts)
+            r.total = r.total or int(t.config["run"]["iterations"])
+            r.iteration = r.iteration or state[t.index].iteration
+            r.metric = r.metric or state[t.index].metric
+            results[t.index] = r
+            emit(TrialEvent(t, r.status, r.iteration, r.total, r.metric, r.after, r.message, attempts))
+
+        def request_stop() -> None:
+            nonlocal stop_deadline
+            if stop_deadline is None:
+                ray.get(hub.stop.remote())
+                stop_deadline = time.monotonic() + grace
+                drain()
+                for ref, t in pending.items():  # not started yet: drop them
+                    if state[t.index].status == "queued":
+                        ray.cancel(ref)
+
+        interrupted = False
+        while pending:
+            try:
+                if stop_event is not None and stop_event.is_set():
+                    interrupted = True
+                    request_stop()
+                if stop_deadline is not None and time.monotonic() > stop_deadline:
+                    break
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+                drain()
+                for ref in ready:
+                    collect(ref)
+            except KeyboardInterrupt:
+                interrupted = True
+                if stop_deadline is None:
+                    request_stop()
+                else:  # a second Ctrl-C: do not wait for the clean stop
+                    break
+        if pending:  # stop requested and the grace period is over (or a second Ctrl-C)
+            for ref in list(pending):
+                ray.cancel(ref, force=True, recursive=True)
+            for ref in list(pending):
+                collect(ref)
+        drain()
+    finally:
+        if started_here:
+            for _ in range(2):  # once more if a Ctrl-C cut the first one short
+                try:
+                    ray.shutdown()
+                    break
+                except BaseException:  # noqa: BLE001 - shutting down after an interrupt must not mask it
+                    pass
+    ordered = [results[t.index] for t in trials if t.index in results]
+    grid_keys = list(trials[0].values) if trials else []
+    return SweepResult(sweep_id, str(runs_dir), grid_keys, ordered, group_results(ordered), interrupted,
+                       time.monotonic() - t_start, (first_running[0] - t_start) if first_running else None)
