@@ -372,3 +372,28 @@ def test_ema_matches_tensorboards_debiased_formula():
     got = ema_tensorboard([1.0, float("nan"), 3.0], w)
     assert math.isnan(got[1])
     np.testing.assert_allclose(got[[0, 2]], [1.0, 2.25], rtol=1e-12)
+
+
+def test_adaptation_curve_of_the_last_evaluation_and_the_bundle(root):
+    pair = runs.group_runs(runs.scan_runs(root))[0]
+    curves = [runs.load_curves(r) for r in pair.runs]
+    evals = [read_csv(r.path / "eval.csv") for r in pair.runs]
+    last = np.array([[float(x["mean"]) for x in e if x["iteration"] == "10"] for e in evals])
+    x, y = curves[0].series("adaptation")
+    assert list(x) == [0, 1, 2, 3]
+    np.testing.assert_allclose(y, last[0], rtol=1e-12)
+    agg = runs.aggregate(curves, "adaptation")
+    assert list(agg.x) == [0, 1, 2, 3] and list(agg.n) == [2] * 4
+    np.testing.assert_allclose(agg.mean, last.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(agg.ci95, mean_ci95(last)[1], rtol=1e-12)
+    empty = runs.Curves(*([np.zeros(0)] * 2), "loss", {}, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0),
+                        np.zeros(0, dtype=np.int64), np.zeros((0, 0)), np.zeros((0, 0)))
+    assert [len(a) for a in empty.series("adaptation")] == [0, 0]
+    # the bundle: status.json's, following a moved runs folder by its name; None without one
+    a = pair.runs[0]
+    assert runs.run_bundle(a) == a.path / "model.safetensors"
+    moved = root.parent / "moved"
+    shutil.move(root, moved)
+    assert runs.run_bundle(moved / a.name) == moved / a.name / "model.safetensors"
+    (moved / a.name / "model.safetensors").unlink()
+    assert runs.run_bundle(moved / a.name) is None

@@ -35,6 +35,25 @@ def test_plan_is_the_cross_product_with_resolved_configs():
         assert t.config["run"]["threads"] == 1 and t.num_cpus == 1 and t.num_gpus == 0
 
 
+def test_plan_takes_the_experiment_itself_as_a_config_or_a_dict():
+    from workbench.core.config import ExperimentConfig, read_toml
+
+    grid, overrides = ["algorithm.inner_lr=0.01,0.02"], TINY + ["run.iterations=7"]
+    expected = [(t.name, t.seed, t.values, t.config) for t in plan_sweep(PRESET, 2, grid, overrides)]
+    config, raw = ExperimentConfig.load(PRESET), read_toml(PRESET)
+    before_config, before_raw = config.to_dict(), json.loads(json.dumps(raw))
+    for source in (config, raw, config.to_dict()):  # what the app's forms hold, saved to no file
+        trials = plan_sweep(source, 2, grid, overrides)
+        assert [(t.name, t.seed, t.values, t.config) for t in trials] == expected
+        assert all(t.preset == "" for t in trials)
+    assert config.to_dict() == before_config and raw == before_raw  # neither is changed
+    with pytest.raises(ConfigError) as info:
+        plan_sweep(config, 1, ["algorithm.nope=1,2"])
+    assert "--grid algorithm.nope=1: config 'maml-sinusoid': [algorithm]: unknown key 'nope'" in str(info.value)
+    with pytest.raises(ConfigError, match="out of range"):
+        plan_sweep(raw, 1, ["algorithm.inner_lr=0.01,-1"])
+
+
 def test_split_values_keeps_lists_and_quoted_strings_whole():
     assert split_values("0.01, 0.02") == ["0.01", "0.02"]
     assert split_values("[40,40],[20]") == ["[40,40]", "[20]"]
@@ -193,6 +212,22 @@ def test_stop_keeps_checkpoints_of_running_trials_and_drops_the_others(tmp_path,
             assert (run / "checkpoint.safetensors").is_file() and 0 < t.iteration < 1000000
         else:
             assert t.run_dir is None and not (tmp_path / f"s-{t.trial.name}").exists()
+
+
+def test_force_event_cancels_running_trials_now(tmp_path, local_ray):
+    trials = plan_sweep(PRESET, 1, [], TINY + ["run.iterations=1000000", "run.eval_interval=1000000"])
+    stop, force = threading.Event(), threading.Event()
+
+    def on_event(e):
+        if e.iteration > 0:
+            stop.set()  # the dialog's Stop, then its "Cancel now"
+            force.set()
+
+    result = run_sweep(trials, tmp_path, sweep_id="s", stop_event=stop, force_event=force, callback=on_event)
+    (t,) = result.trials
+    assert result.interrupted and t.status == "stopped" and t.run_dir is not None
+    assert t.message == "cancelled by force: the sweep was cancelled"
+    assert json.loads((Path(t.run_dir) / "status.json").read_text())["status"] == "stopped"
 
 
 def test_ship_mode_copies_the_run_back_as_from_another_node(tmp_path, local_ray):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QPushButton, QSpinBox, QWidget
 
 from conftest import PRESETS
@@ -270,3 +271,32 @@ def test_adaptation_plot_shows_references_and_the_step_label(window):
     assert [ln.value() for ln in window.adaptation.reference_lines] == [0.58, 0.56]
     assert p.getAxis("left").labelText == "held-out return"
     assert "episode" in window.adaptation.to_csv().splitlines()[0]
+
+
+def test_a_finished_run_appears_in_the_runs_panel_and_the_sweep_dialog_uses_the_current_config(window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QTreeWidget, QTableWidget
+
+    assert window.load_preset(small_preset(tmp_path, iterations=150))
+    assert window.runs_panel.runs_dir == tmp_path / "runs"  # $WORKBENCH_RUNS, as the trainer writes
+    assert window.start()
+    qtbot.waitUntil(lambda: not window.running, timeout=60_000)
+    qtbot.waitUntil(lambda: any(r.status == "finished" for r in window.runs_panel.runs()), timeout=10_000)
+    (run,) = window.runs_panel.runs()
+    assert run.preset == "small" and run.iterations == 150 and run.path == window.run_dir
+    table = window.runs_panel.findChild(QWidget, "runsTable")
+    assert isinstance(table, (QTreeWidget, QTableWidget))
+    # the run's model opens in the evaluation view from the panel
+    window.runs_panel.select_runs([run.path])
+    with qtbot.waitSignal(window.runs_panel.openModelRequested, timeout=5_000):
+        window.runs_panel.findChild(QPushButton, "openRunModelButton").click()
+    qtbot.waitUntil(lambda: len(window.adaptation.evaluations) == 1, timeout=30_000)
+    # Run -> Sweep... plans from the forms, not from the file on disk
+    window.algorithm_form.editors["inner_lr"].setValue(0.02)
+    window.findChild(QAction, "sweepAction").trigger()
+    dialog = window.sweep_dialog
+    assert dialog is not None and dialog.isVisible() and dialog.objectName() == "sweepDialog"
+    trials = dialog.plan()
+    assert trials and all(t.config["algorithm"]["inner_lr"] == 0.02 for t in trials)
+    assert Path(dialog.runs_dir) == tmp_path / "runs"
+    window.show_sweep_runs("no-such-sweep")  # an unknown sweep selects nothing and raises the panel
+    assert window.runs_panel.selected_runs() == []

@@ -44,6 +44,7 @@ METRICS = "metrics.csv"
 EVAL = "eval.csv"
 EVAL_TASKS = "eval_tasks.csv"
 SWEEP = "sweep.json"
+BUNDLE = "model.safetensors"  # what the trainer exports at the end of a run
 STATUSES = ("running", "finished", "stopped", "failed")
 METRICS_HEADER = ["iteration", "elapsed", "its_per_sec"]
 EVAL_HEADER = ["iteration", "step", "mean", "ci95"]
@@ -479,14 +480,21 @@ class Curves:
     eval_metric: str = ""
 
     def series(self, which: str) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) of "train", "before", "after" or a metrics.csv column."""
+        """(x, y) of "train", "before", "after", "adaptation" or a metrics.csv column.
+
+        "adaptation": the held-out metric vs inner step (0 = before adaptation) at the run's last
+        evaluation; empty before the first one."""
         if which == "train":
             return self.iterations, self.train
         if which in ("before", "after"):
             return self.eval_iterations, getattr(self, which)
+        if which == "adaptation":
+            if not len(self.eval_iterations):
+                return np.zeros(0, dtype=np.int64), np.zeros(0)
+            return self.eval_steps, self.eval_mean[-1]
         if which in self.columns:
             return self.iterations, self.columns[which]
-        raise KeyError(f"no curve {which!r}; curves: train, before, after, {', '.join(self.columns)}")
+        raise KeyError(f"no curve {which!r}; curves: train, before, after, adaptation, {', '.join(self.columns)}")
 
 
 def _float(text: str) -> float:
@@ -641,6 +649,23 @@ def aggregate(curves_list: list[Curves], which: str = "train", common: bool = Tr
         anynan = (np.isnan(values) & present).any(0)
     vmin[anynan] = vmax[anynan] = np.nan
     return Aggregate(x, mean, mean - half, mean + half, vmin, vmax, n)
+
+
+def run_bundle(run: RunInfo | str | Path) -> Path | None:
+    """The model bundle a run exported, in its own directory: the file status.json's "bundle" names (by
+    its name: the path there is stale once the runs folder was moved or copied), else the run's
+    model.safetensors; None when there is none (yet)."""
+    info = run if isinstance(run, RunInfo) else read_run(run)
+    status, err = _read_status(info.path / STATUS)
+    bundle = status.get("bundle") if not err else None
+    names = [Path(bundle).name] if isinstance(bundle, str) and Path(bundle).name else []
+    for name in (*names, BUNDLE):
+        try:
+            if (info.path / name).is_file():
+                return info.path / name
+        except OSError:
+            continue
+    return None
 
 
 # -- rename / delete ----------------------------------------------------------------------------------

@@ -134,31 +134,40 @@ def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
     return grid
 
 
-def plan_sweep(preset: str | Path, seeds: int = 1, grid: list[str] = (), base_overrides: list[str] = ()) -> list[Trial]:
+def plan_sweep(preset: str | Path | ExperimentConfig | dict, seeds: int = 1, grid: list[str] = (),
+               base_overrides: list[str] = ()) -> list[Trial]:
     """Every trial of the sweep with its resolved config; raises :class:`ConfigError` before anything starts.
 
-    ``seeds``: N runs per grid point, with seeds run.seed, run.seed + 1, ... (run.seed from the preset
-    and ``base_overrides``).  ``grid``: ``"section.key=v1,v2,..."`` items; values are TOML literals as in
-    ``--set`` (bare words are strings).
+    ``preset``: a preset file, or the experiment itself (an :class:`ExperimentConfig`, or a config dict
+    as a preset's TOML reads, e.g. what the app's forms hold and no file has).  ``seeds``: N runs per grid
+    point, with seeds run.seed, run.seed + 1, ... (run.seed from the preset and ``base_overrides``).
+    ``grid``: ``"section.key=v1,v2,..."`` items; values are TOML literals as in ``--set`` (bare words are
+    strings).
     """
-    path = Path(preset)
+    path = None if isinstance(preset, (ExperimentConfig, dict)) else Path(preset)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_TRIALS:
         raise ConfigError(f"--seeds {seeds}: expected 1 to {MAX_TRIALS} seeds")
     parsed = parse_grid(list(grid))
     n = seeds * math.prod(len(v) for _, v in parsed)
     if n > MAX_TRIALS:
         raise ConfigError(f"--grid: {n} trials; at most {MAX_TRIALS} in one sweep")
-    raw = read_toml(path)
+    if path is not None:
+        raw, source, preset_ref = read_toml(path), str(path), str(path.resolve())
+    else:  # the experiment itself, from no file ("config 'maml-sinusoid'" in messages)
+        raw = preset.to_dict() if isinstance(preset, ExperimentConfig) else _copy(preset)
+        meta = raw.get("meta")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        source, preset_ref = (f"config {name!r}" if isinstance(name, str) and name else "config"), ""
     for item in base_overrides:
         apply_override(raw, item)
-    base = ExperimentConfig.from_dict(_copy(raw), where=str(path))
+    base = ExperimentConfig.from_dict(_copy(raw), where=source)
     # Each grid value alone first, so that an error names the grid item rather than a combination.
     for key, values in parsed:
         for text in values:
             data = _copy(raw)
             try:
                 apply_override(data, f"{key}={text}")
-                ExperimentConfig.from_dict(data, where=str(path))
+                ExperimentConfig.from_dict(data, where=source)
             except ConfigError as e:
                 raise ConfigError(f"--grid {key}={text}: {e}") from None
     first_seed = base.run.seed
@@ -174,7 +183,7 @@ def plan_sweep(preset: str | Path, seeds: int = 1, grid: list[str] = (), base_ov
             for (key, _), text in zip(parsed, combo):
                 apply_override(data, f"{key}={text}")
             apply_override(data, f"run.seed={seed}")
-            where = str(path) + "".join(f" --grid {k}={t}" for (k, _), t in zip(parsed, combo))
+            where = source + "".join(f" --grid {k}={t}" for (k, _), t in zip(parsed, combo))
             config = ExperimentConfig.from_dict(data, where=where)  # combinations can clash (min > max)
             _check_device_name(config.run.device, where)
             threads = config.run.threads or 1
@@ -184,7 +193,7 @@ def plan_sweep(preset: str | Path, seeds: int = 1, grid: list[str] = (), base_ov
             index = len(trials)
             name = safe_run_name(f"{index:0{width}d}-seed{seed}" + "".join(
                 f"-{k.split('.', 1)[1]}{_fmt(v)}" for k, v in values.items()))
-            trials.append(Trial(index, name, seed, values, config.to_dict(), threads, gpus, str(path.resolve())))
+            trials.append(Trial(index, name, seed, values, config.to_dict(), threads, gpus, preset_ref))
     return trials
 
 
@@ -203,14 +212,18 @@ def _hashable(v):
     return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
 
 
-def _fmt(v) -> str:
+def format_value(v) -> str:
+    """A grid value as run names and tables show it: 0.01, 40x40, true."""
     if isinstance(v, list):
-        return "x".join(_fmt(x) for x in v)
+        return "x".join(format_value(x) for x in v)
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
+
+
+_fmt = format_value
 
 
 # -- results ------------------------------------------------------------------------------------------
@@ -511,15 +524,17 @@ def _check_resources(ray, trials: list[Trial], gpus_per_trial: float | None) -> 
 def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
               callback: Callable[[TrialEvent], None] | None = None, max_retries: int = 1,
               sweep_id: str | None = None, stop_event: threading.Event | None = None, grace: float = 30.0,
-              gpus_per_trial: float | None = None, _ship: bool | None = None) -> SweepResult:
+              gpus_per_trial: float | None = None, force_event: threading.Event | None = None,
+              _ship: bool | None = None) -> SweepResult:
     """Run ``trials`` (from :func:`plan_sweep`) on Ray and wait for them; see the module docstring.
 
     ``address``: None starts a local Ray on this machine (``num_cpus`` of its cores, default all), else
     the address of an existing cluster (``host:port``, ``auto``, ``ray://host:port``).  When Ray is
     already initialised in this process, that instance is used and left running.  ``callback`` gets
     :class:`TrialEvent` s as trials start, progress and end.  ``stop_event``: set it (from any thread)
-    to stop the sweep as Ctrl-C does.  ``gpus_per_trial`` overrides the trials' own GPU need (e.g. 0.25
-    to share a GPU between four small trials).
+    to stop the sweep as Ctrl-C does; ``force_event``: set it to cancel the trials by force now, as a
+    second Ctrl-C does (their runs are marked stopped, without a final checkpoint).  ``gpus_per_trial``
+    overrides the trials' own GPU need (e.g. 0.25 to share a GPU between four small trials).
     """
     ray = require_ray()
     trials = list(trials)
@@ -604,7 +619,9 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
                 if state[t.index].status == "queued":
                     out = {"status": "cancelled", "message": "the sweep was stopped before this trial started"}
                 else:
-                    out = {"status": "stopped", "message": "cancelled by force: it did not stop in time"}
+                    why = ("the sweep was cancelled" if force_event is not None and force_event.is_set()
+                           else "it did not stop in time")
+                    out = {"status": "stopped", "message": f"cancelled by force: {why}"}
             except ray.exceptions.RayError as e:
                 out = {"status": "failed", "message": _one_line(e)}
             archive = out.pop("archive", None)
@@ -645,6 +662,10 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
         interrupted = False
         while pending:
             try:
+                if force_event is not None and force_event.is_set():
+                    interrupted = True
+                    request_stop()
+                    break
                 if stop_event is not None and stop_event.is_set():
                     interrupted = True
                     request_stop()

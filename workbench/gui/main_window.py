@@ -203,6 +203,16 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.meta_loss_dock, self.adaptation_dock, Qt.Orientation.Vertical)
         self.splitDockWidget(self.adaptation_dock, self.rollout_dock, Qt.Orientation.Horizontal)
 
+        from .runs_panel import RunsPanel
+
+        self.runs_panel = RunsPanel(self.runs_dir)
+        self.runs_dock = self._dock("Runs", "runsDock", self.runs_panel, right)
+        self.tabifyDockWidget(self.rollout_dock, self.runs_dock)
+        self.rollout_dock.raise_()
+        self.runs_panel.openModelRequested.connect(self.open_model)
+        self.runs_panel.runsDirChanged.connect(self.set_runs_dir)
+        self.sweep_dialog = None
+
     def _action(self, text: str, slot, shortcut=None, name: str | None = None) -> QAction:
         a = QAction(text, self)
         if shortcut:
@@ -223,6 +233,7 @@ class MainWindow(QMainWindow):
         self.act_export = self._action("Export model…", self._export_model_dialog, "Ctrl+E", "exportModelAction")
         self.act_open_model = self._action("Open model…", self._open_model_dialog, None, "openModelAction")
         self.act_export_plots = self._action("Export plots…", self._export_plots_dialog, None, "exportPlotsAction")
+        self.act_sweep = self._action("Sweep…", self.open_sweep_dialog, None, "sweepAction")
         self.act_quit = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
 
         menu = self.menuBar().addMenu("&File")
@@ -242,8 +253,10 @@ class MainWindow(QMainWindow):
         run = self.menuBar().addMenu("&Run")
         for a in (self.act_start, self.act_pause, self.act_stop, self.act_clear):
             run.addAction(a)
+        run.addSeparator()
+        run.addAction(self.act_sweep)
         view = self.menuBar().addMenu("&View")
-        for dock in (self.config_dock, self.meta_loss_dock, self.adaptation_dock, self.rollout_dock):
+        for dock in (self.config_dock, self.meta_loss_dock, self.adaptation_dock, self.rollout_dock, self.runs_dock):
             view.addAction(dock.toggleViewAction())
 
         bar = QToolBar("Run")
@@ -494,6 +507,49 @@ class MainWindow(QMainWindow):
 
     # -- runs ------------------------------------------------------------------------------------
     @property
+    def runs_dir(self) -> Path:
+        """Where runs go: the folder chosen in the Runs panel, else $WORKBENCH_RUNS or the user's data dir."""
+        chosen = self.settings.value("runsDir")
+        return Path(chosen) if chosen else default_runs_dir()
+
+    def set_runs_dir(self, path) -> None:
+        self.settings.setValue("runsDir", str(path))
+        if Path(self.runs_panel.runs_dir) != Path(path):
+            self.runs_panel.set_runs_dir(Path(path))
+
+    def open_sweep_dialog(self):
+        """Run → Sweep…: seeds x grid values of the current configuration on Ray, with live per-trial progress."""
+        from .sweep_dialog import SweepDialog
+
+        if self.sweep_dialog is not None and self.sweep_dialog.is_running():
+            self.sweep_dialog.show()
+            self.sweep_dialog.raise_()
+            return self.sweep_dialog
+        try:
+            config = self.current_config()
+        except WorkbenchError as e:
+            self.show_error("Cannot sweep", str(e))
+            return None
+        if self.sweep_dialog is not None:
+            self.sweep_dialog.deleteLater()
+        self.sweep_dialog = SweepDialog(config, self.runs_dir, self)
+        self.sweep_dialog.sweepFinished.connect(self._on_sweep_finished)
+        self.sweep_dialog.showRunsRequested.connect(self.show_sweep_runs)
+        self.sweep_dialog.show()
+        return self.sweep_dialog
+
+    def _on_sweep_finished(self, sweep_id: str, runs_dir: str) -> None:
+        if Path(runs_dir) == Path(self.runs_panel.runs_dir):
+            self.show_sweep_runs(sweep_id)
+
+    def show_sweep_runs(self, sweep_id: str) -> None:
+        """The Runs panel, raised, with the sweep's runs selected and grouped over seeds."""
+        self.runs_dock.show()
+        self.runs_dock.raise_()
+        self.runs_panel.refresh()
+        self.runs_panel.show_sweep(sweep_id)
+
+    @property
     def running(self) -> bool:
         return self.thread is not None
 
@@ -508,11 +564,12 @@ class MainWindow(QMainWindow):
         self.clear_plots()
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         name = safe_run_name(config.meta.name)
-        self.run_dir = default_runs_dir() / f"{name}-{stamp}"
+        runs = self.runs_dir
+        self.run_dir = runs / f"{name}-{stamp}"
         n = 1
         while self.run_dir.exists():
             n += 1
-            self.run_dir = default_runs_dir() / f"{name}-{stamp}-{n}"
+            self.run_dir = runs / f"{name}-{stamp}-{n}"
         self.bundle_path = None
         self.total_iterations = config.run.iterations
         self.buffer = EventBuffer()
@@ -596,6 +653,7 @@ class MainWindow(QMainWindow):
 
     def _on_finished(self, event) -> None:
         self.drain()
+        self.runs_panel.refresh()
         self.meta_loss.redraw(force_range=True)
         if event.bundle_path:
             self.bundle_path = Path(event.bundle_path)
@@ -822,6 +880,8 @@ class MainWindow(QMainWindow):
                 # step, writes its checkpoint and exits on its own (the app's process waits for it at exit)
                 self.worker.detach()
                 self.thread.wait(2000)
+        if self.sweep_dialog is not None:
+            self.sweep_dialog.close()  # stops a running sweep
         self.timer.stop()
         self._save_settings()
         super().closeEvent(event)

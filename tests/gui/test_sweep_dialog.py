@@ -1,0 +1,230 @@
+"""Run → Sweep…: the dialog refuses a bad grid before Ray starts, runs seeds × grid on a local Ray with
+per-trial progress, shows the grouped comparison, and stops cleanly."""
+import json
+import sys
+
+import pytest
+from PySide6.QtWidgets import (QComboBox, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox,
+                               QTableWidget, QWidget)
+
+from conftest import tiny_config
+
+NAMES = {"sweepSeedsSpin": QSpinBox, "sweepGridEdit": QPlainTextEdit, "sweepIterationsSpin": QSpinBox,
+         "sweepAddressEdit": QLineEdit, "sweepStartButton": QPushButton, "sweepStopButton": QPushButton,
+         "sweepMessage": QLabel, "sweepTrialsTable": QTableWidget, "sweepResultsTable": QTableWidget,
+         "sweepShowRunsButton": QPushButton}
+
+
+@pytest.fixture
+def make_dialog(qtbot, tmp_path):
+    from workbench.gui.sweep_dialog import SweepDialog
+
+    made = []
+
+    def make(config=None, **kwargs):
+        d = SweepDialog(config or tiny_config("maml", iterations=20, eval_interval=10), tmp_path / "runs",
+                        num_cpus=2, **kwargs)
+        qtbot.addWidget(d)
+        d.show()
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:  # never leave a sweep (and its Ray) running into the next test
+        if d.is_running():
+            d.stop(force=True)
+            qtbot.waitUntil(lambda d=d: not d.is_running(), timeout=60_000)
+
+
+def find(d, name):
+    w = d.findChild(NAMES.get(name, QWidget), name)
+    assert w is not None, name
+    return w
+
+
+def set_grid(d, text):
+    find(d, "sweepGridEdit").setPlainText(text)
+
+
+def ray_started() -> bool:
+    ray = sys.modules.get("ray")
+    return bool(ray) and ray.is_initialized()
+
+
+def column(table, name):
+    heads = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    return next(i for i, h in enumerate(heads) if h.startswith(name))
+
+
+# -- before anything starts ----------------------------------------------------------------------------
+def test_inputs_have_their_names_defaults_and_a_live_trial_count(make_dialog):
+    d = make_dialog(tiny_config("maml", iterations=37))
+    for name in NAMES:
+        find(d, name)
+    assert d.objectName() == "sweepDialog" and not d.isModal()
+    assert find(d, "sweepSeedsSpin").value() == 3 and find(d, "sweepSeedsSpin").maximum() == 1000
+    assert find(d, "sweepIterationsSpin").value() == 37
+    assert find(d, "sweepAddressEdit").text() == ""
+    count = d.findChild(QLabel, "sweepTrialCountLabel")
+    assert count.text() == "3 trials"
+    set_grid(d, "algorithm.inner_lr=0.01,0.02\n\n# a comment\nmodel.hidden=[40,40],[20],[8]")
+    assert count.text().startswith("18 trials")
+    assert "algorithm.inner_lr" in d.findChild(QLabel, "sweepGridHint").text()
+    assert not find(d, "sweepStopButton").isEnabled() and not find(d, "sweepShowRunsButton").isEnabled()
+
+    combo = d.findChild(QComboBox, "sweepKeyCombo")  # "Add a key…" appends key=current value
+    set_grid(d, "")
+    combo.activated.emit(combo.findData("algorithm.outer_lr"))
+    assert find(d, "sweepGridEdit").toPlainText() == "algorithm.outer_lr=0.001,"
+    assert combo.findData("run.seed") < 0 and combo.findData("algorithm.name") < 0
+
+
+def test_an_unknown_grid_key_is_refused_naming_it_and_nothing_starts(make_dialog, tmp_path):
+    ray = pytest.importorskip("ray")
+    d = make_dialog()
+    set_grid(d, "algorithm.inner_lr=0.01,0.02\nalgorithm.nope=1,2")
+    finished = []
+    d.sweepFinished.connect(lambda *a: finished.append(a))
+    find(d, "sweepStartButton").click()
+    message = find(d, "sweepMessage")
+    assert "algorithm.nope=1" in message.text() and "unknown key 'nope'" in message.text()
+    assert message.isVisible() and message.property("error") and "color" in message.styleSheet()
+    assert not d.is_running() and not ray.is_initialized() and d.result is None and not finished
+    assert find(d, "sweepTrialsTable").rowCount() == 0 and not (tmp_path / "runs").exists()
+    assert find(d, "sweepStartButton").isEnabled() and find(d, "sweepGridEdit").isEnabled()
+
+
+@pytest.mark.parametrize("grid, expected", [
+    ("algorithm.inner_lr=0.01,-1", "algorithm.inner_lr=-1"),
+    ("model.activation=relu,tahn", "did you mean 'tanh'?"),
+    ("algorithm.inner_lr", "expected section.key=v1,v2"),
+])
+def test_a_bad_value_or_line_is_refused_before_ray_starts(make_dialog, grid, expected):
+    d = make_dialog()
+    set_grid(d, grid)
+    assert d.start() is False
+    assert expected in find(d, "sweepMessage").text() and find(d, "sweepMessage").property("error")
+    assert not d.is_running() and not ray_started()
+
+
+def test_without_ray_the_message_says_what_to_install(make_dialog, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" now raises ImportError
+    d = make_dialog()
+    assert d.start() is False and not d.is_running()
+    assert "pip install 'workbench[cluster]'" in find(d, "sweepMessage").text()
+
+
+def test_an_error_from_ray_lands_in_the_message(make_dialog, qtbot, monkeypatch):
+    pytest.importorskip("ray")
+    import workbench.core.sweep as sweep
+    from workbench.core.errors import ConfigError
+
+    def unreachable(*args, **kwargs):
+        raise ConfigError("--address 10.0.0.1:6379: cannot connect to a Ray cluster: timed out")
+
+    monkeypatch.setattr(sweep, "run_sweep", unreachable)
+    d = make_dialog()
+    find(d, "sweepAddressEdit").setText("10.0.0.1:6379")
+    finished = []
+    d.sweepFinished.connect(lambda *a: finished.append(a))
+    assert d.start() is True
+    qtbot.waitUntil(lambda: not d.is_running(), timeout=10_000)
+    text = find(d, "sweepMessage").text()
+    assert text.startswith("Ray address 10.0.0.1:6379: cannot connect") and find(d, "sweepMessage").property("error")
+    assert not finished and d.result is None and find(d, "sweepStartButton").isEnabled()
+    assert {d.row_status(r) for r in range(3)} == {"cancelled"}
+
+
+# -- on a local Ray --------------------------------------------------------------------------------------
+def test_two_seeds_by_two_values_run_live_and_end_with_the_grouped_comparison(make_dialog, qtbot, tmp_path):
+    pytest.importorskip("ray")
+    d = make_dialog()
+    find(d, "sweepSeedsSpin").setValue(2)
+    set_grid(d, "algorithm.inner_lr=0.01,0.02")
+    assert d.findChild(QLabel, "sweepTrialCountLabel").text().startswith("4 trials")
+    with qtbot.waitSignal(d.sweepFinished, timeout=120_000) as blocker:
+        find(d, "sweepStartButton").click()
+        assert d.is_running() and not find(d, "sweepSeedsSpin").isEnabled()
+        assert not find(d, "sweepGridEdit").isEnabled() and find(d, "sweepStopButton").isEnabled()
+        assert find(d, "sweepTrialsTable").rowCount() == 4  # the planned trials, queued
+    result = d.result
+    assert not d.is_running() and not ray_started()
+    assert blocker.args == [result.sweep_id, str((tmp_path / "runs").resolve())]
+
+    table = find(d, "sweepTrialsTable")
+    assert table.rowCount() == 4
+    status_col, progress_col, held_col = (column(table, n) for n in ("Status", "Progress", "Held-out"))
+    for row in range(4):
+        assert table.item(row, status_col).text() == "finished"
+        seen = d.statuses_seen(row)
+        assert seen[0] == "queued" and "running" in seen and seen[-1] == "finished", seen
+        bar = table.cellWidget(row, progress_col)
+        assert isinstance(bar, QProgressBar) and bar.maximum() == 20 and bar.value() == 20
+        assert table.item(row, held_col).text().startswith("mse ")
+    assert {table.item(r, column(table, "Values")).text() for r in range(4)} == {"inner_lr=0.01", "inner_lr=0.02"}
+
+    results = find(d, "sweepResultsTable")
+    assert results.rowCount() == 2
+    assert [results.item(r, 0).text() for r in range(2)] == ["0.01", "0.02"]
+    assert [results.item(r, column(results, "Finished")).text() for r in range(2)] == ["2/2", "2/2"]
+    assert column(results, "mse after") == results.columnCount() - 1
+    for r, g in enumerate(result.groups):
+        assert g.finished == 2 and results.item(r, column(results, "mse after")).text().startswith(f"{g.mean:.4g} ± ")
+
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(runs) == 4
+    for run in runs:
+        assert json.loads((run / "sweep.json").read_text())["sweep_id"] == result.sweep_id
+        assert json.loads((run / "status.json").read_text())["status"] == "finished"
+
+    assert find(d, "sweepStartButton").isEnabled() and find(d, "sweepSeedsSpin").isEnabled()
+    show = find(d, "sweepShowRunsButton")
+    assert show.isEnabled()
+    with qtbot.waitSignal(d.showRunsRequested, timeout=1000) as shown:
+        show.click()
+    assert shown.args == [result.sweep_id]
+
+
+def test_the_stop_button_stops_running_trials_and_cancels_queued_ones(make_dialog, qtbot, tmp_path):
+    pytest.importorskip("ray")
+    d = make_dialog(tiny_config("maml", iterations=100_000, eval_interval=1_000_000, checkpoint_interval=1_000_000))
+    assert find(d, "sweepIterationsSpin").value() == 100_000
+    d.num_cpus = 2  # 3 trials on 2 cores: one waits in the queue
+    table = find(d, "sweepTrialsTable")
+    progress = column(table, "Progress")
+    assert d.start()
+    qtbot.waitUntil(lambda: any(table.cellWidget(r, progress).value() > 0 for r in range(table.rowCount())),
+                    timeout=90_000)
+    stop = find(d, "sweepStopButton")
+    with qtbot.waitSignal(d.sweepFinished, timeout=60_000):
+        stop.click()
+        assert stop.text() == "Cancel now" and stop.isEnabled()  # a second press would ask to cancel now
+        assert "Stopping" in d.findChild(QLabel, "sweepSummaryLabel").text()
+    result = d.result
+    assert result.interrupted and not ray_started()
+    assert sorted(t.status for t in result.trials) == ["cancelled", "stopped", "stopped"]
+    assert sorted(d.row_status(r) for r in range(3)) == ["cancelled", "stopped", "stopped"]
+    for r, t in enumerate(result.trials):
+        bar = table.cellWidget(r, progress)
+        assert bar.maximum() == 100_000 and bar.value() == t.iteration
+        assert (0 < t.iteration < 100_000) if t.status == "stopped" else t.iteration == 0
+    assert "Stopped" in find(d, "sweepMessage").text() and not find(d, "sweepMessage").property("error")
+    assert len([p for p in (tmp_path / "runs").iterdir() if p.is_dir()]) == 2
+
+
+def test_closing_while_running_asks_then_stops_and_closes_when_done(make_dialog, qtbot):
+    pytest.importorskip("ray")
+    d = make_dialog(tiny_config("maml", iterations=100_000, eval_interval=1_000_000, checkpoint_interval=1_000_000))
+    find(d, "sweepSeedsSpin").setValue(1)
+    asked = []
+    d._ask = lambda title, text: asked.append(title) or len(asked) > 1  # "no" the first time, then "yes"
+    assert d.start()
+    table = find(d, "sweepTrialsTable")
+    qtbot.waitUntil(lambda: table.cellWidget(0, column(table, "Progress")).value() > 0, timeout=90_000)
+    d.reject()  # Esc / Close: asked, answered no: keeps running
+    assert asked == ["Stop the sweep?"] and d.is_running() and d.isVisible()
+    with qtbot.waitSignal(d.sweepFinished, timeout=60_000):
+        d.reject()  # answered yes: stops, closes when the trials have stopped
+        assert d.isVisible()
+    qtbot.waitUntil(lambda: not d.isVisible(), timeout=5000)
+    assert [t.status for t in d.result.trials] == ["stopped"] and not ray_started()
