@@ -300,3 +300,20 @@ def test_a_finished_run_appears_in_the_runs_panel_and_the_sweep_dialog_uses_the_
     assert Path(dialog.runs_dir) == tmp_path / "runs"
     window.show_sweep_runs("no-such-sweep")  # an unknown sweep selects nothing and raises the panel
     assert window.runs_panel.selected_runs() == []
+
+
+def test_the_playground_takes_the_finished_runs_model_and_refuses_what_it_cannot_play(window, qtbot, tmp_path):
+    tab = window.findChild(QWidget, "playgroundTab")
+    assert tab is window.playground and tab.page() is None
+    assert window.load_preset(small_preset(tmp_path, iterations=100))
+    assert window.start()
+    qtbot.waitUntil(lambda: not window.running, timeout=60_000)
+    qtbot.waitUntil(lambda: tab.model_path is not None, timeout=5_000)
+    assert tab.model_path == window.bundle_path
+    assert tab.page().objectName() == "sinusoidPlayground"
+    assert tab.baseline is None and "No pretrained baseline" in tab.message_text()
+    # a bundle that is not one: the reason in the tab, the model kept
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a bundle")
+    assert not tab.set_model(bad)
+    assert "bad.safetensors" in tab.message_text() and tab.model_path == window.bundle_path

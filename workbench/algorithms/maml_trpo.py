@@ -19,7 +19,7 @@ import torch
 
 from workbench.core import seeding
 from workbench.core.config import param
-from workbench.core.errors import TrainingDiverged
+from workbench.core.errors import Cancelled, TrainingDiverged
 from workbench.core.evaluation import EvalOutcome
 from workbench.core.registry import ALGORITHMS, FamiliesOfKind
 from workbench.rl.policies import make_policy
@@ -137,14 +137,17 @@ class RLMetaLearner(MetaLearner):
         return product
 
     # -- evaluation ----------------------------------------------------------------------------------
-    def evaluate(self, family, batch, steps, render_tasks):
-        """Return of the held-out tasks after 0..steps inner steps (fresh trajectories at each step)."""
+    def evaluate(self, family, batch, steps, render_tasks, cancel=None):
+        """Return of the held-out tasks after 0..steps inner steps (fresh trajectories at each step).
+        ``cancel`` (a threading.Event) is checked before each step's trajectories and before the render:
+        :class:`Cancelled` is raised once it is set."""
         gen = seeding.generator("eval-rollouts", 0)
         env = family.make_env(batch.params)
         fast = self.expand([p.detach() for p in self.params], len(batch))
         returns, shown = [], []
         r = min(render_tasks, len(batch))
         for s in range(steps + 1):
+            Cancelled.raise_if_set(cancel)
             episodes = collect(env, self.policy, fast, self.cfg.trajectories, gen)
             returns.append(episodes.returns.mean(1))
             shown.append(episodes[:r])
@@ -153,6 +156,7 @@ class RLMetaLearner(MetaLearner):
         outcome = EvalOutcome("return", torch.stack(returns, 1).double().cpu().numpy(), list(range(steps + 1)),
                               self.cfg.inner_steps)
         if r > 0:
+            Cancelled.raise_if_set(cancel)
             outcome.payload = family.render(batch.params[:r], shown, outcome.steps)
         outcome.references = {k: float(v.mean()) for k, v in family.references(batch.params, 0).items()}
         return outcome

@@ -27,7 +27,7 @@ import torch
 
 from workbench.core import seeding
 from workbench.core.config import param
-from workbench.core.errors import WorkbenchError
+from workbench.core.errors import Cancelled, WorkbenchError
 from workbench.core.evaluation import EvalOutcome
 from workbench.core.optim import Adam
 from workbench.core.registry import ALGORITHMS
@@ -359,9 +359,10 @@ class PEARL(MetaLearner):
 
     # -- adaptation on new tasks -----------------------------------------------------------------------------
     @torch.no_grad()
-    def adaptation_curve(self, task_params, episodes: int, trials: int, generator):
+    def adaptation_curve(self, task_params, episodes: int, trials: int, generator, cancel=None):
         """Returns (B, episodes) and the per-episode records: episode 0 with z ~ prior, episode e with
-        z ~ q(z | the transitions of episodes 0..e-1 of the same trial)."""
+        z ~ q(z | the transitions of episodes 0..e-1 of the same trial).  ``cancel`` (a threading.Event) is
+        checked before each episode (:class:`Cancelled`)."""
         b = task_params.shape[0]
         params = task_params.repeat_interleave(trials, 0)
         k = params.shape[0]
@@ -369,6 +370,7 @@ class PEARL(MetaLearner):
         ctx_mask = torch.zeros(k, 0, device=self.device)
         returns, records = [], []
         for e in range(episodes):
+            Cancelled.raise_if_set(cancel)
             if e == 0:
                 z = self._prior_z(k, generator)
             else:
@@ -381,10 +383,10 @@ class PEARL(MetaLearner):
             ctx_rows, ctx_mask = torch.cat([ctx_rows, rows], 1), torch.cat([ctx_mask, tr["valid"]], 1)
         return torch.stack(returns, 1), records
 
-    def evaluate(self, family, batch, steps, render_tasks):
+    def evaluate(self, family, batch, steps, render_tasks, cancel=None):
         gen = seeding.generator("eval-rollouts", 0)
         trials = self.cfg.eval_trials
-        curve, records = self.adaptation_curve(batch.params, steps + 1, trials, gen)
+        curve, records = self.adaptation_curve(batch.params, steps + 1, trials, gen, cancel)
         outcome = EvalOutcome("return", curve.double().cpu().numpy(), list(range(steps + 1)), steps,
                               step_label="episodes of context")
         r = min(render_tasks, len(batch))
@@ -393,6 +395,7 @@ class PEARL(MetaLearner):
                 pick = lambda t: t.view(len(batch), trials, *t.shape[1:])[:r]  # noqa: E731
                 return Episodes(pick(tr["obs"]), pick(tr["act"]), pick(tr["rew"]), pick(tr["valid"]))
 
+            Cancelled.raise_if_set(cancel)
             outcome.payload = family.render(batch.params[:r], [episodes_of(tr) for tr in records], outcome.steps)
             outcome.payload["step_names"] = ["no context (prior)"] + [
                 f"after {e} episode{'s' if e > 1 else ''} of context" for e in outcome.steps[1:]]

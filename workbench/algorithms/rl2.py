@@ -24,7 +24,7 @@ import torch
 
 from workbench.core import seeding
 from workbench.core.config import param
-from workbench.core.errors import WorkbenchError
+from workbench.core.errors import Cancelled, WorkbenchError
 from workbench.core.evaluation import EvalOutcome
 from workbench.core.optim import Adam
 from workbench.core.registry import ALGORITHMS
@@ -124,11 +124,12 @@ class RL2(MetaLearner):
 
     # -- trials ----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def run_trials(self, task_params, trials: int, generator):
+    def run_trials(self, task_params, trials: int, generator, cancel=None):
         """Trials of E episodes on each task: inputs, actions, rewards, log-probs, values, masks; (M, T, ...)
         with M = tasks x trials and T = E x horizon.  The steps after an episode ended are dead (mask 0,
         reward 0): the hidden state and the previous action / reward fed to the GRU stay as they were at the
-        episode's last live step until the next episode starts."""
+        episode's last live step until the next episode starts.  ``cancel`` (a threading.Event) is checked
+        before each episode (:class:`Cancelled`)."""
         env = self.family.make_env(task_params.repeat_interleave(trials, 0))
         e, hor = self.cfg.episodes, self.family.horizon
         m = task_params.shape[0] * trials
@@ -144,6 +145,7 @@ class RL2(MetaLearner):
         mask = torch.zeros(m, t_all, device=self.device)
         t = 0
         for ep in range(e):
+            Cancelled.raise_if_set(cancel)
             obs = env.reset(1, generator)[:, 0]
             alive = torch.ones(m, device=self.device)
             live = torch.ones(m, 1, dtype=torch.bool, device=self.device)
@@ -275,16 +277,16 @@ class RL2(MetaLearner):
         self.optimizer.step(grads)
 
     # -- evaluation --------------------------------------------------------------------------------------
-    def episode_returns(self, task_params, trials, generator):
-        xs, obs, acts, rewards, _, _, mask = self.run_trials(task_params, trials, generator)
+    def episode_returns(self, task_params, trials, generator, cancel=None):
+        xs, obs, acts, rewards, _, _, mask = self.run_trials(task_params, trials, generator, cancel)
         b, e, hor = task_params.shape[0], self.cfg.episodes, self.family.horizon
         per_episode = rewards.view(b, trials, e, hor).sum(-1).mean(1)  # (B, E)
         return per_episode, (obs, acts, rewards, mask)
 
-    def evaluate(self, family, batch, steps, render_tasks):
+    def evaluate(self, family, batch, steps, render_tasks, cancel=None):
         gen = seeding.generator("eval-rollouts", 0)
         trials = self.cfg.eval_trials
-        per_episode, (obs, acts, rewards, mask) = self.episode_returns(batch.params, trials, gen)
+        per_episode, (obs, acts, rewards, mask) = self.episode_returns(batch.params, trials, gen, cancel)
         e, hor = self.cfg.episodes, family.horizon
         outcome = EvalOutcome("return", per_episode.double().cpu().numpy(), list(range(e)), e - 1,
                               step_label="episode within the trial")
@@ -295,6 +297,7 @@ class RL2(MetaLearner):
                 pick = lambda t: t.view(len(batch), trials, *t.shape[1:])[:r, :, sl]  # noqa: E731
                 return Episodes(pick(obs), pick(acts), pick(rewards), pick(mask))
 
+            Cancelled.raise_if_set(cancel)
             outcome.payload = family.render(batch.params[:r], [episodes_of(k) for k in range(e)], outcome.steps)
             outcome.payload["step_names"] = [f"episode {k + 1} of the trial" for k in range(e)]
         refs = family.references(batch.params, 0, pulls=getattr(family.cfg, "pulls", 1) * e)

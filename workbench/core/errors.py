@@ -15,3 +15,13 @@ class BundleError(WorkbenchError):
 
 class TrainingDiverged(WorkbenchError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+class Cancelled(WorkbenchError):
+    """A long computation (a playground adaptation) was cancelled by the user."""
+
+    @classmethod
+    def raise_if_set(cls, cancel) -> None:
+        """Raise if ``cancel`` (a threading.Event, or None) is set: the check between adaptation steps."""
+        if cancel is not None and cancel.is_set():
+            raise cls("cancelled")

@@ -211,6 +211,13 @@ class MainWindow(QMainWindow):
         self.rollout_dock.raise_()
         self.runs_panel.openModelRequested.connect(self.open_model)
         self.runs_panel.runsDirChanged.connect(self.set_runs_dir)
+
+        from .playground import PlaygroundTab
+
+        self.playground = PlaygroundTab(self.runs_dir)
+        self.playground_dock = self._dock("Playground", "playgroundDock", self.playground, right)
+        self.tabifyDockWidget(self.runs_dock, self.playground_dock)
+        self.rollout_dock.raise_()
         self.sweep_dialog = None
 
     def _action(self, text: str, slot, shortcut=None, name: str | None = None) -> QAction:
@@ -256,7 +263,8 @@ class MainWindow(QMainWindow):
         run.addSeparator()
         run.addAction(self.act_sweep)
         view = self.menuBar().addMenu("&View")
-        for dock in (self.config_dock, self.meta_loss_dock, self.adaptation_dock, self.rollout_dock, self.runs_dock):
+        for dock in (self.config_dock, self.meta_loss_dock, self.adaptation_dock, self.rollout_dock, self.runs_dock,
+                     self.playground_dock):
             view.addAction(dock.toggleViewAction())
 
         bar = QToolBar("Run")
@@ -516,6 +524,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("runsDir", str(path))
         if Path(self.runs_panel.runs_dir) != Path(path):
             self.runs_panel.set_runs_dir(Path(path))
+        self.playground.set_runs_dir(Path(path))
 
     def open_sweep_dialog(self):
         """Run → Sweep…: seeds x grid values of the current configuration on Ray, with live per-trial progress."""
@@ -657,6 +666,9 @@ class MainWindow(QMainWindow):
         self.meta_loss.redraw(force_range=True)
         if event.bundle_path:
             self.bundle_path = Path(event.bundle_path)
+            if not self.playground.busy():  # the current run's model, ready to play with
+                self.playground.set_runs_dir(self.runs_dir)
+                self.playground.set_model(self.bundle_path)
         if event.status == "failed":
             self.show_error("Training stopped", event.message)
         else:
@@ -805,6 +817,8 @@ class MainWindow(QMainWindow):
         self.clear_plots()
         self.bundle_path = path
         self.settings.setValue("lastModelDir", str(path.parent))
+        if not self.playground.busy():
+            self.playground.set_model(path)
         self.act_open_model.setEnabled(False)
         self.statusBar().showMessage(f"Evaluating {path.name} on {tasks} fresh tasks…", 0)
         info = f"{model.algorithm} on {model.meta['family']}"
@@ -882,6 +896,7 @@ class MainWindow(QMainWindow):
                 self.thread.wait(2000)
         if self.sweep_dialog is not None:
             self.sweep_dialog.close()  # stops a running sweep
+        self.playground.cancel()
         self.timer.stop()
         self._save_settings()
         super().closeEvent(event)

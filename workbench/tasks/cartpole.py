@@ -22,10 +22,13 @@ from workbench.core.errors import ConfigError
 from workbench.core.registry import FAMILIES
 
 from . import frames as fr
-from .rl_base import BatchedEnv, RLFamily
+from .rl_base import BatchedEnv, RLFamily, TaskParam
 
 PARAMS = ("pole_length", "pole_mass", "cart_mass", "gravity", "force")
 TAU = 0.02
+# the playground's labels, and gymnasium's CartPole-v1 values as its defaults (clipped to the ranges)
+LABELS = {"pole_length": ("pole length (half), m", 0.5), "pole_mass": ("pole mass, kg", 0.1),
+          "cart_mass": ("cart mass, kg", 1.0), "gravity": ("gravity, m/s²", 9.8), "force": ("push force, N", 10.0)}
 THETA_THRESHOLD = 12 * 2 * math.pi / 360
 X_THRESHOLD = 2.4
 
@@ -64,6 +67,16 @@ def check_ranges(cfg, names, where) -> None:
         lo, hi = getattr(cfg, f"{p}_low"), getattr(cfg, f"{p}_high")
         if lo > hi:
             raise ConfigError(f"{where}: {p}_low = {lo!r} is above {p}_high = {hi!r}")
+
+
+def physics_params(cfg, names, labels) -> list[TaskParam]:
+    """The playground's sliders of a physics family: each parameter over its configured range."""
+    out = []
+    for p in names:
+        lo, hi = getattr(cfg, f"{p}_low"), getattr(cfg, f"{p}_high")
+        label, default = labels[p]
+        out.append(TaskParam(p, label, lo, hi, min(max(default, lo), hi)))
+    return out
 
 
 def physics_dtype(device: torch.device) -> torch.dtype:
@@ -164,6 +177,9 @@ class CartPolePhysics(RLFamily):
 
     def make_env(self, task_params):
         return CartPoleBatch(task_params, self.cfg)
+
+    def playground_params(self):
+        return physics_params(self.cfg, PARAMS, LABELS)
 
     def render(self, task_params, episodes, steps):
         """Frames of one episode (task 0, trajectory 0) after each adaptation step."""

@@ -42,10 +42,10 @@ import numpy as np
 import torch
 
 from workbench.core.config import param
-from workbench.core.errors import ConfigError, TrainingDiverged
+from workbench.core.errors import Cancelled, ConfigError, TrainingDiverged
 from workbench.core.registry import FAMILIES
 
-from .rl_base import BatchedEnv, RLFamily
+from .rl_base import BatchedEnv, RLFamily, TaskParam
 
 FRAME_SKIP = 5  # gymnasium HalfCheetah-v5
 OBS_DIM, ACT_DIM = 17, 6
@@ -438,8 +438,9 @@ class _CheetahFamily(RLFamily):
         o = obs0.detach().to("cpu", torch.float64).numpy()
         return np.concatenate([[0.0], o[:8]]), o[8:].copy()
 
-    def render(self, task_params, episodes, steps):
-        """Frames of one episode (task 0, trajectory 0) after each adaptation step, replayed offscreen."""
+    def render(self, task_params, episodes, steps, cancel=None):
+        """Frames of one episode (task 0, trajectory 0) after each adaptation step, replayed offscreen.
+        ``cancel`` (a threading.Event; the playground's) is checked at every frame (a second or more of work)."""
         ok, why = rendering_status()
         if not ok:
             raise ConfigError(f"{self.name}: cannot render the rollout view: {why}; or set run.render_tasks = 0 "
@@ -466,6 +467,8 @@ class _CheetahFamily(RLFamily):
                 last = [0]
 
                 def capture(t, data, s=s, last=last):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("cancelled")
                     if t in slot:
                         renderer.update_scene(data, camera="track")
                         renderer.render(out=frames[s, slot[t]])
@@ -507,6 +510,10 @@ class CheetahVel(_CheetahFamily):
     def task_dict(self, row):
         return {"goal_velocity": float(row[0])}
 
+    def playground_params(self):
+        lo, hi = self.cfg.velocity_low, self.cfg.velocity_high
+        return [TaskParam("goal_velocity", "goal velocity, m/s", lo, hi, (lo + hi) / 2)]
+
     def describe(self, task):
         return f"goal velocity {task['goal_velocity']:.2f} m/s"
 
@@ -528,6 +535,10 @@ class CheetahDir(_CheetahFamily):
 
     def task_dict(self, row):
         return {"direction": int(round(float(row[0])))}
+
+    def playground_params(self):
+        return [TaskParam("direction", "direction", -1.0, 1.0, 1.0, kind="choice", choices=(-1.0, 1.0),
+                          choice_labels=("backward", "forward"))]
 
     def describe(self, task):
         return "run forward" if task["direction"] > 0 else "run backward"

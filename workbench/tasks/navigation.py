@@ -19,7 +19,7 @@ from workbench.core.config import param
 from workbench.core.errors import ConfigError
 from workbench.core.registry import FAMILIES
 
-from .rl_base import BatchedEnv, RLFamily
+from .rl_base import BatchedEnv, RLFamily, TaskParam
 
 
 @dataclass
@@ -67,6 +67,11 @@ class Navigation(RLFamily):
 
     def make_env(self, task_params):
         return NavigationBatch(task_params, self.cfg)
+
+    def playground_params(self):
+        lo, hi = self.cfg.goal_low, self.cfg.goal_high
+        return [TaskParam("goal_x", "goal x", lo, hi, lo + 0.8 * (hi - lo)),
+                TaskParam("goal_y", "goal y", lo, hi, lo + 0.3 * (hi - lo))]
 
     def render(self, task_params, episodes, steps):
         """Trajectories (from the origin) of a few episodes after each adaptation step, with the goal."""

@@ -19,10 +19,12 @@ from workbench.core.config import param
 from workbench.core.registry import FAMILIES
 
 from . import frames as fr
-from .cartpole import check_ranges, physics_dtype
+from .cartpole import check_ranges, physics_dtype, physics_params
 from .rl_base import BatchedEnv, RLFamily
 
 PARAMS = ("mass", "length", "gravity")
+# the playground's labels, and gymnasium's Pendulum-v1 values as its defaults (clipped to the ranges)
+LABELS = {"mass": ("mass, kg", 1.0), "length": ("length, m", 1.0), "gravity": ("gravity, m/s²", 10.0)}
 MAX_SPEED, MAX_TORQUE, DT = 8.0, 2.0, 0.05
 
 
@@ -127,6 +129,9 @@ class PendulumPhysics(RLFamily):
 
     def make_env(self, task_params):
         return PendulumBatch(task_params, self.cfg)
+
+    def playground_params(self):
+        return physics_params(self.cfg, PARAMS, LABELS)
 
     def render(self, task_params, episodes, steps):
         """Frames of one episode (task 0, trajectory 0) after each adaptation step."""

@@ -2,12 +2,14 @@
 batched tensors over (task, trajectory), stepped together."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
 from workbench.core import seeding
+from workbench.core.errors import ConfigError
 
 
 @dataclass
@@ -22,6 +24,27 @@ class RLTaskBatch:
 
     def __getitem__(self, item) -> "RLTaskBatch":
         return RLTaskBatch(self.params[item])
+
+
+@dataclass(frozen=True)
+class TaskParam:
+    """One hand-set task parameter of the playground: a number in [low, high] ("float"), or one of
+    ``choices`` ("choice", e.g. a direction ±1; ``choice_labels`` name them)."""
+
+    name: str  # as in the family's task_param_names
+    label: str  # for the user, with its unit
+    low: float
+    high: float
+    default: float
+    kind: str = "float"  # "float" or "choice"
+    choices: tuple[float, ...] = ()
+    choice_labels: tuple[str, ...] = ()
+
+    def describe_range(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(f"{c:g} ({n})" if n else f"{c:g}"
+                                         for c, n in zip(self.choices, self.choice_labels or [""] * len(self.choices)))
+        return f"[{self.low:g}, {self.high:g}]"
 
 
 class BatchedEnv:
@@ -83,6 +106,51 @@ class RLFamily:
     def references(self, task_params: torch.Tensor, seed: int, pulls: int | None = None) -> dict[str, torch.Tensor]:
         """Per-task mean episode returns of non-learning reference methods (none by default)."""
         return {}
+
+    # -- the playground ---------------------------------------------------------------------------
+    playground_note: ClassVar[str] = "its tasks are random tables"  # why a family has no playground
+
+    def playground_params(self) -> list[TaskParam] | None:
+        """The task parameters a user may set by hand, in the order of a task row; None: no playground."""
+        return None
+
+    def playground_unavailable(self) -> str:
+        return f"the {self.name} family has no playground: {self.playground_note}; use Open model… to evaluate it"
+
+    def task_params_from(self, values: dict) -> torch.Tensor:
+        """One task row (1, P) from the user's values (missing ones take their defaults); a value that is not
+        a finite number in the family's range is a ConfigError naming the parameter, the value and the range."""
+        params = self.playground_params()
+        if params is None:
+            raise ConfigError(self.playground_unavailable())
+        known = {p.name for p in params}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{self.name}: unknown task parameter(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(p.name for p in params)}")
+        row = []
+        for p in params:
+            raw = values.get(p.name, p.default)
+            try:
+                v = float(raw)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{p.name} = {raw!r} is not a number") from None
+            if not math.isfinite(v):
+                raise ConfigError(f"{p.name} = {raw!r} is not a finite number")
+            if p.kind == "choice":
+                match = [c for c in p.choices if abs(c - v) < 1e-9]
+                if not match:
+                    raise ConfigError(f"{p.name} = {v:g} is not allowed in the {self.name} family: "
+                                      f"{p.describe_range()}")
+                v = match[0]
+            else:
+                tol = 1e-9 * max(1.0, abs(p.low), abs(p.high))
+                if not p.low - tol <= v <= p.high + tol:
+                    raise ConfigError(f"{p.name} = {v:g} is outside the {self.name} family's range "
+                                      f"{p.describe_range()}")
+                v = min(max(v, p.low), p.high)
+            row.append(v)
+        return torch.tensor([row], dtype=torch.get_default_dtype())
 
     # -- shared ------------------------------------------------------------------------------------
     def sample_batch(self, n: int, generator: torch.Generator) -> RLTaskBatch:

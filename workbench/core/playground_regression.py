@@ -1,0 +1,286 @@
+"""The regression playground, without Qt: adapt a meta-learned model to support points a person chose.
+
+A :class:`RegressionSession` wraps a supervised :class:`~workbench.core.bundle.MetaModel` of a 1-D
+regression family whose true function is known (the sinusoid), and optionally a baseline model of the same
+family (usually the pretrained one).  From a set of support points it adapts both, one inner step at a
+time, each with the inner rule it was trained with (learning rates, Meta-SGD's per-parameter rates,
+which layers adapt), and reports after every step the prediction on a dense grid and the support and
+query losses::
+
+    session = RegressionSession(load_bundle("runs/maml/model.safetensors"), load_bundle("runs/pre/..."))
+    x, y = session.sample_points(10, amplitude=2.0, phase=0.5, seed=0)
+    for r in session.steps(x, y, 10, true=(2.0, 0.5)):
+        print(r.step, r.support_loss, r.query_loss, r.baseline_support_loss)
+
+Nothing here touches widgets: the GUI runs :meth:`Adaptation.run` on a worker thread and draws the
+:class:`StepResult` objects it yields (fresh numpy arrays, never mutated afterwards).
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from workbench.models import mlp
+
+from .errors import WorkbenchError
+
+SUPPORTED_FAMILIES = ("sinusoid",)  # 1-D regression families whose true function the playground can draw
+GRID_POINTS = 200
+Y_MARGIN = 1.3  # clicks are accepted up to 30% beyond the family's largest amplitude
+
+
+class PlaygroundError(WorkbenchError):
+    """Input the playground cannot adapt to (no points, points out of range, a diverged prediction)."""
+
+
+@dataclass
+class StepResult:
+    """The state after ``step`` inner steps (0 = before adaptation).  Arrays are float64, shape (G,)."""
+
+    step: int
+    grid_x: np.ndarray
+    prediction: np.ndarray
+    baseline_prediction: np.ndarray | None
+    support_loss: float
+    query_loss: float | None  # MSE on the grid against the true function; None when it is unknown
+    baseline_support_loss: float | None
+    baseline_query_loss: float | None
+
+
+def _is_meta_model(model) -> bool:
+    from .bundle import MetaModel
+
+    return isinstance(model, MetaModel)
+
+
+def describe_rule(model) -> str:
+    """One line on how a model adapts: its algorithm, inner learning rate(s), adapted layers, trained steps."""
+    rule = model.rule
+    lr = ("learned per-parameter learning rates" if not all(isinstance(v, float) for v in rule.lrs)
+          else f"inner lr {rule.lrs[0]:g}" if rule.lrs else "no adapted parameters")
+    n_layers = model.spec.n_layers
+    layers = ("all layers adapt" if rule.first_layer == 0 else "only the head adapts"
+              if rule.first_layer == n_layers - 1 else f"layers {rule.first_layer}..{n_layers - 1} adapt")
+    return f"{model.algorithm}: {lr}, {layers}, trained with {rule.steps} step{'s' if rule.steps != 1 else ''}"
+
+
+class RegressionSession:
+    """A model (and an optional baseline of the same family) ready to adapt to hand-placed support points."""
+
+    def __init__(self, model, baseline=None):
+        reason = self.why_not(model)
+        if reason:
+            raise PlaygroundError(reason)
+        if baseline is not None:
+            reason = self.why_not(baseline)
+            if reason:
+                raise PlaygroundError(f"baseline: {reason}")
+            if baseline.meta["family"] != model.meta["family"]:
+                raise PlaygroundError(f"the baseline is a {baseline.meta['family']} model, the model a "
+                                      f"{model.meta['family']} one: open a baseline of the same family")
+        self.model, self.baseline = model, baseline
+        self.family = model.family
+        cfg = self.family.cfg
+        self.x_range = (float(cfg.x_min), float(cfg.x_max))
+        self.amp_range = (float(cfg.amp_min), float(cfg.amp_max))
+        self.phase_range = (float(cfg.phase_min), float(cfg.phase_max))
+        reach = Y_MARGIN * max(abs(self.amp_range[0]), abs(self.amp_range[1]), 0.8)
+        self.y_range = (-reach, reach)
+        self.shots = int(cfg.shots)
+        self.grid = self.family.input_grid(GRID_POINTS).to(torch.float32)  # (G, 1)
+
+    # -- what the playground can open ---------------------------------------------------------------
+    @staticmethod
+    def why_not(model) -> str:
+        """Why ``model`` cannot be used here ("" when it can)."""
+        if model is None:
+            return "no model: train one or open a bundle"
+        if not _is_meta_model(model):
+            family = getattr(model, "meta", {}).get("family", "?") if isinstance(getattr(model, "meta", None),
+                                                                                  dict) else "?"
+            return (f"a {family} model adapts from the trajectories it collects; the regression playground "
+                    f"takes a supervised 1-D regression model (sinusoid)")
+        family = model.meta.get("family", getattr(model.family, "name", "?"))
+        if family not in SUPPORTED_FAMILIES or model.spec.in_dim != 1 or model.spec.out_dim != 1:
+            return (f"the regression playground works on 1-D regression families with a known true function "
+                    f"({', '.join(SUPPORTED_FAMILIES)}), not on {family!r}")
+        return ""
+
+    @staticmethod
+    def supports(model) -> bool:
+        return not RegressionSession.why_not(model)
+
+    # -- the true function -------------------------------------------------------------------------
+    def _check_task(self, amplitude: float, phase: float) -> None:
+        for name, value, (lo, hi) in (("amplitude", amplitude, self.amp_range), ("phase", phase, self.phase_range)):
+            if not math.isfinite(value) or not lo - 1e-9 <= value <= hi + 1e-9:
+                raise PlaygroundError(f"{name} {value:g} is outside the family's range [{lo:g}, {hi:g}]")
+
+    def true_values(self, x, amplitude: float, phase: float) -> np.ndarray:
+        """The true function of task (amplitude, phase) at inputs ``x`` (N,)."""
+        params = torch.tensor([[amplitude, phase]], dtype=torch.float64)
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(1, -1, 1)
+        return self.family.function(params, x)[0, :, 0].numpy().astype(np.float64)
+
+    def true_curve(self, amplitude: float, phase: float) -> tuple[np.ndarray, np.ndarray]:
+        """The true function on the playground's grid: (grid_x, y), float64."""
+        gx = self.grid[:, 0].double().numpy()
+        return gx, self.true_values(gx, amplitude, phase)
+
+    def sample_points(self, k: int, amplitude: float, phase: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``k`` support points of task (amplitude, phase), inputs uniform over the family's range."""
+        if int(k) < 1:
+            raise PlaygroundError(f"K = {k}: place at least 1 support point (choose K >= 1)")
+        self._check_task(amplitude, phase)
+        g = torch.Generator().manual_seed(int(seed))
+        x = self.family.sample_inputs(1, int(k), g)[0, :, 0].double().numpy()
+        return x, self.true_values(x, amplitude, phase)
+
+    # -- checks ------------------------------------------------------------------------------------
+    def check_point(self, x: float, y: float) -> None:
+        """Refuse one point outside the family's input range (or far outside its outputs)."""
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise PlaygroundError(f"the point (x={x}, y={y}) has a non-finite coordinate")
+        lo, hi = self.x_range
+        if not lo <= x <= hi:
+            raise PlaygroundError(f"the point at x = {x:.3g} is outside the family's input range "
+                                  f"[{lo:g}, {hi:g}]")
+        ylo, yhi = self.y_range
+        if not ylo <= y <= yhi:
+            raise PlaygroundError(f"the point at y = {y:.3g} is outside the outputs of the family's tasks "
+                                  f"(amplitude up to {self.amp_range[1]:g}; accepted [{ylo:.3g}, {yhi:.3g}])")
+
+    def validate(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """The support set as float64 arrays (K,), or a :class:`PlaygroundError` naming what is wrong."""
+        try:
+            x = np.asarray(x, dtype=np.float64).reshape(-1)
+            y = np.asarray(y, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as e:
+            raise PlaygroundError(f"the support points are not numbers ({e})") from None
+        if len(x) != len(y):
+            raise PlaygroundError(f"{len(x)} x values but {len(y)} y values")
+        if len(x) < 1:
+            raise PlaygroundError("no support points: place at least 1 support point")
+        for i, (a, b) in enumerate(zip(x, y)):
+            if not (np.isfinite(a) and np.isfinite(b)):
+                raise PlaygroundError(f"support point {i + 1} has a non-finite value (x={a}, y={b})")
+        for a, b in zip(x, y):
+            self.check_point(float(a), float(b))
+        return x, y
+
+    # -- adaptation --------------------------------------------------------------------------------
+    def start(self, x, y, true: tuple[float, float] | None = None) -> "Adaptation":
+        """A fresh adaptation to support points (x, y); ``true`` = (amplitude, phase) when known."""
+        x, y = self.validate(x, y)
+        if true is not None:
+            self._check_task(float(true[0]), float(true[1]))
+        return Adaptation(self, x, y, true)
+
+    def steps(self, x, y, n_steps: int, true: tuple[float, float] | None = None,
+              cancel: threading.Event | None = None) -> Iterator[StepResult]:
+        """Step 0 (before adaptation) and each of ``n_steps`` inner steps; stops early once ``cancel`` is set."""
+        if int(n_steps) < 0:
+            raise PlaygroundError(f"{n_steps} steps: choose 0 or more")
+        return self.start(x, y, true).run(int(n_steps), cancel)
+
+
+class _Learner:
+    """One model's fast weights on the support set."""
+
+    def __init__(self, model, xs: torch.Tensor, ys: torch.Tensor):
+        self.model, self.rule = model, model.rule
+        self.xs, self.ys = xs, ys
+        self.fast = [p.detach() for p in model.params]
+
+    def step(self) -> None:
+        from .adaptation import inner_step
+
+        with torch.no_grad():
+            self.fast = inner_step(self.fast, self.rule, self.xs, self.ys)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        # the same parameters, in the same layout, as MetaModel.adapt(...).predict(x)
+        params = [p[0] if p.dim() > s.dim() else p for p, s in zip(self.fast, self.model.params)]
+        with torch.no_grad():
+            return mlp.forward(params, x.unsqueeze(0), self.rule.activation)[0]
+
+
+class Adaptation:
+    """One support set being adapted to, step by step: the model and the baseline, each with its own rule.
+
+    :meth:`run` may be called again to go on from where it stopped (the GUI's Step button); one thread at a
+    time.
+    """
+
+    def __init__(self, session: RegressionSession, x: np.ndarray, y: np.ndarray,
+                 true: tuple[float, float] | None):
+        self.session = session
+        self.x, self.y = x.copy(), y.copy()
+        self.true = None if true is None else (float(true[0]), float(true[1]))
+        xs = torch.from_numpy(x.astype(np.float32)).reshape(1, -1, 1)
+        ys = torch.from_numpy(y.astype(np.float32)).reshape(1, -1, 1)
+        self._xs, self._ys = xs[0], ys[0]
+        self.learner = _Learner(session.model, xs, ys)
+        self.base = _Learner(session.baseline, xs, ys) if session.baseline is not None else None
+        self.grid = session.grid
+        self.grid_x = self.grid[:, 0].double().numpy()
+        self.truth = None if self.true is None else torch.from_numpy(
+            session.true_values(self.grid_x, *self.true).astype(np.float32)).unsqueeze(-1)
+        self.step = 0  # inner steps taken
+        self._reported = -1  # the last step a StepResult was produced for
+
+    def _measure(self, learner: _Learner, who: str) -> tuple[np.ndarray, float, float | None]:
+        pred = learner.predict(self.grid)
+        support = learner.predict(self._xs)
+        support_loss = float((support - self._ys).pow(2).mean())
+        query_loss = None if self.truth is None else float((pred - self.truth).pow(2).mean())
+        finite = torch.isfinite(pred).all() and math.isfinite(support_loss) and (
+            query_loss is None or math.isfinite(query_loss))
+        if not finite:
+            raise PlaygroundError(f"{who} prediction diverged at step {self.step}; fewer steps or another model")
+        return pred[:, 0].double().numpy().copy(), support_loss, query_loss
+
+    def result(self) -> StepResult:
+        """The state after the steps taken so far."""
+        pred, sl, ql = self._measure(self.learner, "the")
+        bpred = bsl = bql = None
+        if self.base is not None:
+            bpred, bsl, bql = self._measure(self.base, f"the baseline's ({self.base.model.algorithm})")
+        self._reported = self.step
+        return StepResult(self.step, self.grid_x.copy(), pred, bpred, sl, ql, bsl, bql)
+
+    def advance(self) -> StepResult:
+        """One more inner step of the model and the baseline."""
+        self.learner.step()
+        if self.base is not None:
+            self.base.step()
+        self.step += 1
+        return self.result()
+
+    def skip(self, n_steps: int, cancel: threading.Event | None = None) -> None:
+        """Take ``n_steps`` steps without reporting them (to get back to a state already shown)."""
+        for _ in range(int(n_steps)):
+            if cancel is not None and cancel.is_set():
+                return
+            self.learner.step()
+            if self.base is not None:
+                self.base.step()
+            self.step += 1
+        self._reported = self.step
+
+    def run(self, n_steps: int, cancel: threading.Event | None = None) -> Iterator[StepResult]:
+        """Yield the current state if it was never reported (step 0 of a fresh adaptation), then ``n_steps``
+        more steps; ``cancel`` is checked before each."""
+        if self._reported < self.step:
+            if cancel is not None and cancel.is_set():
+                return
+            yield self.result()
+        for _ in range(int(n_steps)):
+            if cancel is not None and cancel.is_set():
+                return
+            yield self.advance()

@@ -1,0 +1,272 @@
+"""The RL playground's engine (no Qt): adapt a meta-RL policy to ONE task the user made by hand, beside the
+same adaptation from a pretrained baseline.
+
+    session = RLSession(load_bundle("maml.safetensors"), baseline=load_bundle("pretrained.safetensors"))
+    session.controls()                        # the family's TaskParams: goal_x, goal_y / physics / velocity
+    result = session.run({"goal_x": 0.3, "goal_y": -0.2})
+    result.returns, result.final_distance     # per step: mean return, distance of the paths' ends to the goal
+
+How a model adapts depends on its algorithm, and so do the "steps" of the curve:
+
+* gradient-based (MAML-TRPO, the pretrained and scratch baselines): the steps are policy-gradient inner
+  steps, each on fresh trajectories; the curve runs over 0..S;
+* RL²: the steps are the episodes of one trial (the hidden state carries over between them), 1..E;
+* PEARL: the steps are episodes of context, 0..S (0: z from the prior).
+
+Every run is the algorithm's own held-out ``evaluate`` on a batch of one task (seeded, so the same task
+gives the same result), with a ``cancel`` event checked between steps / episodes.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import Cancelled, ConfigError
+
+GRADIENT, TRIAL, CONTEXT = "gradient", "trial", "context"
+MAX_GRADIENT_STEPS = 10
+MAX_TRIAL_EPISODES = 20
+MAX_CONTEXT_EPISODES = 10
+
+
+@dataclass(frozen=True)
+class StepsControl:
+    """What the steps control of the playground counts, and its range."""
+
+    label: str
+    low: int
+    high: int
+    default: int
+
+
+@dataclass
+class RLResult:
+    """One adaptation of the model (and of the baseline) to one task; arrays are fresh numpy copies."""
+
+    task: dict  # the values the task was made from
+    algorithm: str
+    steps: list[int]  # the x of the curve: inner steps 0..S, episodes of the trial 1..E, or episodes of context
+    step_label: str  # what the steps count
+    step_names: list[str]  # a legend name per step ("before adaptation", "after 1 step", "episode 2 of the trial")
+    returns: np.ndarray  # (S+1,) mean return of the task's trajectories after each step
+    payload: dict | None  # the family's render payload (one task): "trajectories-2d" or "frames"
+    final_distance: np.ndarray | None = None  # navigation: mean distance of the shown paths' ends to the goal
+    baseline_algorithm: str | None = None
+    baseline_steps: list[int] = field(default_factory=list)
+    baseline_step_label: str = ""
+    baseline_step_names: list[str] = field(default_factory=list)
+    baseline_returns: np.ndarray | None = None
+    baseline_payload: dict | None = None
+    baseline_final_distance: np.ndarray | None = None
+    seconds: float = 0.0
+    note: str = ""  # e.g. why frames are not shown
+
+
+class _CancellableFamily:
+    """The family as ``evaluate`` sees it in the playground: the same in every respect, except that its render
+    is cancellable too (MuJoCo frames take a second or more; a family's render that takes ``cancel`` checks
+    it between frames)."""
+
+    def __init__(self, family, cancel):
+        self._family, self._cancel = family, cancel
+
+    def __getattr__(self, name):
+        return getattr(self._family, name)
+
+    def render(self, *args, **kwargs):
+        Cancelled.raise_if_set(self._cancel)
+        if self._cancel is not None and "cancel" in inspect.signature(self._family.render).parameters:
+            kwargs["cancel"] = self._cancel
+        return self._family.render(*args, **kwargs)
+
+
+def _family_of(model):
+    return getattr(model, "family", None)
+
+
+def _mode(learner) -> str:
+    if hasattr(learner, "inner_update"):
+        return GRADIENT
+    if getattr(learner, "name", "") == "rl2" or hasattr(learner, "run_trials"):
+        return TRIAL
+    return CONTEXT
+
+
+def final_distances(payload: dict) -> np.ndarray:
+    """Mean over the shown trajectories of the distance from each path's last position to the goal, per step:
+    (S+1,).  Paths hold NaN after an episode ended (the point reached the goal)."""
+    paths = np.asarray(payload["paths"], dtype=np.float64)[0]  # (S+1, n, H+1, 2)
+    goal = np.asarray(payload["goals"], dtype=np.float64)[0]
+    finite = np.isfinite(paths).all(-1)  # (S+1, n, H+1)
+    last = finite.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1)  # the index of the last finite point
+    ends = np.take_along_axis(paths, last[..., None, None].repeat(2, -1), axis=2)[:, :, 0]  # (S+1, n, 2)
+    return np.linalg.norm(ends - goal, axis=-1).mean(1)
+
+
+class RLSession:
+    """Adapts ``model`` (an RLModel: ``.learner``, ``.family``, ``.meta``) and, if given, ``baseline`` (an
+    RLModel of the same family, adapted by its own rule) to tasks made from the family's playground controls."""
+
+    def __init__(self, model, baseline=None):
+        why = self.why_not(model)
+        if why:
+            raise ConfigError(why)
+        self.model, self.family, self.learner = model, model.family, model.learner
+        self.mode = _mode(self.learner)
+        self.baseline = None
+        if baseline is not None:
+            self.set_baseline(baseline)
+
+    # -- what can be played with ----------------------------------------------------------------------
+    @staticmethod
+    def why_not(model) -> str:
+        """"" if the model has an RL playground, else why not (one sentence for the user)."""
+        family = _family_of(model)
+        name = (getattr(model, "meta", None) or {}).get("family") or getattr(family, "name", "?")
+        if family is None or getattr(family, "kind", None) != "rl" or not hasattr(model, "learner"):
+            return f"a {name} model is not a reinforcement-learning policy"
+        if family.playground_params() is None:
+            msg = family.playground_unavailable()
+            return msg[0].upper() + msg[1:]
+        if not hasattr(model.learner, "evaluate"):
+            return f"a {getattr(model, 'algorithm', '?')} model cannot be evaluated"
+        return ""
+
+    @classmethod
+    def supports(cls, model) -> bool:
+        return not cls.why_not(model)
+
+    def set_baseline(self, baseline) -> None:
+        if baseline is None:
+            self.baseline = None
+            return
+        why = self.why_not(baseline)
+        if why:
+            raise ConfigError(f"the baseline: {why}")
+        if baseline.family.name != self.family.name:
+            raise ConfigError(f"the baseline is a {baseline.family.name} model; the model is {self.family.name}")
+        self.baseline = baseline
+
+    # -- the controls ---------------------------------------------------------------------------------
+    def controls(self):
+        """The family's TaskParams (name, label, low, high, default, kind)."""
+        return list(self.family.playground_params())
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.controls()}
+
+    def steps_control(self) -> StepsControl:
+        if self.mode == GRADIENT:
+            trained = max(self.learner.default_eval_steps())
+            return StepsControl("inner steps", 0, MAX_GRADIENT_STEPS, min(trained, MAX_GRADIENT_STEPS))
+        if self.mode == TRIAL:
+            e = int(self.learner.cfg.episodes)
+            return StepsControl("episodes in the trial", 1, max(MAX_TRIAL_EPISODES, e), e)
+        return StepsControl("episodes of context", 0, MAX_CONTEXT_EPISODES,
+                            min(max(self.learner.default_eval_steps()), MAX_CONTEXT_EPISODES))
+
+    def check(self, values: dict):
+        """The task row (1, P) of the values, or a ConfigError naming the parameter, the value and the range."""
+        return self.family.task_params_from(values)
+
+    # -- adaptation -----------------------------------------------------------------------------------
+    def run(self, values: dict, steps: int | None = None, cancel: threading.Event | None = None,
+            trajectories: int | None = None) -> RLResult:
+        """Adapt the model (then the baseline) to the task made from ``values``.  ``steps``: what
+        :meth:`steps_control` counts (default: its default); ``trajectories``: trajectories per step (gradient
+        learners) or trials (RL², PEARL), default the model's own.  Raises ConfigError for bad values and
+        :class:`Cancelled` once ``cancel`` is set."""
+        from workbench.tasks.rl_base import RLTaskBatch
+
+        t0 = time.perf_counter()
+        params = self.check(values)
+        ctl = self.steps_control()
+        steps = ctl.default if steps is None else int(steps)
+        if not ctl.low <= steps <= ctl.high:
+            raise ConfigError(f"{ctl.label} = {steps} is outside [{ctl.low}, {ctl.high}]")
+        if trajectories is not None and (int(trajectories) < 1 or int(trajectories) > 10_000):
+            raise ConfigError(f"trajectories = {trajectories} is outside [1, 10000]")
+        render, note = 1, ""
+        available = getattr(type(self.family), "available", None)
+        if available is not None:
+            ok, why = available()
+            if not ok:
+                render, note = 0, f"no frames: {why}"
+        batch = RLTaskBatch(params)
+        task = {p.name: float(v) for p, v in zip(self.controls(), params[0].tolist())}
+        Cancelled.raise_if_set(cancel)
+        m = self._adapt(self.model, self.mode, batch, steps, render, cancel, trajectories)
+        result = RLResult(task, self.model.algorithm, *m, note=note)
+        if self.baseline is not None:
+            Cancelled.raise_if_set(cancel)
+            b_mode = _mode(self.baseline.learner)
+            b_steps = steps if b_mode == self.mode else self._own_steps(self.baseline.learner, b_mode)
+            b = self._adapt(self.baseline, b_mode, batch, b_steps, render, cancel, trajectories)
+            (result.baseline_steps, result.baseline_step_label, result.baseline_step_names, result.baseline_returns,
+             result.baseline_payload, result.baseline_final_distance) = b
+            result.baseline_algorithm = self.baseline.algorithm
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    @staticmethod
+    def _own_steps(learner, mode) -> int:
+        if mode == TRIAL:
+            return int(learner.cfg.episodes)
+        return max(learner.default_eval_steps())
+
+    def _adapt(self, model, mode, batch, steps, render, cancel, trajectories):
+        learner = model.learner
+        changes = {}
+        if trajectories is not None:
+            changes["trajectories" if mode == GRADIENT else "eval_trials"] = int(trajectories)
+        if mode == TRIAL:
+            changes["episodes"] = steps
+        if changes:  # a shallow copy with its own settings: the parameters are shared, never written
+            learner = copy.copy(learner)
+            learner.cfg = dataclasses.replace(learner.cfg, **changes)
+        curve_steps = steps - 1 if mode == TRIAL else steps
+        family = self.family if cancel is None else _CancellableFamily(self.family, cancel)
+        outcome = learner.evaluate(family, batch, curve_steps, render, cancel=cancel)
+        returns = np.asarray(outcome.per_task, dtype=np.float64)[0].copy()
+        payload = outcome.payload
+        names = list((payload or {}).get("step_names") or [])
+        if mode == TRIAL:
+            xs, label = [s + 1 for s in outcome.steps], "episode of the trial"
+            names = names or [f"episode {s} of the trial" for s in xs]
+        elif mode == CONTEXT:
+            xs, label = list(outcome.steps), outcome.step_label
+            names = names or [f"{s} episodes of context" for s in xs]
+        else:
+            xs, label = list(outcome.steps), outcome.step_label
+            names = ["before adaptation" if s == 0 else f"after {s} step{'s' if s > 1 else ''}" for s in xs]
+        if payload is not None:
+            payload = dict(payload)
+            payload["step_names"] = names
+        distance = None
+        if payload is not None and payload.get("kind") == "trajectories-2d":
+            distance = final_distances(payload)
+        return xs, label, names, returns, payload, distance
+
+
+def summary(result: RLResult) -> str:
+    """One line per model: return (and distance to the goal) before → after."""
+    def line(who, returns, distance):
+        if returns is None or not len(returns):
+            return ""
+        text = f"{who}: return {returns[0]:.1f} → {returns[-1]:.1f}"
+        if distance is not None and len(distance) and all(math.isfinite(d) for d in distance):
+            text += f"; final distance to the goal {distance[0]:.2f} → {distance[-1]:.2f}"
+        return text
+
+    lines = [line(result.algorithm, result.returns, result.final_distance)]
+    if result.baseline_returns is not None:
+        lines.append(line(f"{result.baseline_algorithm} (baseline)", result.baseline_returns,
+                          result.baseline_final_distance))
+    return "\n".join(x for x in lines if x)
