@@ -18,12 +18,12 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QScrollArea, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
+from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
 from workbench.core.playground_regression import PlaygroundError, RegressionSession, describe_rule
 
-from .plots import PALETTE, make_plot
+from .plots import PALETTE, fixed_plot, make_plot, scrolling_column
 
 STEP_INTERVAL = 0.06  # seconds: the slowest pace at which new steps appear
 ANIMATION = 2.0  # seconds: a long adaptation is shown faster, so that it takes about this long
@@ -65,12 +65,7 @@ class _Panel:
     def __init__(self, widget: pg.PlotWidget):
         self.widget = widget
         p = self.plot = widget.getPlotItem()
-        p.setMouseEnabled(x=False, y=False)
-        p.setMenuEnabled(False)
-        p.hideButtons()
-        p.enableAutoRange(False)
-        p.legend.setBrush(pg.mkBrush(30, 31, 36, 200))
-        p.legend.setLabelTextSize("8pt")
+        fixed_plot(p)
         p.legend.setColumnCount(2)  # two short rows in the margin above the family's amplitude
         p.legend.setOffset((-6, 2))
         self.truth = pg.PlotCurveItem(pen=pg.mkPen("#e8e8e8", width=2, style=Qt.PenStyle.DashLine))
@@ -209,12 +204,7 @@ class RegressionPlayground(QWidget):
 
         lp = self.loss_plot.getPlotItem()
         lp.setLogMode(y=True)
-        lp.setMouseEnabled(x=False, y=False)
-        lp.setMenuEnabled(False)
-        lp.hideButtons()
-        lp.enableAutoRange(False)
-        lp.legend.setBrush(pg.mkBrush(30, 31, 36, 210))
-        lp.legend.setLabelTextSize("8pt")
+        fixed_plot(lp, 210)
         lp.setRange(xRange=(0, 10), yRange=(-3, 1), padding=0)
         lp.getAxis("left").setTicks(log_ticks(-3, 1))
         dash = Qt.PenStyle.DashLine
@@ -317,13 +307,7 @@ class RegressionPlayground(QWidget):
         right.addWidget(self.loss_plot, 2)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        scroll = QScrollArea()  # the controls scroll rather than squash in a small dock
-        scroll.setWidget(side_widget)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(280 + scroll.verticalScrollBar().sizeHint().width() + 4)
-        lay.addWidget(scroll)
+        lay.addWidget(scrolling_column(side_widget, 280))
         lay.addLayout(right, 1)
         for w in (self.plot, self.baseline_plot, self.loss_plot):
             w.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)

@@ -23,13 +23,13 @@ import traceback
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QScrollArea, QFormLayout, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
+from PySide6.QtWidgets import (QFormLayout, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
                                QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from workbench.core.errors import Cancelled, ConfigError, WorkbenchError
 from workbench.core.playground_rl import RLSession, summary
 
-from .plots import PALETTE, FramesRenderer, _step_color, make_plot
+from .plots import PALETTE, FramesRenderer, _step_color, make_plot, scrolling_column
 
 SLIDER_TICKS = 1000
 DRAIN_MS = 30
@@ -368,13 +368,7 @@ class RLPlayground(QWidget):
         views.addWidget(self.returns)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        scroll = QScrollArea()  # the controls scroll rather than squash in a small dock
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(290 + scroll.verticalScrollBar().sizeHint().width() + 4)
-        lay.addWidget(scroll)
+        lay.addWidget(scrolling_column(side, 290))
         lay.addLayout(views, 1)
 
         self.timer = QTimer(self)

@@ -699,3 +699,28 @@ def export_plot_item(item: pg.PlotItem, png: Path, csv: Path | None) -> None:
     ImageExporter(item).export(str(png))
     if csv is not None:
         CSVExporter(item).export(str(csv))
+
+
+def scrolling_column(widget, width: int):
+    """``widget`` (a column of controls ``width`` px wide) in a scroll area: it scrolls rather than squashes
+    when a dock is small."""
+    from PySide6.QtWidgets import QScrollArea
+
+    scroll = QScrollArea()
+    scroll.setWidget(widget)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setFixedWidth(width + scroll.verticalScrollBar().sizeHint().width() + 4)
+    return scroll
+
+
+def fixed_plot(plot: pg.PlotItem, legend_alpha: int = 200) -> None:
+    """A plot the user does not pan or zoom (its range is set by the page), with a compact dark legend."""
+    plot.setMouseEnabled(x=False, y=False)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    plot.enableAutoRange(False)
+    if plot.legend is not None:
+        plot.legend.setBrush(pg.mkBrush(30, 31, 36, legend_alpha))
+        plot.legend.setLabelTextSize("8pt")
