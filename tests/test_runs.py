@@ -397,3 +397,25 @@ def test_adaptation_curve_of_the_last_evaluation_and_the_bundle(root):
     assert runs.run_bundle(moved / a.name) == moved / a.name / "model.safetensors"
     (moved / a.name / "model.safetensors").unlink()
     assert runs.run_bundle(moved / a.name) is None
+
+
+def test_student_t_quantiles_and_tensorboard_values_beyond_float32(tmp_path):
+    from workbench.core.stats import t975
+
+    exact = {1: 12.706, 10: 2.228, 11: 2.201, 16: 2.120, 31: 2.040, 40: 2.021, 99: 1.984, 1000: 1.962}
+    for dof, t in exact.items():
+        assert abs(t975(dof) - t) < 6e-4, dof
+    assert math.isnan(t975(0))
+    w = tb.EventWriter(tmp_path)
+    w.add_scalars(3, {"big": 1e39, "small": -1e39, "ok": 2.5})  # a diverging float64 metric: never an error
+    w.close()
+    (event,) = [e for e in tb.read_events(w.path) if e.scalars]
+    assert event.scalars["big"] == math.inf and event.scalars["small"] == -math.inf and event.scalars["ok"] == 2.5
+
+
+def test_a_torn_csv_is_a_run_error(root):
+    path = root / "maml-a" / "metrics.csv"
+    with path.open("a") as f:
+        f.write('9999,"' + "x" * 200_000 + "\n")
+    with pytest.raises(runs.RunError, match="unreadable CSV"):
+        runs.load_curves(root / "maml-a")

@@ -384,6 +384,16 @@ def test_delete_asks_first_and_refuses_running_runs(panel, root, monkeypatch):
     panel.select_runs([root / "maml-s0"])
     button.click()
     assert asked == [] and (root / "maml-s0").is_dir() and "still running" in panel.message.text()
+    # a run that says running but whose process cannot be checked here (another machine): deleted only after a
+    # confirmation that says so
+    status.update(status="running", pid=12345, host="some-other-host")
+    status_path.write_text(json.dumps(status))
+    panel.refresh()
+    asked.clear()
+    panel.select_runs([root / "maml-s0"])
+    button.click()
+    assert len(asked) == 1 and "cannot be checked" in asked[0] and not (root / "maml-s0").exists()
+
 
 
 def test_groups_of_one_preset_are_told_apart_by_their_settings(panel, root):
@@ -396,3 +406,20 @@ def test_groups_of_one_preset_are_told_apart_by_their_settings(panel, root):
     panel.select_runs([root / n for n in (*GOOD, "maml-lr-s1")])
     assert sorted(legend(panel.meta_plot)) == ["maml-sinusoid inner_lr=0.01 (n=2 seeds)",
                                                "maml-sinusoid inner_lr=0.02 (n=2 seeds)"]
+
+
+def test_a_corrupt_csv_is_a_message_and_a_failed_png_write_is_an_error(panel, root, tmp_path):
+    metrics = root / "maml-s1" / "metrics.csv"
+    with metrics.open("a") as f:  # a torn last row: an unclosed quote running past csv's field limit
+        f.write('9999,"' + "x" * 200_000 + "\n")
+    panel.refresh()
+    panel.select_runs([root / "maml-s1"])
+    assert "unreadable CSV" in panel.message.text()
+    blocked = tmp_path / "export"
+    blocked.mkdir()
+    (blocked / "runs_meta_loss.png").mkdir()  # a folder where the PNG should go: it cannot be written
+    panel.select_runs([root / "maml-s0"])
+    with pytest.raises(OSError):
+        from workbench.gui.plots import export_plot_item
+        export_plot_item(panel.meta_plot.getPlotItem(), blocked / "runs_meta_loss.png", None)
+    assert not list(blocked.glob(".*tmp*"))  # no temporary file left behind

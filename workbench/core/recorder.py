@@ -68,7 +68,7 @@ class RunRecorder:
         """TensorBoard files are a secondary view: an error there turns them off, never the run."""
         try:
             fn(*args)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - a full disk, a value it cannot encode: the CSVs carry on
             warnings.warn(f"{self.run_dir}: TensorBoard event file disabled ({e}); the CSVs are unaffected")
             tb, self._tb = self._tb, None
             try:

@@ -506,7 +506,10 @@ def _float(text: str) -> float:
 
 def _read_metrics(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        rows = list(csv.reader(f))
+        try:
+            rows = list(csv.reader(f))
+        except csv.Error as e:  # a torn or foreign file (an unclosed quote, a huge field)
+            raise RunError(f"{path}: unreadable CSV ({e})") from None
     if not rows:
         return np.zeros(0, dtype=np.int64), {}
     if rows[0][:3] != METRICS_HEADER:
@@ -529,7 +532,10 @@ def _read_metrics(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 def _read_eval(path: Path, trained: int | None):
     """(iterations, before, after, steps, mean matrix, ci matrix) from eval.csv."""
     with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        rows = list(csv.reader(f))
+        try:
+            rows = list(csv.reader(f))
+        except csv.Error as e:  # a torn or foreign file (an unclosed quote, a huge field)
+            raise RunError(f"{path}: unreadable CSV ({e})") from None
     if rows and rows[0] != EVAL_HEADER:
         raise RunError(f"{path}: not a workbench evaluation file")
     cells: dict[int, dict[int, tuple[float, float]]] = {}
@@ -642,7 +648,8 @@ def aggregate(curves_list: list[Curves], which: str = "train", common: bool = Tr
         mean = np.where(present, values, 0.0).sum(0) / n
         dev = np.where(present, values - mean, 0.0)
         sem = np.sqrt((dev ** 2).sum(0) / (n - 1)) / np.sqrt(n)
-        tq = np.array([t975(int(m) - 1) if m >= 2 else np.nan for m in n], dtype=np.float64)
+        counts, where = np.unique(n, return_inverse=True)  # one quantile per distinct number of runs
+        tq = np.array([t975(int(m) - 1) if m >= 2 else np.nan for m in counts], dtype=np.float64)[where]
         half = tq * sem
         lo_fill, hi_fill = np.where(present, values, np.inf), np.where(present, values, -np.inf)
         vmin, vmax = lo_fill.min(0), hi_fill.max(0)

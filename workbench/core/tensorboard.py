@@ -29,6 +29,7 @@ older files.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 import socket
@@ -234,9 +235,12 @@ class EventWriter:
         values = b""
         for tag, v in scalars.items():
             try:
-                values += _bytes(1, _scalar_value(tag, float(v)))
+                v = float(v)
             except (TypeError, ValueError):
                 continue
+            if math.isfinite(v) and abs(v) > 3.4028234663852886e38:  # beyond float32: TensorBoard's own ±inf
+                v = math.copysign(math.inf, v)
+            values += _bytes(1, _scalar_value(tag, v))
         if values:
             self._write(_event(step, wall_time, summary=values))
 

@@ -548,7 +548,7 @@ class MainWindow(QMainWindow):
         return self.sweep_dialog
 
     def _on_sweep_finished(self, sweep_id: str, runs_dir: str) -> None:
-        if Path(runs_dir) == Path(self.runs_panel.runs_dir):
+        if Path(runs_dir).resolve() == Path(self.runs_panel.runs_dir).resolve():
             self.show_sweep_runs(sweep_id)
 
     def show_sweep_runs(self, sweep_id: str) -> None:

@@ -693,12 +693,31 @@ class RolloutView(QWidget):
 
 
 def export_plot_item(item: pg.PlotItem, png: Path, csv: Path | None) -> None:
-    """Write a PlotItem to PNG (and its curves to CSV) with pyqtgraph's exporters."""
+    """Write a PlotItem to PNG (and its curves to CSV) with pyqtgraph's exporters; each file appears whole
+    or not at all (written next to it, then renamed into place).  OSError when one cannot be written."""
+    import os
+
     from pyqtgraph.exporters import CSVExporter, ImageExporter
 
-    ImageExporter(item).export(str(png))
+    png = Path(png)
+    tmp = png.with_name(f".{png.stem}.tmp{os.getpid()}.png")
+    try:
+        image = ImageExporter(item).export(toBytes=True)
+        if image is None or image.isNull() or not image.save(str(tmp), "PNG"):
+            raise OSError(f"{png}: cannot write the image")
+        os.replace(tmp, png)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     if csv is not None:
-        CSVExporter(item).export(str(csv))
+        csv = Path(csv)
+        tmp = csv.with_name(f".{csv.stem}.tmp{os.getpid()}.csv")
+        try:
+            CSVExporter(item).export(str(tmp))
+            os.replace(tmp, csv)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
 
 def scrolling_column(widget, width: int):

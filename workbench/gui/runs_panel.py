@@ -648,8 +648,8 @@ class RunsPanel(QWidget):
                 hit = (files, load_curves(info))
             except RunError as e:
                 hit = (files, e)
-            except (OSError, ValueError) as e:  # a file changing under the reader
-                hit = (files, RunError(f"{info.name}: cannot read its curves ({e})"))
+            except Exception as e:  # noqa: BLE001 - a file changing under the reader, a foreign file: never a crash
+                hit = (files, RunError(f"{info.name}: cannot read its curves ({type(e).__name__}: {e})"))
             self._cache[key] = hit
         if isinstance(hit[1], RunError):
             raise hit[1]
@@ -741,7 +741,11 @@ class RunsPanel(QWidget):
             diffs = _differences([buckets[i][0][0].config for i in idxs])
             for i, d in zip(idxs, diffs):
                 base[i] = f"{name} {d}" if d else f"{name} [{buckets[i][0][0].name}…]"
-        return [f"{base[i]} (n={len(b)} seeds)" if len(b) > 1 else base[i] for i, b in enumerate(buckets)]
+        def count(b) -> str:  # reruns of one seed are not seeds: say so rather than count them as such
+            seeds = {rc[0].seed for rc in b}
+            return f"n={len(b)} seeds" if len(seeds) == len(b) else f"n={len(b)} runs, {len(seeds)} seeds"
+
+        return [f"{base[i]} ({count(b)})" if len(b) > 1 else base[i] for i, b in enumerate(buckets)]
 
     # -- drawing ---------------------------------------------------------------------------------------
     def _draw(self) -> None:
@@ -951,13 +955,18 @@ class RunsPanel(QWidget):
     def delete(self, runs: list[RunInfo]) -> list[RunInfo]:
         """Delete runs after a confirmation that lists them; nothing is deleted unless it is answered Yes.
         Runs still running are refused.  Returns the runs deleted."""
-        busy = [r for r in runs if still_running(r)]
-        todo = [r for r in runs if not still_running(r)]
+        # a run whose process is alive here is refused; one whose process cannot be checked (written on another
+        # machine, or before runs kept their pid) is deleted only when the confirmation names it as such
+        busy = [r for r in runs if still_running(r) and r.process_alive is not False and r.process_alive is not None]
+        todo = [r for r in runs if r not in busy]
+        unknown = [r for r in todo if still_running(r)]
         notes = [f"{r.name}: not deleted: it is still running; stop it first" for r in busy]
         if not todo:
             self._say("; ".join(notes), warn=True)
             return []
-        names = "\n".join(f"  {r.name}" + (" (unreadable)" if r.error else "") for r in todo[:MAX_LISTED])
+        names = "\n".join(f"  {r.name}" + (" (unreadable)" if r.error else "") + (
+            " (says running; its process cannot be checked from here)" if r in unknown else "")
+            for r in todo[:MAX_LISTED])
         if len(todo) > MAX_LISTED:
             names += f"\n  … and {len(todo) - MAX_LISTED} more"
         skipped = f"\n\nNot deleted (still running): {', '.join(r.name for r in busy)}" if busy else ""
@@ -972,7 +981,7 @@ class RunsPanel(QWidget):
         deleted = []
         for r in todo:
             try:
-                delete_run(r)
+                delete_run(r, force=r in unknown)
             except RunError as e:
                 notes.append(str(e))
             except OSError as e:
