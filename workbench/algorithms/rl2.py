@@ -81,14 +81,22 @@ class GRUPolicy:
             params.append(torch.zeros(self.act_in))
         return [p.to(device) for p in params]
 
-    def cell(self, params, x, h):
-        wx, wh, bx, bh = params[:4]
-        gx, gh = torch.addmm(bx, x, wx), torch.addmm(bh, h, wh)
+    @staticmethod
+    def input_gates(params, x):
+        """The input's share of the gates, x W_x + b_x: for one step (M, in) or a whole sequence (M, T, in)."""
+        return torch.matmul(x, params[0]) + params[2]
+
+    def cell_from_gates(self, params, gx, h):
+        """One GRU step from the input's gate share ``gx`` (M, 3h) and the hidden state h (M, h)."""
+        gh = torch.addmm(params[3], h, params[1])
         n = self.hidden
-        r = torch.sigmoid(gx[:, :n] + gh[:, :n])
-        z = torch.sigmoid(gx[:, n:2 * n] + gh[:, n:2 * n])
+        rz = torch.sigmoid(gx[:, :2 * n] + gh[:, :2 * n])
+        r, z = rz[:, :n], rz[:, n:]
         c = torch.tanh(gx[:, 2 * n:] + r * gh[:, 2 * n:])
         return (1 - z) * c + z * h
+
+    def cell(self, params, x, h):
+        return self.cell_from_gates(params, self.input_gates(params, x), h)
 
     def heads(self, params, h):
         return torch.addmm(params[5], h, params[4]), torch.addmm(params[7], h, params[6])[:, 0]
@@ -179,21 +187,16 @@ class RL2(MetaLearner):
     def replay(self, xs):
         """Logits / means and values of every step of the (live) input sequences xs (M, T, in), recomputed
         with the current parameters."""
-        wx, wh, bx, bh = self.params[:4]
-        n = self.policy.hidden
-        gx = torch.matmul(xs, wx) + bx  # the input's share of the gates, for every step at once
-        h = torch.zeros(xs.shape[0], n, device=xs.device)
+        pol, p = self.policy, self.params
+        gx = pol.input_gates(p, xs)  # for every step at once; only the recurrent part is stepped
+        h = torch.zeros(xs.shape[0], pol.hidden, device=xs.device)
         hs = []
         for t in range(xs.shape[1]):
-            g, gh = gx[:, t], torch.addmm(bh, h, wh)
-            rz = torch.sigmoid(g[:, :2 * n] + gh[:, :2 * n])
-            r, z = rz[:, :n], rz[:, n:]
-            c = torch.tanh(g[:, 2 * n:] + r * gh[:, 2 * n:])
-            h = c + z * (h - c)
+            h = pol.cell_from_gates(p, gx[:, t], h)
             hs.append(h)
-        hs = torch.stack(hs, 1)
-        p = self.params
-        return torch.matmul(hs, p[4]) + p[5], (torch.matmul(hs, p[6]) + p[7])[..., 0]
+        m, t_len = xs.shape[:2]
+        out, v = pol.heads(p, torch.stack(hs, 1).reshape(m * t_len, pol.hidden))
+        return out.reshape(m, t_len, -1), v.reshape(m, t_len)
 
     @staticmethod
     def pack_live(mask, *tensors):
@@ -298,7 +301,8 @@ class RL2(MetaLearner):
                 return Episodes(pick(obs), pick(acts), pick(rewards), pick(mask))
 
             Cancelled.raise_if_set(cancel)
-            outcome.payload = family.render(batch.params[:r], [episodes_of(k) for k in range(e)], outcome.steps)
+            outcome.payload = family.render(batch.params[:r], [episodes_of(k) for k in range(e)], outcome.steps,
+                                           cancel)
             outcome.payload["step_names"] = [f"episode {k + 1} of the trial" for k in range(e)]
         refs = family.references(batch.params, 0, pulls=getattr(family.cfg, "pulls", 1) * e)
         outcome.references = {k: float(v.mean()) / e for k, v in refs.items()}  # per episode, like the curve
