@@ -40,7 +40,7 @@ class RunRecorder:
     def start(self, config) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.toml", config.to_toml())
-        old = _read_status(self.run_dir) if self._resumed_at is not None else {}
+        old = read_status(self.run_dir) if self._resumed_at is not None else {}
         now = _dt.datetime.now(_dt.timezone.utc)
         self._info = {"started": old.get("started") or now.isoformat(timespec="seconds"),
                       "pid": os.getpid(), "host": socket.gethostname()}
@@ -152,8 +152,7 @@ class RunRecorder:
             self._info["last_eval"] = {"iteration": event.iteration, "metric": event.metric,
                                        "trained_steps": min(event.trained_steps, len(event.mean) - 1),
                                        "before": _num(event.before), "after": _num(event.after)}
-            if self._info:  # started: keep the last evaluation readable while the run goes on
-                self._status("running", "")
+            self._status("running", "")  # the last evaluation readable while the run goes on
             if self._tb is not None:
                 self._tb_call(self._tb.add_scalars, event.iteration,
                               {"eval/before": event.before, "eval/after": event.after,
@@ -175,12 +174,18 @@ def _num(x: float) -> float | None:
     return x if x == x and abs(x) != float("inf") else None
 
 
-def _read_status(run_dir: Path) -> dict:
+def read_status(run_dir: Path) -> dict:
+    """A run's status.json as a dict ({} when missing or unreadable)."""
     try:
         data = json.loads((run_dir / "status.json").read_text())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def update_status(run_dir: Path, **changes) -> None:
+    """Change some keys of a run's status.json (written whole, atomically)."""
+    atomic_write_text(run_dir / "status.json", json.dumps({**read_status(run_dir), **changes}, indent=1))
 
 
 def _iteration_of(row: list[str]) -> float:

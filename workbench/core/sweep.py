@@ -81,7 +81,7 @@ class Trial:
         return tuple(_hashable(v) for v in self.values.values())
 
     def label(self) -> str:
-        parts = [f"seed {self.seed}"] + [f"{k.split('.', 1)[1]}={_fmt(v)}" for k, v in self.values.items()]
+        parts = [f"seed {self.seed}"] + [f"{k.split('.', 1)[1]}={format_value(v)}" for k, v in self.values.items()]
         return ", ".join(parts)
 
 
@@ -192,7 +192,7 @@ def plan_sweep(preset: str | Path | ExperimentConfig | dict, seeds: int = 1, gri
             values = {k: parse_literal(t) for (k, _), t in zip(parsed, combo)}
             index = len(trials)
             name = safe_run_name(f"{index:0{width}d}-seed{seed}" + "".join(
-                f"-{k.split('.', 1)[1]}{_fmt(v)}" for k, v in values.items()))
+                f"-{k.split('.', 1)[1]}{format_value(v)}" for k, v in values.items()))
             trials.append(Trial(index, name, seed, values, config.to_dict(), threads, gpus, preset_ref))
     return trials
 
@@ -221,9 +221,6 @@ def format_value(v) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
-
-
-_fmt = format_value
 
 
 # -- results ------------------------------------------------------------------------------------------
@@ -302,7 +299,7 @@ class SweepResult:
                 score = "n/a"
             else:
                 score = f"{g.mean:.4f}" + (f" ± {g.std:.4f}" if g.std is not None else "")
-            rows.append([_fmt(g.values[k]) for k in self.grid_keys]
+            rows.append([format_value(g.values[k]) for k in self.grid_keys]
                         + [",".join(map(str, g.seeds)), f"{g.finished}/{len(g.trials)}", score])
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(heads)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip()]
@@ -403,24 +400,11 @@ def _reply(future) -> bool:
         return False
 
 
-def _update_status(run_dir: Path, **changes) -> None:
-    from .storage import atomic_write_text
-
-    atomic_write_text(run_dir / "status.json", json.dumps({**_read_status(run_dir), **changes}, indent=1))
-
-
-def _read_status(run_dir: Path) -> dict:
-    try:
-        out = json.loads((run_dir / "status.json").read_text())
-        return out if isinstance(out, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, driver_node: str | None) -> dict:
     """One trial, in a Ray worker process.  Returns a plain dict (and the run, packed, when shipped)."""
     import ray
 
+    from .recorder import update_status
     from .trainer import CHECKPOINT, CONFIG, Trainer
 
     t0 = time.monotonic()
@@ -467,7 +451,7 @@ def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, 
         if stopped and not (run_dir / CONFIG).exists():  # cancelled before the run began: leave no trace
             shutil.rmtree(run_dir, ignore_errors=True)
         elif run_dir.is_dir():
-            _update_status(run_dir, status="stopped" if stopped else "failed", message=_one_line(e))
+            update_status(run_dir, status="stopped" if stopped else "failed", message=_one_line(e))
         raise
     e = trainer.last_eval
     out = {"status": finished.status, "iteration": finished.iteration, "total": config.run.iterations,
@@ -537,6 +521,7 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
     overrides the trials' own GPU need (e.g. 0.25 to share a GPU between four small trials).
     """
     ray = require_ray()
+    from .recorder import read_status, update_status  # (torch with it: only once a sweep runs)
     trials = list(trials)
     runs_dir = Path(runs_dir).expanduser().resolve()
     if max_retries < 0:
@@ -631,12 +616,12 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
                     tar.extractall(runs_dir, filter="data")
                 if out.get("bundle"):  # it was written in the worker's temporary folder
                     out["bundle"] = str(run_dir / Path(out["bundle"]).name)
-                    if _read_status(run_dir).get("bundle"):
-                        _update_status(run_dir, bundle=out["bundle"])
+                    if read_status(run_dir).get("bundle"):
+                        update_status(run_dir, bundle=out["bundle"])
             if run_dir.is_dir():
                 out["run_dir"] = str(run_dir)
-                if out["status"] in ("failed", "stopped") and _read_status(run_dir).get("status") in ("running", None):
-                    _update_status(run_dir, status=out["status"], message=out.get("message", ""),
+                if out["status"] in ("failed", "stopped") and read_status(run_dir).get("status") in ("running", None):
+                    update_status(run_dir, status=out["status"], message=out.get("message", ""),
                                    iteration=state[t.index].iteration)  # the worker died without a word
             else:
                 out["run_dir"] = None
