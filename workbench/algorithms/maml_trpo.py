@@ -157,7 +157,7 @@ class RLMetaLearner(MetaLearner):
                               self.cfg.inner_steps)
         if r > 0:
             Cancelled.raise_if_set(cancel)
-            outcome.payload = family.render(batch.params[:r], shown, outcome.steps)
+            outcome.payload = family.render(batch.params[:r], shown, outcome.steps, cancel)
         outcome.references = {k: float(v.mean()) for k, v in family.references(batch.params, 0).items()}
         return outcome
 

@@ -396,7 +396,8 @@ class PEARL(MetaLearner):
                 return Episodes(pick(tr["obs"]), pick(tr["act"]), pick(tr["rew"]), pick(tr["valid"]))
 
             Cancelled.raise_if_set(cancel)
-            outcome.payload = family.render(batch.params[:r], [episodes_of(tr) for tr in records], outcome.steps)
+            outcome.payload = family.render(batch.params[:r], [episodes_of(tr) for tr in records], outcome.steps,
+                                           cancel)
             outcome.payload["step_names"] = ["no context (prior)"] + [
                 f"after {e} episode{'s' if e > 1 else ''} of context" for e in outcome.steps[1:]]
         outcome.references = {k: float(v.mean()) for k, v in family.references(batch.params, 0).items()}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import math
 import threading
 import time
@@ -67,24 +66,6 @@ class RLResult:
     baseline_final_distance: np.ndarray | None = None
     seconds: float = 0.0
     note: str = ""  # e.g. why frames are not shown
-
-
-class _CancellableFamily:
-    """The family as ``evaluate`` sees it in the playground: the same in every respect, except that its render
-    is cancellable too (MuJoCo frames take a second or more; a family's render that takes ``cancel`` checks
-    it between frames)."""
-
-    def __init__(self, family, cancel):
-        self._family, self._cancel = family, cancel
-
-    def __getattr__(self, name):
-        return getattr(self._family, name)
-
-    def render(self, *args, **kwargs):
-        Cancelled.raise_if_set(self._cancel)
-        if self._cancel is not None and "cancel" in inspect.signature(self._family.render).parameters:
-            kwargs["cancel"] = self._cancel
-        return self._family.render(*args, **kwargs)
 
 
 def _family_of(model):
@@ -232,8 +213,7 @@ class RLSession:
             learner = copy.copy(learner)
             learner.cfg = dataclasses.replace(learner.cfg, **changes)
         curve_steps = steps - 1 if mode == TRIAL else steps
-        family = self.family if cancel is None else _CancellableFamily(self.family, cancel)
-        outcome = learner.evaluate(family, batch, curve_steps, render, cancel=cancel)
+        outcome = learner.evaluate(self.family, batch, curve_steps, render, cancel=cancel)
         returns = np.asarray(outcome.per_task, dtype=np.float64)[0].copy()
         payload = outcome.payload
         names = list((payload or {}).get("step_names") or [])

@@ -109,7 +109,7 @@ class Bandits(RLFamily):
                                 self.cfg.reference_runs, rng)
         return {k: torch.as_tensor(v) for k, v in refs.items()}
 
-    def render(self, task_params, episodes, steps):
+    def render(self, task_params, episodes, steps, cancel=None):
         k = self.cfg.arms
         hist = []
         for ep in episodes:

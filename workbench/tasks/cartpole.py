@@ -181,7 +181,7 @@ class CartPolePhysics(RLFamily):
     def playground_params(self):
         return physics_params(self.cfg, PARAMS, LABELS)
 
-    def render(self, task_params, episodes, steps):
+    def render(self, task_params, episodes, steps, cancel=None):
         """Frames of one episode (task 0, trajectory 0) after each adaptation step."""
         task = {k: float(v) for k, v in zip(PARAMS, task_params[0].detach().cpu().tolist())}
         frames, returns = fr.episode_frames(episodes, lambda obs, act: draw(obs, task["pole_length"], act))

@@ -73,7 +73,7 @@ class Navigation(RLFamily):
         return [TaskParam("goal_x", "goal x", lo, hi, lo + 0.8 * (hi - lo)),
                 TaskParam("goal_y", "goal y", lo, hi, lo + 0.3 * (hi - lo))]
 
-    def render(self, task_params, episodes, steps):
+    def render(self, task_params, episodes, steps, cancel=None):
         """Trajectories (from the origin) of a few episodes after each adaptation step, with the goal."""
         n_show = min(4, episodes[0].obs.shape[1])
         paths = []

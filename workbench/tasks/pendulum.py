@@ -133,7 +133,7 @@ class PendulumPhysics(RLFamily):
     def playground_params(self):
         return physics_params(self.cfg, PARAMS, LABELS)
 
-    def render(self, task_params, episodes, steps):
+    def render(self, task_params, episodes, steps, cancel=None):
         """Frames of one episode (task 0, trajectory 0) after each adaptation step."""
         task = {k: float(v) for k, v in zip(PARAMS, task_params[0].detach().cpu().tolist())}
         bound = max(2.2, 1.1 * self.cfg.length_high)  # the same scale for every task of the family

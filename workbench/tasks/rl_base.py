@@ -99,8 +99,9 @@ class RLFamily:
     def make_env(self, task_params: torch.Tensor) -> BatchedEnv:
         raise NotImplementedError
 
-    def render(self, task_params: torch.Tensor, episodes: list, steps: list[int]) -> dict:
-        """Payload for the rollout view from the episodes collected after 0..S adaptation steps."""
+    def render(self, task_params: torch.Tensor, episodes: list, steps: list[int], cancel=None) -> dict:
+        """Payload for the rollout view from the episodes collected after 0..S adaptation steps.  ``cancel``
+        (a threading.Event, or None) is for renders slow enough to check it as they go (MuJoCo frames)."""
         raise NotImplementedError
 
     def references(self, task_params: torch.Tensor, seed: int, pulls: int | None = None) -> dict[str, torch.Tensor]:

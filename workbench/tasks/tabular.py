@@ -74,7 +74,7 @@ class TabularMDP(RLFamily):
         return TabularBatch(task_params[:, : s * a * s].reshape(n, s, a, s), task_params[:, s * a * s:].reshape(n, s, a),
                             self.cfg)
 
-    def render(self, task_params, episodes, steps):
+    def render(self, task_params, episodes, steps, cancel=None):
         visits = []
         for ep in episodes:
             v = ep.obs.sum((1, 2)) if ep.obs.shape[-1] == self.cfg.states else ep.obs[..., : self.cfg.states].sum((1, 2))
