@@ -254,12 +254,15 @@ class Adaptation:
         self._reported = self.step
         return StepResult(self.step, self.grid_x.copy(), pred, bpred, sl, ql, bsl, bql)
 
-    def advance(self) -> StepResult:
-        """One more inner step of the model and the baseline."""
+    def _take_step(self) -> None:
         self.learner.step()
         if self.base is not None:
             self.base.step()
         self.step += 1
+
+    def advance(self) -> StepResult:
+        """One more inner step of the model and the baseline."""
+        self._take_step()
         return self.result()
 
     def skip(self, n_steps: int, cancel: threading.Event | None = None) -> None:
@@ -267,10 +270,7 @@ class Adaptation:
         for _ in range(int(n_steps)):
             if cancel is not None and cancel.is_set():
                 return
-            self.learner.step()
-            if self.base is not None:
-                self.base.step()
-            self.step += 1
+            self._take_step()
         self._reported = self.step
 
     def run(self, n_steps: int, cancel: threading.Event | None = None) -> Iterator[StepResult]:

@@ -40,7 +40,7 @@ def make_settings() -> QSettings:
     return QSettings("workbench", "Meta-Learning Workbench")
 
 
-def _fmt_time(seconds: float) -> str:
+def fmt_time(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
@@ -748,10 +748,10 @@ class MainWindow(QMainWindow):
             if self.run_state == "running":  # speed and ETA only mean something while training
                 self._set_text(self.speed_label, f"{last.its_per_sec:,.0f} it/s")
                 eta = (self.total_iterations - last.iteration) / max(last.its_per_sec, 1e-9)
-                self._set_text(self.eta_label, f"ETA {_fmt_time(eta)}")
+                self._set_text(self.eta_label, f"ETA {fmt_time(eta)}")
             self.progress.setValue(int(1000 * last.iteration / max(1, self.total_iterations)))
         if self.running:
-            self._set_text(self.elapsed_label, f"elapsed {_fmt_time(time.monotonic() - self.started_at)}")
+            self._set_text(self.elapsed_label, f"elapsed {fmt_time(time.monotonic() - self.started_at)}")
 
     @staticmethod
     def _set_text(label: QLabel, text: str) -> None:
@@ -817,7 +817,7 @@ class MainWindow(QMainWindow):
         self.clear_plots()
         self.bundle_path = path
         self.settings.setValue("lastModelDir", str(path.parent))
-        if not self.playground.busy():
+        if not self.playground.busy():  # its own copy: its thread and the evaluation's share no learner state
             self.playground.set_model(path)
         self.act_open_model.setEnabled(False)
         self.statusBar().showMessage(f"Evaluating {path.name} on {tasks} fresh tasks…", 0)

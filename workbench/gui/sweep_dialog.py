@@ -27,6 +27,8 @@ from workbench.core.config import ExperimentConfig, RunConfig, fields_of
 from workbench.core.errors import ConfigError, WorkbenchError
 from workbench.core.sweep import format_value
 
+from .main_window import fmt_time
+
 DRAIN_MS = 33  # ~30 Hz
 MAX_SEEDS = 1000
 ERROR_COLOR = "#ff5c5c"
@@ -117,11 +119,6 @@ def _literal(value) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _item(text: str, tooltip: str = "", align=None) -> QTableWidgetItem:
@@ -538,7 +535,7 @@ class SweepDialog(QDialog):
         counts: dict[str, int] = {}
         for s in self._row_status:
             counts[s] = counts.get(s, 0) + 1
-        elapsed = _fmt_time((_dt.datetime.now() - job.started_at).total_seconds())
+        elapsed = fmt_time((_dt.datetime.now() - job.started_at).total_seconds())
         if job.force_event.is_set():
             lead = "Cancelling the trials…"
         elif job.stop_event.is_set():
@@ -568,7 +565,7 @@ class SweepDialog(QDialog):
             self._fill_results(result)
             counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
             self._set_summary(f"Sweep {result.sweep_id}: {len(result.trials)} trial(s), {counts} "
-                              f"in {_fmt_time(result.wall_seconds)}; runs in {result.runs_dir}")
+                              f"in {fmt_time(result.wall_seconds)}; runs in {result.runs_dir}")
             failed = [t for t in result.trials if t.status == "failed"]
             if failed:
                 more = f" (and {len(failed) - 1} more; see the Status tooltips)" if len(failed) > 1 else ""
