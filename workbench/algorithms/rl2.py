@@ -84,6 +84,8 @@ class GRUPolicy:
     @staticmethod
     def input_gates(params, x):
         """The input's share of the gates, x W_x + b_x: for one step (M, in) or a whole sequence (M, T, in)."""
+        if x.dim() == 2:
+            return torch.addmm(params[2], x, params[0])
         return torch.matmul(x, params[0]) + params[2]
 
     def cell_from_gates(self, params, gx, h):
@@ -93,7 +95,7 @@ class GRUPolicy:
         rz = torch.sigmoid(gx[:, :2 * n] + gh[:, :2 * n])
         r, z = rz[:, :n], rz[:, n:]
         c = torch.tanh(gx[:, 2 * n:] + r * gh[:, 2 * n:])
-        return (1 - z) * c + z * h
+        return c + z * (h - c)  # (1 - z) c + z h
 
     def cell(self, params, x, h):
         return self.cell_from_gates(params, self.input_gates(params, x), h)
