@@ -149,7 +149,7 @@ def _train(args) -> int:
         config = ExperimentConfig.load(path, overrides)
         out = Path(args.out) if args.out else Path("runs") / (
             f"{safe_run_name(config.meta.name)}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
-        trainer = Trainer(config, out, callbacks)
+        trainer = Trainer(config, out, callbacks, unique_name=not args.out)  # a default name is made unique
 
     previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(trainer))
     try:

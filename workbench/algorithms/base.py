@@ -47,11 +47,12 @@ class MetaLearner:
         loss = self.outer_loss(self.params, batch.xs, batch.ys, batch.xq, batch.yq)
         return {"loss": self.gradient_step(loss, self.optimizer)}
 
-    def evaluate(self, family, batch, steps: int, render_tasks: int):
-        """Adaptation curves of the held-out tasks (and a render of the first few): an EvalOutcome."""
+    def evaluate(self, family, batch, steps: int, render_tasks: int, cancel=None):
+        """Adaptation curves of the held-out tasks (and a render of the first few): an EvalOutcome.
+        ``cancel`` (a threading.Event, or None) is checked between inner steps (raises Cancelled)."""
         from workbench.core.evaluation import supervised_outcome
 
-        return supervised_outcome(self.params, self.adaptation_rule(), family, batch, steps, render_tasks)
+        return supervised_outcome(self.params, self.adaptation_rule(), family, batch, steps, render_tasks, cancel)
 
     def default_eval_steps(self) -> list[int]:
         """The points of the adaptation curve ``workbench eval`` reports when not told: before adaptation and

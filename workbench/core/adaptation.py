@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.core.errors import Cancelled
 from workbench.models import mlp
 
 
@@ -41,14 +42,16 @@ def inner_step(params: list[torch.Tensor], rule: AdaptationRule, xs: torch.Tenso
 
 @torch.no_grad()
 def adaptation_curve(params: list[torch.Tensor], rule: AdaptationRule, xs, ys, xq, yq, steps: int,
-                     grid: torch.Tensor | None = None):
+                     grid: torch.Tensor | None = None, cancel=None):
     """Query MSE of each task after 0..steps inner steps, and optionally predictions on ``grid``.
 
-    Returns ``losses`` (B, steps+1) and ``preds`` (B, steps+1, G, out) or None.
+    Returns ``losses`` (B, steps+1) and ``preds`` (B, steps+1, G, out) or None.  ``cancel`` (a
+    threading.Event, or None) is checked before every step: a set event raises :class:`Cancelled`.
     """
     fast = [p.detach() for p in params]
     losses, preds = [], []
     for s in range(steps + 1):
+        Cancelled.raise_if_set(cancel)
         if s > 0:
             fast = inner_step(fast, rule, xs, ys)
         losses.append(mlp.mse(mlp.forward(fast, xq, rule.activation), yq))

@@ -25,3 +25,10 @@ class Cancelled(WorkbenchError):
         """Raise if ``cancel`` (a threading.Event, or None) is set: the check between adaptation steps."""
         if cancel is not None and cancel.is_set():
             raise cls("cancelled")
+
+
+def with_path(error: OSError, path) -> OSError:
+    """The same OS error, naming the file it happened on (a failed write to an open file names none)."""
+    if error.filename is not None:
+        return error
+    return type(error)(error.errno, error.strerror or str(error), str(path))

@@ -39,14 +39,16 @@ def copy_evaluation(e: ev.Evaluation) -> ev.Evaluation:
 
 
 def supervised_outcome(params: list[torch.Tensor], rule: AdaptationRule, family, batch, steps: int,
-                       render_tasks: int) -> EvalOutcome:
-    """Query MSE of every held-out task after 0..steps inner steps, and the render of the first few."""
-    losses, _ = adaptation_curve(params, rule, batch.xs, batch.ys, batch.xq, batch.yq, steps)
+                       render_tasks: int, cancel=None) -> EvalOutcome:
+    """Query MSE of every held-out task after 0..steps inner steps, and the render of the first few.
+    ``cancel`` (a threading.Event, or None) is checked between inner steps (raises Cancelled)."""
+    losses, _ = adaptation_curve(params, rule, batch.xs, batch.ys, batch.xq, batch.yq, steps, cancel=cancel)
     outcome = EvalOutcome("mse", losses.double().cpu().numpy(), list(range(steps + 1)), rule.steps)
     r = min(render_tasks, len(batch))
     if r > 0:
         sub = type(batch)(batch.params[:r], batch.xs[:r], batch.ys[:r], batch.xq[:r], batch.yq[:r])
         grid = family.input_grid().to(batch.xs.device)
-        _, preds = adaptation_curve(params, rule, sub.xs, sub.ys, sub.xq, sub.yq, steps, grid.expand(r, *grid.shape))
+        _, preds = adaptation_curve(params, rule, sub.xs, sub.ys, sub.xq, sub.yq, steps, grid.expand(r, *grid.shape),
+                                    cancel=cancel)
         outcome.payload = family.render(sub, preds, grid, outcome.steps)
     return outcome

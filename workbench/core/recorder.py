@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import datetime as _dt
 import io
 import json
@@ -22,6 +23,7 @@ import warnings
 from pathlib import Path
 
 from . import events as ev
+from .errors import ConfigError, with_path
 from .storage import atomic_write_text
 
 
@@ -39,7 +41,10 @@ class RunRecorder:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, config) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.toml", config.to_toml())
+        try:
+            atomic_write_text(self.run_dir / "config.toml", config.to_toml())
+        except OSError as e:
+            raise with_path(e, self.run_dir / "config.toml") from None
         old = read_status(self.run_dir) if self._resumed_at is not None else {}
         now = _dt.datetime.now(_dt.timezone.utc)
         self._info = {"started": old.get("started") or now.isoformat(timespec="seconds"),
@@ -77,78 +82,121 @@ class RunRecorder:
             except OSError:
                 pass
 
-    def truncate(self, iteration: int) -> None:
-        """Drop rows logged after ``iteration`` (a resumed run re-does them)."""
+    def truncate(self, iteration: int, keep_evaluation: bool = True) -> None:
+        """Drop rows logged after ``iteration`` (a resumed run re-does them), and the evaluation rows of
+        ``iteration`` itself unless ``keep_evaluation`` (the resumed run evaluates that iteration again).
+
+        Every file is read and checked before any is rewritten: a file that cannot be read is a
+        :class:`ConfigError` naming it, and nothing is changed."""
+        rewritten = []
         for name in ("metrics.csv", "eval.csv", "eval_tasks.csv"):
             path = self.run_dir / name
             if not path.exists():
                 continue
-            with path.open(newline="") as f:
-                rows = list(csv.reader(f))
+            try:
+                with path.open(newline="", encoding="utf-8") as f:
+                    rows = list(csv.reader(f))
+            except UnicodeDecodeError:
+                raise ConfigError(f"{path}: not a text file (invalid UTF-8); cannot resume") from None
+            except csv.Error as e:
+                raise ConfigError(f"{path}: not a CSV file ({e}); cannot resume") from None
+            except OSError as e:
+                raise ConfigError(f"{path}: cannot read ({e.strerror or e}); cannot resume") from None
             if not rows:
                 continue
             width = len(rows[0])  # a row of another width was cut short by a crash
-            kept = [rows[0]] + [r for r in rows[1:] if len(r) == width and _iteration_of(r) <= iteration]
+            last = iteration if keep_evaluation or name == "metrics.csv" else iteration - 1
+            kept = [rows[0]] + [r for r in rows[1:] if len(r) == width and _iteration_of(r) <= last]
             buf = io.StringIO()
             csv.writer(buf).writerows(kept)
-            atomic_write_text(path, buf.getvalue())
+            rewritten.append((path, buf.getvalue()))
             if name == "metrics.csv":
                 self._metric_keys = rows[0][3:]
+        for path, text in rewritten:
+            atomic_write_text(path, text)
         self._resumed_at = iteration
         if self._tensorboard:
             from .tensorboard import truncate_event_files
 
             self._tb_call(truncate_event_files, self.run_dir, iteration)
 
-    def _writer(self, name: str, header: list[str]) -> csv.writer:
-        if name not in self._writers:
-            path = self.run_dir / name
-            fresh = not path.exists() or path.stat().st_size == 0
-            f = path.open("a", newline="")
-            w = csv.writer(f)
-            if fresh:
-                w.writerow(header)
-            self._files[name], self._writers[name] = f, w
-        return self._writers[name]
-
-    def _flush(self) -> None:
-        for f in self._files.values():
-            f.flush()
+    def sync(self) -> None:
+        """Flush the CSVs to the disk (fsync): called before each checkpoint, so that a checkpoint on disk
+        never claims iterations whose rows are not."""
+        for name, f in self._files.items():
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as e:
+                raise with_path(e, self.run_dir / name) from None
         if self._tb is not None:
             self._tb_call(self._tb.flush)
 
+    def _writer(self, name: str, header: list[str]) -> csv.writer:
+        if name not in self._writers:
+            path = self.run_dir / name
+            try:
+                fresh = not path.exists() or path.stat().st_size == 0
+                f = path.open("a", newline="", encoding="utf-8")
+                w = csv.writer(f)
+                if fresh:
+                    w.writerow(header)
+            except OSError as e:
+                raise with_path(e, path) from None
+            self._files[name], self._writers[name] = f, w
+        return self._writers[name]
+
+    def _rows(self, name: str, header: list[str], rows) -> None:
+        """Append rows to one CSV; an OS error (a full disk) names the file."""
+        w = self._writer(name, header)
+        try:
+            w.writerows(rows)
+        except OSError as e:
+            raise with_path(e, self.run_dir / name) from None
+
     def _close(self) -> None:
-        for f in self._files.values():
-            f.close()
+        """Close the CSVs; a failure to write their last rows (a full disk) does not stop the others closing."""
+        first = None
+        for name, f in self._files.items():
+            try:
+                f.close()
+            except OSError as e:
+                first = first or with_path(e, self.run_dir / name)
         self._files.clear()
         self._writers.clear()
         if self._tb is not None:
             self._tb_call(self._tb.close)
             self._tb = None
+        if first is not None:
+            raise first
 
     def _status(self, status: str, message: str, **extra) -> None:
-        atomic_write_text(self.run_dir / "status.json",
-                          json.dumps({"status": status, "message": message, **extra, **self._info}, indent=1))
+        path = self.run_dir / "status.json"
+        text = json.dumps({"status": status, "message": message, **extra, **self._info}, indent=1)
+        try:
+            atomic_write_text(path, text)
+        except OSError as e:
+            if e.errno != errno.ENOSPC or not _overwrite_in_place(path, text.encode("utf-8")):
+                raise with_path(e, path) from None
 
     # -- events ------------------------------------------------------------------------------------
     def __call__(self, event) -> None:
         if isinstance(event, ev.IterationMetrics):
             if self._metric_keys is None:
                 self._metric_keys = sorted(event.metrics)
-            w = self._writer("metrics.csv", ["iteration", "elapsed", "its_per_sec", *self._metric_keys])
-            w.writerow([event.iteration, f"{event.elapsed:.4f}", f"{event.its_per_sec:.2f}",
-                        *(repr(event.metrics.get(k, float("nan"))) for k in self._metric_keys)])
+            self._rows("metrics.csv", ["iteration", "elapsed", "its_per_sec", *self._metric_keys],
+                       [[event.iteration, f"{event.elapsed:.4f}", f"{event.its_per_sec:.2f}",
+                         *(repr(event.metrics.get(k, float("nan"))) for k in self._metric_keys)]])
             if self._tb is not None:
                 self._tb_call(self._tb.add_scalars, event.iteration,
                               {f"train/{k}": v for k, v in event.metrics.items()})
         elif isinstance(event, ev.Evaluation):
-            w = self._writer("eval.csv", ["iteration", "step", "mean", "ci95"])
-            for s, m, c in zip(event.steps, event.mean, event.ci95):
-                w.writerow([event.iteration, s, repr(float(m)), repr(float(c))])
-            wt = self._writer("eval_tasks.csv", ["iteration", "task", "step", event.metric])
-            for t, row in enumerate(event.per_task):
-                for s, v in zip(event.steps, row):
-                    wt.writerow([event.iteration, t, s, repr(float(v))])
+            self._rows("eval.csv", ["iteration", "step", "mean", "ci95"],
+                       ([event.iteration, s, repr(float(m)), repr(float(c))]
+                        for s, m, c in zip(event.steps, event.mean, event.ci95)))
+            self._rows("eval_tasks.csv", ["iteration", "task", "step", event.metric],
+                       ([event.iteration, t, s, repr(float(v))]
+                        for t, row in enumerate(event.per_task) for s, v in zip(event.steps, row)))
             self._info["last_eval"] = {"iteration": event.iteration, "metric": event.metric,
                                        "trained_steps": min(event.trained_steps, len(event.mean) - 1),
                                        "before": _num(event.before), "after": _num(event.after)}
@@ -157,16 +205,30 @@ class RunRecorder:
                 self._tb_call(self._tb.add_scalars, event.iteration,
                               {"eval/before": event.before, "eval/after": event.after,
                                **{f"eval/reference/{k}": v for k, v in event.references.items()}})
-        elif isinstance(event, ev.CheckpointSaved):
-            self._flush()
         elif isinstance(event, ev.RunFinished):
             if self._tb is not None:
                 from .tensorboard import STATUS_FAILURE, STATUS_SUCCESS, STATUS_UNKNOWN
 
                 code = {"finished": STATUS_SUCCESS, "failed": STATUS_FAILURE}.get(event.status, STATUS_UNKNOWN)
                 self._tb_call(self._tb.add_session_end, code, event.iteration)
-            self._close()
-            self._status(event.status, event.message, iteration=event.iteration, bundle=event.bundle_path)
+            try:
+                self._close()
+            finally:  # the status is written even when the CSVs' last rows could not be
+                self._status(event.status, event.message, iteration=event.iteration, bundle=event.bundle_path)
+
+
+def _overwrite_in_place(path: Path, data: bytes) -> bool:
+    """Rewrite a small file in its own blocks: on a full disk the atomic write-and-rename has no room for
+    its temporary copy, but the status of the run that the full disk failed must still be recorded."""
+    try:
+        with path.open("r+b") as f:
+            f.write(data)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+    except OSError:
+        return False
 
 
 def _num(x: float) -> float | None:

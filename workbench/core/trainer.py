@@ -7,6 +7,7 @@ listen to the same typed events (:mod:`workbench.core.events`).  ``pause()``, ``
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -20,14 +21,36 @@ from . import seeding
 from .evaluation import copy_evaluation, events_from
 from .bundle import write_bundle
 from .config import ExperimentConfig
-from .errors import ConfigError, TrainingDiverged
+from .budget import check_memory
+from .errors import Cancelled, ConfigError, TrainingDiverged, with_path
 from .recorder import RunRecorder
 from .registry import ALGORITHMS, FAMILIES
+from .runlock import LOCK, RunLock
 from .storage import UnreadableFile, load_tensors, save_tensors
 
 CHECKPOINT = "checkpoint.safetensors"
 BUNDLE = "model.safetensors"
 CONFIG = "config.toml"
+SWEEP = "sweep.json"  # written by a sweep into its trial's folder before the trainer starts
+
+
+# what a killed atomic write (storage.atomic_write_bytes) leaves behind in a run folder: .<name>.<random>.tmp
+_TEMPORARY = re.compile(r"^\.(checkpoint\.safetensors|model\.safetensors|model\.onnx|status\.json|config\.toml|"
+                        r"metrics\.csv|eval\.csv|eval_tasks\.csv|sweep\.json)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[str]:
+    """Delete the temporary files that a write killed half-way left in a run folder (only names the
+    workbench's own atomic writes use; call with the folder's lock held).  Returns the names removed."""
+    removed = []
+    for p in run_dir.iterdir():
+        if _TEMPORARY.match(p.name) and p.is_file() and not p.is_symlink():
+            try:
+                p.unlink()
+                removed.append(p.name)
+            except OSError:
+                pass
+    return removed
 
 
 def _status(run_dir: Path) -> str:
@@ -82,7 +105,7 @@ def default_threads() -> int:
 
 class Trainer:
     def __init__(self, config: ExperimentConfig, run_dir: str | Path | None = None,
-                 callbacks: list[Callable] = (), _resuming: bool = False):
+                 callbacks: list[Callable] = (), _resuming: bool = False, unique_name: bool = False):
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._callbacks = list(callbacks)
@@ -91,6 +114,7 @@ class Trainer:
         except ConfigError as e:
             raise ConfigError(f"run.device: {e}") from None
         self.family = FAMILIES.get(config.family)(config.task)
+        check_memory(config, self.family)  # before anything large is allocated
         self.algo_cls = ALGORITHMS.get(config.algorithm_name)
         from workbench.models.mlp import MLPSpec
 
@@ -107,15 +131,66 @@ class Trainer:
         self.elapsed = 0.0
         self.last_metrics: dict[str, float] = {}
         self.last_eval: ev.Evaluation | None = None
+        self._eval_pending = False  # the evaluation due at self.iteration was cancelled by a stop
         self._pause = threading.Event()
         self._stop = threading.Event()
         self.recorder: RunRecorder | None = None
+        self._lock: RunLock | None = None
         if self.run_dir is not None:
-            if not _resuming and (self.run_dir / CONFIG).exists():
-                raise ConfigError(f"{self.run_dir}: already holds a run; resume it with --resume "
-                                  f"or choose another output directory")
+            self.run_dir = self._take_folder(self.run_dir, _resuming, unique_name)
             self.recorder = RunRecorder(self.run_dir)
             self._callbacks.insert(0, self.recorder)
+
+    def _take_folder(self, run_dir: Path, resuming: bool, unique_name: bool) -> Path:
+        """Create (or open) the run folder and hold its lock; refuse a folder that holds something else.
+
+        With ``unique_name``, ``run_dir`` is a base name: the first of run_dir, run_dir-2, run_dir-3, ...
+        that this process creates itself is taken (several trainings started in the same second each get
+        their own folder)."""
+        if unique_name:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            for n in range(1, 10_000):
+                candidate = run_dir if n == 1 else run_dir.with_name(f"{run_dir.name}-{n}")
+                try:
+                    candidate.mkdir()
+                    run_dir = candidate
+                    break
+                except FileExistsError:
+                    continue
+            else:
+                raise ConfigError(f"{run_dir}: no free run name")
+        elif run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"{run_dir}: exists and is not a folder; choose another output folder")
+        if not resuming and run_dir.is_dir():
+            self._refuse_occupied(run_dir)  # before the lock file: a foreign folder is left exactly as it was
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = RunLock(run_dir).acquire()
+        try:
+            if not resuming:
+                self._refuse_occupied(run_dir)  # again, now that no other trainer can be starting in it
+            remove_stale_temporaries(run_dir)
+        except BaseException:
+            self._lock.release()
+            raise
+        return run_dir
+
+    @staticmethod
+    def _refuse_occupied(run_dir: Path) -> None:
+        """A new run takes a new or empty folder: refuse a run's folder and a folder of anything else."""
+        if (run_dir / CONFIG).exists():
+            raise ConfigError(f"{run_dir}: already holds a run; resume it with --resume {run_dir} "
+                              f"or choose another output folder")
+        foreign = sorted(p.name for p in run_dir.iterdir()
+                         if p.name not in (LOCK, SWEEP) and not _TEMPORARY.match(p.name))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ConfigError(f"{run_dir}: not empty and not a workbench run (holds {shown}); a run needs a new "
+                              f"or empty folder, so that nothing there is overwritten")
+
+    def release(self) -> None:
+        """Let go of the run folder (the run is over); called by :meth:`run` on every way out."""
+        if self._lock is not None:
+            self._lock.release()
 
     # -- control (any thread) ----------------------------------------------------------------------
     def pause(self) -> None:
@@ -142,6 +217,12 @@ class Trainer:
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, callbacks: list[Callable] = (), iterations: int | None = None,
                      overrides: list[str] = ()) -> "Trainer":
+        """Continue a run from its last checkpoint, to exactly the results of an uninterrupted run.
+
+        A run killed before its first checkpoint starts again from iteration 0 with its own config.  The
+        rows it logged after the checkpoint are dropped (they are redone), and so are the checkpoint's own
+        evaluation rows when that evaluation is redone (the final one, when the run died before its bundle).
+        Every value of the checkpoint is checked before any file is touched."""
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: no such run directory")
@@ -151,33 +232,49 @@ class Trainer:
         if iterations is not None:
             overrides.append(f"run.iterations={iterations}")
         config = ExperimentConfig.load(run_dir / CONFIG, overrides)
-        try:
-            tensors, meta = load_tensors(run_dir / CHECKPOINT)
-        except UnreadableFile as e:
-            raise ConfigError(f"{run_dir / CHECKPOINT}: cannot resume: {e}") from None
-        done = int(meta.get("iteration", -1))
-        if (meta.get("algorithm"), meta.get("family")) != (config.algorithm_name, config.family):
-            raise ConfigError(f"{run_dir / CHECKPOINT}: the checkpoint is {meta.get('algorithm')} on "
-                              f"{meta.get('family')}, but {run_dir / CONFIG} says {config.algorithm_name} on "
-                              f"{config.family}")
+        ckpt = run_dir / CHECKPOINT
+        if ckpt.exists() or ckpt.is_symlink():
+            try:
+                tensors, meta = load_tensors(ckpt)
+            except UnreadableFile as e:
+                raise ConfigError(f"{ckpt}: cannot resume: {e}") from None
+            done, elapsed, evaluated = _checked_meta(ckpt, meta, config)
+        else:  # killed before its first checkpoint: start again from the beginning
+            tensors, done, elapsed, evaluated = None, 0, 0.0, False
         if config.run.iterations < done or (config.run.iterations == done and _status(run_dir) == "finished"):
             raise ConfigError(f"{run_dir}: the run is at iteration {done} of {config.run.iterations}; pass "
                               f"--iterations N with N > {done} to train further")
         trainer = cls(config, run_dir, callbacks, _resuming=True)
+        if tensors is not None:
+            try:
+                trainer.learner.load_state_tensors({k: v.to(trainer.device) for k, v in tensors.items()})
+                trainer.task_gen.set_state(_generator_state(ckpt, tensors, trainer.task_gen))
+            except ConfigError:
+                trainer.release()
+                raise
+            except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+                trainer.release()
+                raise ConfigError(f"{ckpt}: checkpoint does not match the run's config ({e})") from None
+        trainer.iteration, trainer.elapsed = done, elapsed
+        trainer._eval_pending = not evaluated
+        # the evaluation run() does first (at iteration 0, a cancelled one) or last (the final one, when the
+        # run died between its final checkpoint and its bundle) replaces the rows it logged before
+        redo = done == 0 or not evaluated or done >= config.run.iterations
         try:
-            trainer.learner.load_state_tensors({k: v.to(trainer.device) for k, v in tensors.items()})
-            trainer.task_gen.set_state(tensors["task_generator"])
-            trainer.iteration = int(meta["iteration"])
-            trainer.elapsed = float(meta.get("elapsed", 0.0))
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"{run_dir / CHECKPOINT}: checkpoint does not match the run's config ({e})") from None
-        trainer.recorder.truncate(trainer.iteration)
+            trainer.recorder.truncate(done, keep_evaluation=not redo)
+        except BaseException:
+            trainer.release()
+            raise
         return trainer
 
     # -- work ------------------------------------------------------------------------------------
     def evaluate(self) -> ev.Evaluation:
+        """Evaluate on the held-out tasks; a stop request cancels it (raises :class:`Cancelled`)."""
         cfg = self.config.run
-        outcome = self.learner.evaluate(self.family, self.eval_batch, cfg.eval_steps, cfg.render_tasks)
+        self._eval_pending = True
+        outcome = self.learner.evaluate(self.family, self.eval_batch, cfg.eval_steps, cfg.render_tasks,
+                                        cancel=self._stop)
+        self._eval_pending = False
         evaluation, render = events_from(self.iteration, outcome)
         self.last_eval = evaluation
         self.emit(copy_evaluation(evaluation))
@@ -191,8 +288,14 @@ class Trainer:
         tensors = self.learner.state_tensors()
         tensors["task_generator"] = self.task_gen.get_state()
         path = self.run_dir / CHECKPOINT
-        save_tensors(path, tensors, {"iteration": self.iteration, "elapsed": self.elapsed,
-                                     "algorithm": self.config.algorithm_name, "family": self.config.family})
+        if self.recorder is not None:
+            self.recorder.sync()  # every row up to this iteration is on disk before the checkpoint says so
+        try:
+            save_tensors(path, tensors, {"iteration": self.iteration, "elapsed": self.elapsed,
+                                         "evaluated": not self._eval_pending,
+                                         "algorithm": self.config.algorithm_name, "family": self.config.family})
+        except OSError as e:  # the previous checkpoint is still in place (the write is atomic)
+            raise with_path(e, path) from None
         self.emit(ev.CheckpointSaved(self.iteration, str(path)))
         return path
 
@@ -210,9 +313,43 @@ class Trainer:
             if self.run_dir is None:
                 return None
             path = self.run_dir / BUNDLE
-        return write_bundle(path, self.learner, self.config, self.summary())
+        try:
+            return write_bundle(path, self.learner, self.config, self.summary())
+        except OSError as e:
+            raise with_path(e, path) from None
 
     def run(self) -> ev.RunFinished:
+        """Train to ``run.iterations``; returns (and emits) the :class:`RunFinished` event.
+
+        Every way a run can end is an ending: finished, stopped (between iterations, or during an
+        evaluation), or failed — a diverged loss, an error of the algorithm, out of memory, a full disk —
+        with the reason in status.json and the last good checkpoint kept.  Only a second Ctrl-C
+        (KeyboardInterrupt) leaves it as it is."""
+        try:
+            return self._run()
+        except Exception as e:  # noqa: BLE001 - any failure ends the run cleanly, with its reason
+            return self._fail(e)
+        finally:
+            self.release()
+
+    def _fail(self, error: BaseException) -> ev.RunFinished:
+        ckpt = self.run_dir / CHECKPOINT if self.run_dir else None
+        kept = (f"the last good checkpoint ({ckpt}) is kept" if ckpt and ckpt.exists()
+                else "no checkpoint had been written yet")
+        message = f"training stopped at iteration {self.iteration + 1}: {describe_failure(error)}; {kept}"
+        finished = ev.RunFinished("failed", self.iteration, None, message)
+        problems = []
+        for cb in self._callbacks:  # every listener hears the end, even if one of them cannot write
+            try:
+                cb(finished)
+            except Exception as e:  # noqa: BLE001 - e.g. status.json on the full disk that failed the run
+                problems.append(describe_failure(e))
+        if problems:
+            finished = ev.RunFinished("failed", self.iteration, None,
+                                      f"{message} (and the run's status could not be recorded: {problems[0]})")
+        return finished
+
+    def _run(self) -> ev.RunFinished:
         cfg = self.config.run
         torch.set_num_threads(cfg.threads or default_threads())
         total = cfg.iterations
@@ -222,11 +359,11 @@ class Trainer:
         self.emit(ev.RunStarted(str(self.run_dir) if self.run_dir else None, self.iteration, total,
                                 str(self.device), self.config.family, self.config.algorithm_name,
                                 self.learner.train_metric, self.learner.eval_metric))
-        if self.iteration == 0:
-            self.evaluate()
         window: deque[tuple[int, float]] = deque(maxlen=64)
         status, message = "finished", ""
         try:
+            if self.iteration == 0 or self._eval_pending:
+                self.evaluate()
             while self.iteration < total:
                 if self._pause.is_set() and not self._stop.is_set():
                     self.emit(ev.Paused(self.iteration))
@@ -252,19 +389,57 @@ class Trainer:
                     self.evaluate()
                 if self.iteration % cfg.checkpoint_interval == 0 and self.iteration < total:
                     self.checkpoint()
+            if status == "finished" and (self.last_eval is None or self.last_eval.iteration != self.iteration):
+                self.evaluate()
+        except Cancelled:  # a stop during an evaluation: the checkpoint says it is still due
+            status = "stopped"
         except TrainingDiverged as e:
-            ckpt = self.run_dir / CHECKPOINT if self.run_dir else None
-            kept = (f"the last good checkpoint ({ckpt}) is kept" if ckpt and ckpt.exists()
-                    else "no checkpoint had been written yet")
-            message = f"training stopped at iteration {self.iteration + 1}: {e}; {kept}"
-            finished = ev.RunFinished("failed", self.iteration, None, message)
-            self.emit(finished)
-            return finished
-        if status == "finished" and (self.last_eval is None or self.last_eval.iteration != self.iteration):
-            self.evaluate()
+            return self._fail(e)
         self.checkpoint()
         bundle = self.export()
         finished = ev.RunFinished(status, self.iteration, str(bundle) if bundle else None, message)
         self.emit(finished)
         return finished
 
+
+def describe_failure(error: BaseException) -> str:
+    """One line for the user: what failed, with the file for an OS error and a hint for memory."""
+    if isinstance(error, OSError) and error.strerror:
+        where = error.filename if error.filename is not None else "a file of the run"
+        return f"{where}: {error.strerror}"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text:
+        return f"out of memory ({text or type(error).__name__}); make the network, the meta-batch or the evaluation smaller"
+    if isinstance(error, TrainingDiverged):
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _checked_meta(path: Path, meta: dict, config: ExperimentConfig) -> tuple[int, float, bool]:
+    """(iteration, elapsed seconds, evaluated) of a checkpoint's metadata, or a ConfigError naming the bad key."""
+    if (meta.get("algorithm"), meta.get("family")) != (config.algorithm_name, config.family):
+        raise ConfigError(f"{path}: the checkpoint is {meta.get('algorithm')} on {meta.get('family')}, but the "
+                          f"run's {CONFIG} says {config.algorithm_name} on {config.family}")
+    it = meta.get("iteration")
+    if not isinstance(it, int) or isinstance(it, bool) or not 0 <= it <= 10_000_000:
+        raise ConfigError(f"{path}: iteration: {it!r}: expected an integer from 0 to 10000000")
+    elapsed = meta.get("elapsed", 0.0)
+    if (not isinstance(elapsed, (int, float)) or isinstance(elapsed, bool) or elapsed != elapsed
+            or not 0 <= elapsed < float("inf")):
+        raise ConfigError(f"{path}: elapsed: {elapsed!r}: expected a number of seconds >= 0")
+    evaluated = meta.get("evaluated", True)
+    if not isinstance(evaluated, bool):
+        raise ConfigError(f"{path}: evaluated: {evaluated!r}: expected true or false")
+    return it, float(elapsed), evaluated
+
+
+def _generator_state(path: Path, tensors: dict, generator: torch.Generator) -> torch.Tensor:
+    """The checkpoint's task-generator state, if it has the dtype and size of ``generator``'s."""
+    state = tensors.get("task_generator")
+    want = generator.get_state()
+    if state is None:
+        raise ConfigError(f"{path}: task_generator: missing")
+    if state.dtype != want.dtype or state.shape != want.shape:
+        raise ConfigError(f"{path}: task_generator: a {state.dtype} tensor of shape {tuple(state.shape)}; expected "
+                          f"{want.dtype} of shape {tuple(want.shape)}")
+    return state

@@ -29,14 +29,21 @@ def linear_baseline(ep: Episodes, returns: torch.Tensor, reg: float = 1e-5) -> t
     b, n, h = ep.rewards.shape
     x = baseline_features(ep).reshape(b, n * h, -1)
     y = (returns * ep.mask).reshape(b, n * h, 1)
-    xtx, xty = x.transpose(1, 2) @ x, x.transpose(1, 2) @ y
-    eye = torch.eye(x.shape[-1], device=x.device, dtype=x.dtype)
-    for _ in range(5):  # as the reference implementation: raise the ridge until the solve is finite
-        w = torch.linalg.solve(xtx + reg * eye, xty)
-        if torch.isfinite(w).all():
+    # float64 normal equations: in float32 a 1e-5 ridge vanishes next to diagonal entries of ~600, and
+    # identical feature columns (a constant observation) leave the system singular
+    x64, y64 = x.double(), y.double()
+    xtx, xty = x64.transpose(1, 2) @ x64, x64.transpose(1, 2) @ y64
+    eye = torch.eye(x.shape[-1], device=x.device, dtype=torch.float64)
+    w = torch.zeros_like(xty)
+    for _ in range(10):  # as the reference implementation: raise the ridge until the solve succeeds
+        w, info = torch.linalg.solve_ex(xtx + reg * eye, xty)
+        if not bool(info.any()) and bool(torch.isfinite(w).all()):
             break
         reg *= 10
-    return (x @ w).reshape(b, n, h) * ep.mask
+    else:  # still singular or non-finite (non-finite returns): no baseline for the tasks that failed
+        bad = (info != 0) | ~torch.isfinite(w).all(-1).all(-1)
+        w = torch.where(bad.view(-1, 1, 1), torch.zeros_like(w), w)
+    return (x64 @ w).to(x.dtype).reshape(b, n, h) * ep.mask
 
 
 def gae(ep: Episodes, gamma: float, lam: float, normalize: bool = True) -> torch.Tensor:
