@@ -12,6 +12,15 @@ All in one run, offscreen (no display needed):
 
 Targets: stall p99 <= 20 ms and max <= 100 ms; >= 25 redraws/s; >= 85% of headless it/s; < 100 MB growth;
 window visible <= 3 s after launch.
+
+And, on its own (--plot-cost), what one live frame of the meta-loss plot costs as the run grows: one
+MetaLossPlot (900x450, log scale, as for a loss) fed a synthetic loss series up to 10k, 1M and 3M iterations
+in the same process; at each size, frames of "30 new iterations, redraw(), processEvents()" (the paint of
+the offscreen window happens in processEvents), timed for redraw + paint:
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_responsiveness.py --plot-cost
+
+Target: median at 3M / median at 10k <= 1.5 (a frame's cost must not grow with the run's length).
 """
 from __future__ import annotations
 
@@ -23,6 +32,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
@@ -139,12 +150,85 @@ def gui_run(iterations: int) -> dict:
     return result
 
 
+def synthetic_loss(start: int, stop: int, rng) -> tuple:
+    """Iterations start..stop-1 of a noisy, decaying, positive training loss."""
+    x = np.arange(start, stop, dtype=np.float64)
+    return x, (0.05 + 2.0 / (1.0 + x / 2e4)) * np.exp(0.4 * rng.standard_normal(len(x)))
+
+
+def plot_cost(sizes=(10_000, 1_000_000, 3_000_000), frames: int = 200, batch: int = 30) -> dict:
+    """Median / max ms per live frame (redraw + Qt paint) of a MetaLossPlot at each run length: one plot per
+    length, their frames interleaved so that a busy machine weighs on every length alike."""
+    from PySide6.QtWidgets import QApplication
+
+    from workbench.gui.plots import MetaLossPlot
+
+    app = QApplication.instance() or QApplication([])
+    rng = np.random.default_rng(0)
+    plots, counts, fills, times = [], [], [], []
+    for size in sizes:
+        plot = MetaLossPlot()
+        plot.set_metric("loss")
+        plot.resize(900, 450)
+        plot.show()
+        t0, n = time.perf_counter(), 0
+        while n < size:  # the history, in batches of up to 100k
+            m = min(size - n, 100_000)
+            plot.add_iterations(*synthetic_loss(n + 1, n + 1 + m, rng))
+            n += m
+        fills.append(time.perf_counter() - t0)
+        plot.redraw(force_range=True)
+        plots.append(plot)
+        counts.append(n)
+        times.append([])
+    for _ in range(5):
+        app.processEvents()
+    for _ in range(frames):
+        for k, plot in enumerate(plots):
+            plot.add_iterations(*synthetic_loss(counts[k] + 1, counts[k] + 1 + batch, rng))
+            counts[k] += batch
+            t = time.perf_counter()
+            plot.redraw()  # a view-range check every RANGE_EVERY s falls where it falls, as live
+            app.processEvents()
+            times[k].append((time.perf_counter() - t) * 1000)
+        time.sleep(0.005)
+    out = {}
+    for size, plot, fill, ts in zip(sizes, plots, fills, times):
+        x = plot.raw.getData()[0]
+        out[size] = {"median": float(np.median(ts)), "max": max(ts), "fill_s": fill,
+                     "points": 0 if x is None else len(x)}
+        plot.close()
+    return out
+
+
+def _size(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else (
+        f"{n // 1000}k" if n % 1000 == 0 else str(n))
+
+
+def report_plot_cost(sizes) -> None:
+    res = plot_cost(sizes)
+    for size, r in res.items():
+        print(f"meta-loss plot, {_size(size)} iterations: {r['median']:.2f} ms per frame (median; max {r['max']:.1f} "
+              f"ms), {r['points']} points drawn; history fed in {r['fill_s']:.1f} s")
+    first, last = sizes[0], sizes[-1]
+    ratio = res[last]["median"] / res[first]["median"]
+    print(f"meta-loss plot frame cost {_size(last)}/{_size(first)}: {ratio:.2f} (target <= 1.5)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=20000)
     ap.add_argument("--startup-runs", type=int, default=3)
     ap.add_argument("--headless-seconds", type=float, default=10.0)
+    ap.add_argument("--plot-cost", action="store_true",
+                    help="only measure the meta-loss plot's per-frame cost at 10k, 1M and 3M iterations")
+    ap.add_argument("--plot-cost-sizes", type=lambda t: [int(float(v)) for v in t.split(",")],
+                    default=[10_000, 1_000_000, 3_000_000], help="run lengths for --plot-cost (comma separated)")
     args = ap.parse_args()
+    if args.plot_cost:
+        report_plot_cost(args.plot_cost_sizes)
+        return
 
     starts = startup_seconds(args.startup_runs)
     print(f"start-up to visible window: {', '.join(f'{s:.2f}' for s in starts)} s "

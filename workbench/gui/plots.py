@@ -20,6 +20,8 @@ pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", background="#1e
 
 PALETTE = ["#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7"]
 RANGE_EVERY = 0.5  # seconds between view-range updates
+CURVE_BUCKETS = 1024  # a live curve draws at most 2 * CURVE_BUCKETS + 1 points, however long the run
+MARKER_BUCKETS = 256  # the held-out markers: at most 2 * MARKER_BUCKETS + 1 evaluations drawn
 
 
 class GrowingSeries:
@@ -47,11 +49,6 @@ class GrowingSeries:
         self.n = 0
 
 
-def _log10(y: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
-
-
 def cache_static_parts(plot: pg.PlotItem) -> None:
     """Blit axes, grid and legend from pixmap caches: redrawn only when the view range changes.
     (Replaying the grid's picture was two thirds of the cost of a live frame.)"""
@@ -63,24 +60,128 @@ def cache_static_parts(plot: pg.PlotItem) -> None:
         plot.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
-def decimate(x: np.ndarray, y: np.ndarray, points: int = 800) -> tuple[np.ndarray, np.ndarray]:
-    """At most ~``points`` points that keep each bucket's min and max (a 'peak' downsampling): what a
-    screen a thousand pixels wide can show, at a cost that does not grow with the run's length."""
-    n = len(x)
-    if n <= points:
-        return x, y
-    k = int(np.ceil(n / (points / 2)))
-    m = n // k * k
-    yb = y[:m].reshape(-1, k)
-    xb = x[:m].reshape(-1, k)
+# rows of PeakEnvelope._b: each bucket's lowest, highest and lowest positive finite sample (x and y)
+_LOX, _LOY, _HIX, _HIY, _POSX, _POSY = range(6)
+_EMPTY = np.array([np.nan, np.inf, np.nan, -np.inf, np.nan, np.inf])  # a bucket without finite samples
+
+
+def _peak_buckets(x: np.ndarray, y: np.ndarray, width: int) -> np.ndarray:
+    """(6, ceil(len / width)) buckets of ``width`` consecutive samples (the last one may hold fewer)."""
+    m = len(y)
+    k = -(-m // width)
+    finite = np.isfinite(y)
+    rows = np.empty((3, k * width))
+    rows[:, m:] = _EMPTY[[_LOY, _HIY, _POSY], None]
+    rows[0, :m] = np.where(finite, y, np.inf)
+    rows[1, :m] = np.where(finite, y, -np.inf)
     with np.errstate(invalid="ignore"):
-        lo, hi = np.nanmin(yb, 1), np.nanmax(yb, 1)
-    xs = np.repeat(xb[:, 0], 2)
-    ys = np.empty(2 * len(lo))
-    ys[0::2], ys[1::2] = lo, hi
-    if m < n:
-        xs, ys = np.append(xs, x[m:]), np.append(ys, y[m:])
-    return xs, ys
+        rows[2, :m] = np.where(finite & (y > 0), y, np.inf)
+    xs = np.full(k * width, np.nan)
+    xs[:m] = x
+    rows, xs = rows.reshape(3, k, width), xs.reshape(k, width)
+    at = (rows[0].argmin(1), rows[1].argmax(1), rows[2].argmin(1))
+    r = np.arange(k)
+    out = np.empty((6, k))
+    for j, i in enumerate(at):
+        out[2 * j] = xs[r, i]
+        out[2 * j + 1] = rows[j, r, i]
+    return out
+
+
+def _merge_buckets(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Buckets a[:, i] and b[:, i] as one (b's samples follow a's; a wins ties: the first extreme)."""
+    out = a.copy()
+    for x, y, take in ((_LOX, _LOY, b[_LOY] < a[_LOY]), (_HIX, _HIY, b[_HIY] > a[_HIY]),
+                       (_POSX, _POSY, b[_POSY] < a[_POSY])):
+        out[x] = np.where(take, b[x], a[x])
+        out[y] = np.where(take, b[y], a[y])
+    return out
+
+
+class PeakEnvelope:
+    """A bounded min / max ('peak') summary of an append-only series, kept up to date as samples arrive.
+
+    At most ``buckets`` buckets of ``width`` consecutive samples each; each keeps its lowest, highest and
+    lowest positive finite sample (the last for a log scale, where the others are not drawn).  When the
+    buckets are full, neighbours are merged pairwise and ``width`` doubles: a new sample costs amortised
+    O(1), and what a frame draws (:meth:`points`) and its range (:meth:`bounds`) cost O(buckets) whatever the
+    run's length.  Every point drawn is a real sample at its own x; each bucket's extremes are never lost."""
+
+    def __init__(self, buckets: int = 1024):
+        if buckets < 2 or buckets % 2:
+            raise ValueError("buckets must be an even number >= 2")
+        self.capacity = buckets
+        self._b = np.empty((6, buckets))
+        self.clear()
+
+    def clear(self) -> None:
+        self.width = 1  # samples per bucket
+        self.nb = 0  # buckets in use; all but the last hold ``width`` samples
+        self.last_count = 0  # samples in the last bucket
+        self.n = 0
+        self.x_max = -np.inf
+        self.last = (np.nan, np.nan)  # the newest sample: the curve ends there
+
+    def extend(self, x, y) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        m = len(y)
+        if not m:
+            return
+        i = 0
+        while i < m:
+            if self.nb and self.last_count < self.width:  # top up the last bucket
+                t = min(self.width - self.last_count, m - i)
+                last = self._b[:, self.nb - 1: self.nb]
+                self._b[:, self.nb - 1] = _merge_buckets(last, _peak_buckets(x[i: i + t], y[i: i + t], t))[:, 0]
+                self.last_count += t
+                i += t
+                continue
+            if self.nb == self.capacity:  # all full: merge neighbours, twice as wide
+                half = self.capacity // 2
+                self._b[:, :half] = _merge_buckets(self._b[:, 0::2], self._b[:, 1::2])
+                self.nb, self.width = half, 2 * self.width
+                self.last_count = self.width
+            t = min((self.capacity - self.nb) * self.width, m - i)
+            new = _peak_buckets(x[i: i + t], y[i: i + t], self.width)
+            k = new.shape[1]
+            self._b[:, self.nb: self.nb + k] = new
+            self.nb += k
+            self.last_count = t - (k - 1) * self.width
+            i += t
+        self.n += m
+        finite_x = x[np.isfinite(x)]
+        if len(finite_x):
+            self.x_max = max(self.x_max, float(finite_x.max()))
+        self.last = (float(x[-1]), float(y[-1]))
+
+    def points(self, log: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """x, y (in the series' units) of each bucket's extremes in x order, then the newest sample: at most
+        2 * buckets + 1 points.  ``log``: the lowest positive instead of the lowest (y > 0 only)."""
+        b = self._b[:, : self.nb]
+        ax, ay = (b[_POSX], b[_POSY]) if log else (b[_LOX], b[_LOY])
+        ok = np.isfinite(ay)  # a bucket with a (positive) finite sample has a highest one, finite (positive)
+        if self.width == 1:  # one sample per bucket: it is both extremes
+            xs, ys = ax[ok], ay[ok]
+        else:
+            ax, ay, bx, by = ax[ok], ay[ok], b[_HIX][ok], b[_HIY][ok]
+            first = ax <= bx
+            xs, ys = np.empty((len(ax), 2)), np.empty((len(ax), 2))
+            xs[:, 0], xs[:, 1] = np.where(first, ax, bx), np.where(first, bx, ax)
+            ys[:, 0], ys[:, 1] = np.where(first, ay, by), np.where(first, by, ay)
+            xs, ys = xs.ravel(), ys.ravel()
+        lx, ly = self.last
+        if len(xs) and lx > xs[-1] and np.isfinite(ly) and (ly > 0 or not log):
+            xs, ys = np.append(xs, lx), np.append(ys, ly)
+        return xs, ys
+
+    def bounds(self, log: bool = False) -> tuple[float, float] | None:
+        """The lowest (lowest positive when ``log``) and highest finite y, or None when there is none."""
+        b = self._b[:, : self.nb]
+        if not self.nb:
+            return None
+        lo, hi = float((b[_POSY] if log else b[_LOY]).min()), float(b[_HIY].max())
+        return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
 
 
 def _set_range(plot: pg.PlotItem, x: np.ndarray, ys: list[np.ndarray], log_y: bool) -> None:
@@ -115,7 +216,11 @@ def make_plot(name: str, xlabel: str, ylabel: str) -> pg.PlotWidget:
 
 
 class MetaLossPlot(QWidget):
-    """Outer training loss per iteration (raw and EMA-smoothed) and held-out loss before / after adaptation."""
+    """Outer training loss per iteration (raw and EMA-smoothed) and held-out loss before / after adaptation.
+
+    Every emitted value is kept (``x``, ``y``, ``y_smooth``, ``ex``, ``eb``, ``ea``: for :meth:`to_csv` and a
+    change of smoothing), but a frame only reads their :class:`PeakEnvelope` summaries, updated as values
+    arrive: what a frame costs does not grow with the run's length."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -155,6 +260,8 @@ class MetaLossPlot(QWidget):
         lay.addWidget(self.plot)
         self.x, self.y, self.y_smooth = GrowingSeries(), GrowingSeries(), GrowingSeries()
         self.ex, self.eb, self.ea = GrowingSeries(64), GrowingSeries(64), GrowingSeries(64)
+        self.env_raw, self.env_smooth = PeakEnvelope(CURVE_BUCKETS), PeakEnvelope(CURVE_BUCKETS)
+        self.env_before, self.env_after = PeakEnvelope(MARKER_BUCKETS), PeakEnvelope(MARKER_BUCKETS)
         self._ema_state = (0.0, 0)
         self._last_range = 0.0
         self.x_extent: int | None = None  # the run's total iterations, when known
@@ -173,7 +280,8 @@ class MetaLossPlot(QWidget):
         self._dirty = True
 
     def clear(self) -> None:
-        for s in (self.x, self.y, self.y_smooth, self.ex, self.eb, self.ea):
+        for s in (self.x, self.y, self.y_smooth, self.ex, self.eb, self.ea, self.env_raw, self.env_smooth,
+                  self.env_before, self.env_after):
             s.clear()
         self._ema_state = (0.0, 0)
         self._dirty = self._evals_dirty = True
@@ -187,12 +295,16 @@ class MetaLossPlot(QWidget):
         smoothed, last, n = ema_continue(losses, self.ema.value(), *self._ema_state)
         self._ema_state = (last, n)
         self.y_smooth.extend(smoothed)
+        self.env_raw.extend(iterations, losses)
+        self.env_smooth.extend(iterations, smoothed)
         self._dirty = True
 
     def add_evaluation(self, iteration: int, before: float, after: float) -> None:
         self.ex.extend([iteration])
         self.eb.extend([before])
         self.ea.extend([after])
+        self.env_before.extend([iteration], [before])
+        self.env_after.extend([iteration], [after])
         self._dirty = self._evals_dirty = True
 
     def to_csv(self) -> str:
@@ -208,10 +320,13 @@ class MetaLossPlot(QWidget):
         return "\n".join(lines) + "\n"
 
     def _resmooth(self) -> None:
+        """A new smoothing weight: the whole series again (a user's action, not a frame's)."""
         smoothed, last, n = ema_continue(self.y.data, self.ema.value(), 0.0, 0)
         self._ema_state = (last, n)
         self.y_smooth.clear()
         self.y_smooth.extend(smoothed)
+        self.env_smooth.clear()
+        self.env_smooth.extend(self.x.data, smoothed)
         self._dirty = True
         self.redraw()
 
@@ -225,13 +340,14 @@ class MetaLossPlot(QWidget):
         if not self._dirty and not force_range:
             return False
         self._dirty = False
-        log = self.log.isChecked()  # bare curves get no log transform from the plot: apply it here
-        self.raw.setData(*decimate(self.x.data, _log10(self.y.data) if log else self.y.data))
-        self.smooth.setData(*decimate(self.x.data, _log10(self.y_smooth.data) if log else self.y_smooth.data))
+        log = self.log.isChecked()
+        for item, env in ((self.raw, self.env_raw), (self.smooth, self.env_smooth)):
+            x, y = env.points(log)  # bounded: at most 2 * CURVE_BUCKETS + 1 points
+            item.setData(x, np.log10(y) if log else y)  # bare curves get no log transform from the plot
         if self._evals_dirty or force_range:
-            self._evals_dirty = False
-            self.before.setData(self.ex.data, self.eb.data)
-            self.after.setData(self.ex.data, self.ea.data)
+            self._evals_dirty = False  # the markers' items apply the plot's log mode themselves
+            self.before.setData(*self.env_before.points(log))
+            self.after.setData(*self.env_after.points(log))
         now = time.monotonic()
         if force_range or now - self._last_range > RANGE_EVERY:
             self._last_range = now
@@ -241,15 +357,15 @@ class MetaLossPlot(QWidget):
     def _update_range(self, force: bool) -> None:
         """Change the view only when the data leaves it (or fills under a third of it): a new range
         re-lays the axes and the grid out, the costliest frame of a live plot."""
-        xs = np.concatenate([self.x.data, self.ex.data])
-        ys = [y[np.isfinite(y)] for y in (self.y.data, self.eb.data, self.ea.data) if len(y)]
         log = self.log.isChecked()
-        ys = [np.log10(y[y > 0]) if log else y for y in ys]
-        ys = [y for y in ys if len(y)]
-        if not len(xs) or not ys:
+        envs = (self.env_raw, self.env_before, self.env_after)
+        bounds = [b for b in (e.bounds(log) for e in envs) if b is not None]  # O(buckets), not O(run)
+        x1 = max(e.x_max for e in envs)
+        if not np.isfinite(x1) or not bounds:
             return
-        lo, hi = min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)
-        x1 = float(xs.max())
+        lo, hi = min(b[0] for b in bounds), max(b[1] for b in bounds)
+        if log:
+            lo, hi = np.log10(lo), np.log10(hi)
         (vx0, vx1), (vy0, vy1) = self.plot.getPlotItem().viewRange()
         span = max(hi - lo, 1e-6)
         inside = x1 <= vx1 and lo >= vy0 and hi <= vy1 and span > (vy1 - vy0) / 3 and vx1 <= max(2 * x1, 10)
