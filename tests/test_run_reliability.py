@@ -301,3 +301,31 @@ def test_a_stop_during_a_long_evaluation_ends_the_run_promptly(tmp_path, referen
     assert isinstance(ExperimentConfig.load(run / "config.toml"), ExperimentConfig)
     assert Trainer.from_run_dir(run).run().status == "finished"
     _same_results(run, reference)
+
+
+def test_the_apps_trainer_process_reports_a_failure_as_a_failed_run(tmp_path, monkeypatch):
+    """The app's trainer process (core/remote.py) sends a RunFinished("failed") with the reason, and
+    status.json says failed: not a bare "Training failed" with the run left "running"."""
+    import multiprocessing as mp
+
+    from workbench.core import events as ev
+    from workbench.core.registry import ALGORITHMS
+    from workbench.core.remote import train_in_child
+
+    maml = ALGORITHMS.get("maml")
+    monkeypatch.setattr(maml, "meta_step", lambda self, batch, iteration: (_ for _ in ()).throw(
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 68719476736 bytes")))
+    receive, send = mp.Pipe(duplex=False)
+    run = tmp_path / "run"
+    train_in_child(tiny_config(iterations=5).to_dict(), str(run), False, send, threading.Event(), threading.Event())
+    messages = []
+    while receive.poll(0.1):
+        try:
+            messages.append(receive.recv())
+        except EOFError:  # the trainer's end of the pipe is closed
+            break
+    assert not [m for m in messages if m[0] == "error"], messages
+    events = [e for m in messages if m[0] == "events" for e in m[1]]
+    finished = [e for e in events if isinstance(e, ev.RunFinished)]
+    assert len(finished) == 1 and finished[0].status == "failed" and "out of memory" in finished[0].message
+    assert _status(run)["status"] == "failed"

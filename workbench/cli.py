@@ -166,8 +166,13 @@ def _train(args) -> int:
               f"'workbench train --resume {trainer.run_dir}'", file=sys.stderr)
     if trainer.last_eval is not None:
         e = trainer.last_eval
-        print(f"held-out {e.metric} ({e.per_task.shape[0]} tasks): {e.before:.4f} before adaptation, "
-              f"{e.after:.4f} after {min(e.trained_steps, e.steps[-1])} step(s)", file=sys.stderr)
+        print(f"held-out {e.metric} ({e.per_task.shape[0]} tasks): {_value(e.before, '.4f')} before adaptation, "
+              f"{_value(e.after, '.4f')} after {min(e.trained_steps, e.steps[-1])} step(s)", file=sys.stderr)
+        if e.diverged:
+            from workbench.core.stats import describe_divergence
+
+            print(f"held-out evaluation at iteration {e.iteration}: {describe_divergence(e.diverged, e.per_task.shape[0])}",
+                  file=sys.stderr)
     print(result.bundle_path, flush=True)
     return 130 if result.status == "stopped" else 0
 
@@ -198,7 +203,13 @@ class Progress:
                        f"iterations {event.start_iteration}..{event.total_iterations}"
                        + (f", run {event.run_dir}" if event.run_dir else ""), final=True)
         elif isinstance(event, ev.Evaluation):
-            self.held_out = f"held-out {event.before:.3f}→{event.after:.3f}"
+            self.held_out = f"held-out {_value(event.before)}→{_value(event.after)}"
+            diverged = event.diverged
+            if diverged:
+                from workbench.core.stats import describe_divergence
+
+                self._line(f"evaluation at iteration {event.iteration}: "
+                           f"{describe_divergence(diverged, event.per_task.shape[0])}", final=True)
         elif isinstance(event, ev.IterationMetrics):
             now = time.monotonic()
             done = event.iteration >= self.total
@@ -225,6 +236,11 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
             self._open = False
+
+
+def _value(x: float, fmt: str = ".3f") -> str:
+    """A held-out value, or "diverged" where it is not a number (the reporting rule of stats.mean_ci95)."""
+    return format(x, fmt) if x == x and abs(x) != float("inf") else "diverged"
 
 
 def _hms(seconds: float) -> str:

@@ -49,6 +49,13 @@ class Evaluation:
         return self.metric == "return"
 
     @property
+    def diverged(self) -> dict[int, int]:
+        """{held-out task: the first step at which its value overflowed} (empty when none did)."""
+        from .stats import divergence
+
+        return divergence(self.per_task, self.steps)
+
+    @property
     def before(self) -> float:
         return float(self.mean[0])
 

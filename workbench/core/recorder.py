@@ -17,6 +17,7 @@ import errno
 import datetime as _dt
 import io
 import json
+import math
 import os
 import socket
 import warnings
@@ -195,11 +196,14 @@ class RunRecorder:
                        ([event.iteration, s, repr(float(m)), repr(float(c))]
                         for s, m, c in zip(event.steps, event.mean, event.ci95)))
             self._rows("eval_tasks.csv", ["iteration", "task", "step", event.metric],
-                       ([event.iteration, t, s, repr(float(v))]
+                       ([event.iteration, t, s, repr(float(v) if math.isfinite(v) else float("nan"))]
                         for t, row in enumerate(event.per_task) for s, v in zip(event.steps, row)))
             self._info["last_eval"] = {"iteration": event.iteration, "metric": event.metric,
                                        "trained_steps": min(event.trained_steps, len(event.mean) - 1),
                                        "before": _num(event.before), "after": _num(event.after)}
+            diverged = event.diverged
+            if diverged:  # which held-out tasks overflowed, and from which step
+                self._info["last_eval"]["diverged"] = {str(t): s for t, s in sorted(diverged.items())}
             self._status("running", "")  # the last evaluation readable while the run goes on
             if self._tb is not None:
                 self._tb_call(self._tb.add_scalars, event.iteration,

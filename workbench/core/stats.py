@@ -23,15 +23,43 @@ def t975(dof: int) -> float:
 
 
 def mean_ci95(samples: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and half-width of the 95% confidence interval of the mean along ``axis``."""
+    """Mean and half-width of the 95% confidence interval of the mean along ``axis``.
+
+    The reporting rule for diverged tasks, everywhere (eval.csv, ``workbench eval``, the Python API, the
+    app's curves): where any sample is not finite (a task whose loss overflowed), the mean and its CI are
+    NaN — "diverged" — never inf and never a mean of the tasks that survived.  Which tasks diverged, and
+    from which step, is :func:`divergence`'s."""
     samples = np.asarray(samples, dtype=np.float64)
     n = samples.shape[axis]
-    with np.errstate(invalid="ignore", over="ignore"):  # diverged tasks give inf / NaN, reported as such
-        mean = samples.mean(axis)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~np.isfinite(samples).all(axis)
+        mean = np.where(bad, np.nan, samples.mean(axis))
         if n < 2:
             return mean, np.full_like(mean, np.nan)  # undefined from a single sample
         sem = samples.std(axis, ddof=1) / math.sqrt(n)
-    return mean, t975(n - 1) * sem
+    return mean, np.where(bad, np.nan, t975(n - 1) * sem)
+
+
+def divergence(per_task: np.ndarray, steps: list | None = None) -> dict[int, int]:
+    """{task index: the first step at which its value is not finite} for every task of ``per_task``
+    (tasks, len(steps)) that diverged; steps are ``steps[j]`` (default: column indices)."""
+    per_task = np.asarray(per_task, dtype=np.float64)
+    if per_task.ndim != 2 or per_task.size == 0:
+        return {}
+    bad = ~np.isfinite(per_task)
+    rows = np.flatnonzero(bad.any(1))
+    first = bad.argmax(1)
+    steps = list(range(per_task.shape[1])) if steps is None else list(steps)
+    return {int(t): int(steps[first[t]]) for t in rows}
+
+
+def describe_divergence(diverged: dict[int, int], tasks: int, shown: int = 5) -> str:
+    """'7 of 100 tasks diverged: task 3 from step 8, task 17 from step 9, ... (first at step 8)'."""
+    if not diverged:
+        return ""
+    items = sorted(diverged.items(), key=lambda kv: (kv[1], kv[0]))
+    listed = ", ".join(f"task {t} from step {s}" for t, s in items[:shown]) + (", ..." if len(items) > shown else "")
+    return f"{len(items)} of {tasks} tasks diverged (the loss overflowed): {listed}"
 
 
 def ema_tensorboard(values, weight: float) -> np.ndarray:

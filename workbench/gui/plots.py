@@ -383,12 +383,13 @@ class AdaptationPlot(QWidget):
         self.plot = make_plot("adaptationPlot", "inner step", "held-out loss")
         p = self.plot.getPlotItem()
         self.tasks = p.plot(name="each held-out task", pen=pg.mkPen((160, 160, 170, 45), width=1), connect="finite")
-        self.upper = pg.PlotDataItem(pen=pg.mkPen(None))
-        self.lower = pg.PlotDataItem(pen=pg.mkPen(None))
+        self.upper = pg.PlotDataItem(pen=pg.mkPen(None), connect="finite")
+        self.lower = pg.PlotDataItem(pen=pg.mkPen(None), connect="finite")
         self.band = pg.FillBetweenItem(self.lower, self.upper, brush=pg.mkBrush(78, 154, 241, 70))
         p.addItem(self.band)
+        # a step where some task diverged has no mean (stats.mean_ci95): a gap in the line, named in the label
         self.mean = p.plot(name="mean ± 95% CI", pen=pg.mkPen(PALETTE[0], width=2.5), symbol="o", symbolSize=5,
-                           symbolBrush=PALETTE[0], symbolPen=None)
+                           symbolBrush=PALETTE[0], symbolPen=None, connect="finite")
         p.addItem(self.upper)
         p.addItem(self.lower)
         cache_static_parts(p)
@@ -459,7 +460,16 @@ class AdaptationPlot(QWidget):
 
     def _update_label(self, index: int) -> None:
         e = self.evaluations[index]
-        self.label.setText(f"iteration {e.iteration}  ({index + 1} of {len(self.evaluations)})")
+        text = f"iteration {e.iteration}  ({index + 1} of {len(self.evaluations)})"
+        diverged = e.diverged
+        if diverged:
+            from workbench.core.stats import describe_divergence
+
+            text += f"  — {len(diverged)} of {e.per_task.shape[0]} tasks diverged from step {min(diverged.values())}"
+            self.label.setToolTip(describe_divergence(diverged, e.per_task.shape[0], shown=20))
+        else:
+            self.label.setToolTip("")
+        self.label.setText(text)
 
     def show_index(self, index: int) -> None:
         if not self.evaluations:
@@ -472,7 +482,7 @@ class AdaptationPlot(QWidget):
         ys = np.concatenate([np.append(row, np.nan) for row in per])
         self.tasks.setData(xs, ys)
         lower = e.mean - e.ci95
-        if self.log.isChecked():
+        if self.log.isChecked() and np.isfinite(lower).any():
             lower = np.maximum(lower, np.nanmin(per[per > 0]) if (per > 0).any() else 1e-6)
         self.upper.setData(steps, e.mean + e.ci95)
         self.lower.setData(steps, lower)
