@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +21,21 @@ from . import seeding
 from .adaptation import AdaptationRule, adaptation_curve, inner_step
 from .evaluation import events_from, supervised_outcome
 from .config import build_section
-from .errors import BundleError, ConfigError
+from .errors import AdaptationDiverged, BundleError, ConfigError
 from .registry import FAMILIES
-from .stats import mean_ci95
-from .storage import UnreadableFile, load_tensors, save_tensors
+from .stats import divergence, mean_ci95
+from .storage import MAX_TENSOR_BYTES, UnreadableFile, load_tensors, save_tensors
 
 FORMAT = "workbench-model"
 FORMAT_VERSION = 1
+# Bounds on what a bundle (or a caller) may ask for: checked before anything is allocated or looped over.
+MAX_ADAPT_STEPS = 10_000  # inner steps of adapt() / evaluate(), and adaptation.steps (as `workbench eval --steps`)
+MAX_EVAL_TASKS = 100_000  # as `workbench eval --tasks`
+MAX_POINTS = 10_000  # shots / query points per task (as `workbench eval --shots`)
+MAX_HIDDEN_LAYERS = 100
+MAX_MODEL_PARAMS = 2**26  # weights of the network the metadata describes (256 MiB of float32), before allocating
+MAX_BUFFER_ELEMENTS = 2**28  # replay buffers an RL learner allocates when built (1 GiB of float32)
+MAX_TENSORS = 100_000
 
 
 def write_bundle(path: str | Path, learner, config, summary: dict) -> Path:
@@ -57,6 +66,40 @@ class AdaptedModel:
         with torch.no_grad():
             y = mlp.forward(self._params, x.unsqueeze(0), self._activation)[0]
         return y.numpy()
+
+
+def _curve_report(per_task: np.ndarray, steps: list[int]) -> dict:
+    """``evaluate()``'s curve keys under the one reporting rule (stats.mean_ci95): a step where some task
+    overflowed has no mean (None, JSON null); ``diverged`` counts those tasks per step and
+    ``diverged_tasks`` names each with the first step it overflowed at."""
+    mean, ci = mean_ci95(per_task)
+    return {"steps": steps,
+            "mean": [float(m) if np.isfinite(m) else None for m in mean],
+            "ci95": [float(c) if np.isfinite(c) else None for c in ci],
+            "diverged": (~np.isfinite(per_task)).sum(0).tolist(),
+            "diverged_tasks": {str(t): s for t, s in sorted(divergence(per_task, steps).items())},
+            "per_task": [[v if np.isfinite(v) else None for v in row] for row in per_task.tolist()]}
+
+
+def _count(value, name: str, low: int, high: int) -> int:
+    """``value`` as an int in [low, high], else a ValueError naming it (never a hang or a huge allocation)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)) or (
+            isinstance(value, (float, np.floating)) and not float(value).is_integer()):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if not low <= v <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {v}")
+    return v
+
+
+def _step_list(steps, name: str = "steps") -> list[int]:
+    try:
+        items = list(steps)
+    except TypeError:
+        raise ValueError(f"{name} must be a list of integers, got {steps!r}") from None
+    if not items or len(items) > MAX_ADAPT_STEPS + 1:
+        raise ValueError(f"{name} must list 1 to {MAX_ADAPT_STEPS + 1} step counts")
+    return sorted(set(_count(s, name, 0, MAX_ADAPT_STEPS) for s in items))
 
 
 def _as_input(a, dim: int, name: str) -> torch.Tensor:
@@ -93,36 +136,34 @@ class MetaModel(AdaptedModel):
             raise ValueError(f"x_support has {xs.shape[0]} rows but y_support has {ys.shape[0]}")
         if xs.shape[0] == 0:
             raise ValueError("the support set is empty")
-        steps = self.rule.steps if steps is None else int(steps)
-        if steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
+        steps = self.rule.steps if steps is None else _count(steps, "steps", 0, MAX_ADAPT_STEPS)
         fast = self._params
         with torch.no_grad():
-            for _ in range(steps):
+            for step in range(1, steps + 1):
                 fast = inner_step(fast, self.rule, xs.unsqueeze(0), ys.unsqueeze(0))
+                if not all(bool(torch.isfinite(p).all()) for p in fast):  # the reporting rule: never silent
+                    raise AdaptationDiverged(
+                        f"adaptation diverged at inner step {step} of {steps}: the parameters overflowed (this "
+                        f"model was trained with {self.rule.steps} inner step(s); adapt with fewer steps)")
         return AdaptedModel([p[0] if p.dim() > s.dim() else p for p, s in zip(fast, self._params)],
                             self._activation, self._in_dim)
 
     def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots: int | None = None,
                  query: int | None = None) -> dict:
         """Mean query MSE ± 95% CI after each number of inner steps, on ``tasks`` fresh tasks."""
-        steps = sorted(set(int(s) for s in (steps if steps is not None else (0, 1, 10))))
+        steps = _step_list(steps if steps is not None else (0, 1, 10))
+        tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
+        shots = None if shots is None else _count(shots, "shots", 1, MAX_POINTS)
+        query = None if query is None else _count(query, "query", 1, MAX_POINTS)
         batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query, stream=seeding.TEST)
         losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, max(steps))
-        per_task = losses[:, steps].double().numpy()
-        diverged = (~np.isfinite(per_task)).sum(0)
-        mean, ci = mean_ci95(per_task)
-        # A step at which some task's loss overflowed has no finite mean: reported as None (JSON null).
-        mean = [None if d else float(m) for m, d in zip(mean, diverged)]
-        ci = [None if d or not np.isfinite(c) else float(c) for c, d in zip(ci, diverged)]
-        per_task = [[v if np.isfinite(v) else None for v in row] for row in per_task.tolist()]
-        return {"metric": "mse", "steps": steps, "mean": mean, "ci95": ci, "tasks": tasks,
-                "diverged": diverged.tolist(), "seed": seed, "shots": batch.xs.shape[1],
-                "family": self.meta["family"], "algorithm": self.algorithm, "per_task": per_task}
+        return {"metric": "mse", **_curve_report(losses[:, steps].double().numpy(), steps), "tasks": tasks,
+                "seed": seed, "shots": batch.xs.shape[1], "family": self.meta["family"], "algorithm": self.algorithm}
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
         """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits."""
-        steps = min(max(10, self.rule.steps), 100) if steps is None else steps
+        steps = min(max(10, self.rule.steps), 100) if steps is None else _count(steps, "steps", 0, MAX_ADAPT_STEPS)
+        tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = supervised_outcome(self._params, self.rule, self.family, batch, steps, render_tasks)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
@@ -173,22 +214,21 @@ class RLModel:
     def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots=None, query=None) -> dict:
         if steps is None:  # RL²: every episode of the trial; gradient-based: before and after the trained steps
             steps = self.learner.default_eval_steps()
-        steps = sorted(set(int(s) for s in steps))
+        steps = _step_list(steps)
+        tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, max(steps), 0)
         if max(steps) > outcome.steps[-1]:
             raise ConfigError(f"--steps {','.join(map(str, steps))}: the adaptation curve of this "
                               f"{self.algorithm} model runs over 0..{outcome.steps[-1]} ({outcome.step_label})")
-        per_task = np.asarray(outcome.per_task)[:, steps]
-        mean, ci = mean_ci95(per_task)
-        ci = [None if not np.isfinite(c) else float(c) for c in ci]
-        return {"metric": outcome.metric, "steps": steps, "mean": [float(m) for m in mean], "ci95": ci,
-                "tasks": tasks, "diverged": [0] * len(steps), "seed": seed, "shots": None,
-                "family": self.meta["family"], "algorithm": self.algorithm, "per_task": per_task.tolist(),
-                "references": outcome.references}
+        return {"metric": outcome.metric, **_curve_report(np.asarray(outcome.per_task, dtype=np.float64)[:, steps], steps),
+                "tasks": tasks, "seed": seed, "shots": None, "family": self.meta["family"],
+                "algorithm": self.algorithm, "references": outcome.references}
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
-        steps = max(3, *self.learner.default_eval_steps()) if steps is None else steps
+        steps = max(3, *self.learner.default_eval_steps()) if steps is None else _count(steps, "steps", 0,
+                                                                                        MAX_ADAPT_STEPS)
+        tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, steps, render_tasks)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
@@ -205,19 +245,260 @@ class RLModel:
         return write_onnx(path, [p.detach().numpy() for p in self.learner.params[:n]], spec)
 
 
-def _load_rl(path: Path, tensors: dict, meta: dict) -> RLModel:
+# -- validation of the metadata: every loader goes through validate_bundle() -------------------------------
+@dataclass
+class BundleSpec:
+    """What :func:`validate_bundle` found valid: everything a loader needs, nothing allocated yet."""
+    path: Path
+    meta: dict
+    kind: str  # "regression" or "rl"
+    family_cls: type
+    family: object
+    algo_cls: type
+    algo_cfg: object
+    spec: object  # MLPSpec
+    first_layer: int = 0  # regression: the adaptation rule
+    steps: int = 0
+    lr: object = None  # a float, or "per-parameter"
+    n_params: int = 0  # rl
+
+
+def _short(value, width: int = 60) -> str:
+    if isinstance(value, list) and len(value) > 4:
+        inner = ", ".join(_short(v, 12) for v in value[:3])
+        return f"[{inner}, ...] ({len(value)} entries)"
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _bad(path, key: str, value, expected: str) -> BundleError:
+    return BundleError(f"{path}: {key} = {_short(value)}: expected {expected}")
+
+
+def _table(path, parent: dict, key: str, required: bool = True) -> dict:
+    if key not in parent:
+        if required:
+            raise BundleError(f"{path}: {key}: missing from the bundle metadata")
+        return {}
+    value = parent[key]
+    if not isinstance(value, dict):
+        raise _bad(path, key, value, "a JSON object")
+    return value
+
+
+def _section(path, cls, values: dict, where: str):
+    try:
+        return build_section(cls, values, f"{path}: {where}")
+    except ConfigError as e:
+        raise BundleError(str(e)) from None
+
+
+def _mlp_count(sizes: list[int]) -> int:
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
+def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
+    """Check a bundle's metadata (types, allowed values, consistency of kind / family / algorithm, and the
+    sizes it asks for) and its tensors' names, dtypes and shapes against it, before anything is allocated.
+    Raises :class:`BundleError` with one line naming the file, the key and the value."""
+    from workbench.core.config import ModelConfig, coerce_value
     from workbench.core.registry import ALGORITHMS
     from workbench.models.mlp import MLPSpec
 
+    if not isinstance(meta, dict):
+        raise BundleError(f"{path}: not a workbench model bundle (no metadata object)")
+    fmt = meta.get("format")
+    if fmt != FORMAT:
+        raise BundleError(f"{path}: not a workbench model bundle (format {_short(fmt)})")
+    version = meta.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise BundleError(f"{path}: bundle format version {_short(version)} is not valid")
+    if version > FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format version {version!r} is newer than this workbench supports "
+                          f"({FORMAT_VERSION}); upgrade the workbench")
+    for key in ("workbench_version", "created"):
+        if key in meta and not isinstance(meta[key], str):
+            raise _bad(path, key, meta[key], "a string")
+    # -- family, kind, task
+    if "family" not in meta:
+        raise BundleError(f"{path}: family: missing from the bundle metadata")
     try:
-        family_cls = FAMILIES.get(meta["family"])
-        family = family_cls(build_section(family_cls.Config, meta["task"], "task"))
-        algo_cls = ALGORITHMS.get(meta["algorithm"])
-        cfg = build_section(algo_cls.Config, meta["algorithm_config"], "algorithm")
-        spec = MLPSpec.from_dict(meta["model"])
-        learner = algo_cls(cfg, spec, torch.device("cpu"), torch.Generator().manual_seed(0), 1, family=family)
-        if len(learner.params) != int(meta["n_params"]):
-            raise BundleError(f"{path}: the bundle has {meta['n_params']} parameters, the policy {len(learner.params)}")
+        family_cls = FAMILIES.get(meta["family"], where=f"{path}: family")
+    except ConfigError as e:
+        raise BundleError(str(e)) from None
+    family_kind = getattr(family_cls, "kind", "regression")
+    kind = meta.get("kind", "regression")
+    if kind not in ("regression", "rl"):
+        raise _bad(path, "kind", kind, "'rl' (a reinforcement-learning policy) or no kind (a regression model)")
+    if kind != family_kind:
+        want = "'rl'" if family_kind == "rl" else "no kind (or 'regression')"
+        raise _bad(path, "kind", meta.get("kind"), f"{want} for the {family_kind} family {family_cls.name!r}")
+    task_cfg = _section(path, family_cls.Config, _table(path, meta, "task"), "task")
+    try:
+        family = family_cls(task_cfg)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, ImportError, RuntimeError, OSError) as e:
+        raise BundleError(f"{path}: task: the {family_cls.name} family cannot be built from it here "
+                          f"({type(e).__name__}: {e})".replace("\n", " ")) from None
+    # -- algorithm
+    if "algorithm" not in meta:
+        raise BundleError(f"{path}: algorithm: missing from the bundle metadata")
+    try:
+        algo_cls = ALGORITHMS.get(meta["algorithm"], where=f"{path}: algorithm")
+    except ConfigError as e:
+        raise BundleError(str(e)) from None
+    if family_cls.name not in algo_cls.families:
+        raise _bad(path, "algorithm", meta["algorithm"], f"an algorithm for the family {family_cls.name!r} "
+                   f"({algo_cls.name} supports: {', '.join(algo_cls.families) or 'none'})")
+    algo_cfg = _section(path, algo_cls.Config, _table(path, meta, "algorithm_config"), "algorithm_config")
+    # -- the network, and its size before anything is allocated
+    model = _table(path, meta, "model")
+    for key in model:
+        if key not in ("in_dim", "out_dim", "hidden", "activation"):
+            raise BundleError(f"{path}: model.{key}: unknown key; known: activation, hidden, in_dim, out_dim")
+    for key, want, what in (("in_dim", family.in_dim, "input"), ("out_dim", family.out_dim, "output")):
+        if key not in model:
+            raise BundleError(f"{path}: model.{key}: missing from the bundle metadata")
+        if not _is_int(model[key]) or model[key] != want:
+            raise _bad(path, f"model.{key}", model[key], f"{want}, the {what} size of the family {family_cls.name!r}")
+    hidden = model.get("hidden")
+    if not isinstance(hidden, list) or len(hidden) > MAX_HIDDEN_LAYERS:
+        raise _bad(path, "model.hidden", hidden, f"a list of at most {MAX_HIDDEN_LAYERS} layer widths")
+    try:
+        coerce_value(ModelConfig, "hidden", hidden, f"{path}: model")
+    except ConfigError:
+        raise _bad(path, "model.hidden", hidden, "a list of layer widths, integers from 1 to 4096") from None
+    activation = model.get("activation")
+    if activation not in ("relu", "tanh"):
+        raise BundleError(f"{path}: model.activation: unknown activation {_short(activation)}, "
+                          f"expected 'relu' or 'tanh'")
+    spec = MLPSpec(family.in_dim, family.out_dim, tuple(hidden), activation)
+    n_weights = _mlp_count(spec.sizes)
+    if n_weights > MAX_MODEL_PARAMS:
+        raise _bad(path, "model.hidden", hidden, f"a network of at most {MAX_MODEL_PARAMS} weights "
+                   f"(this one has {n_weights})")
+    # -- what is only shown
+    training = _table(path, meta, "training", required=False)
+    if "iterations" in training and (not _is_int(training["iterations"]) or training["iterations"] < 0):
+        raise _bad(path, "training.iterations", training["iterations"], "a non-negative integer")
+    preset = _table(path, meta, "preset", required=False)
+    for key in ("name", "description", "source"):
+        if key in preset and not isinstance(preset[key], str):
+            raise _bad(path, f"preset.{key}", preset[key], "a string")
+    # -- tensors
+    if len(tensors) > MAX_TENSORS:
+        raise BundleError(f"{path}: {len(tensors)} tensors: expected at most {MAX_TENSORS}")
+    for name, t in tensors.items():
+        if not t.dtype.is_floating_point:
+            raise BundleError(f"{path}: {name}: dtype {str(t.dtype).removeprefix('torch.')}: expected floating point")
+    out = BundleSpec(path, meta, kind, family_cls, family, algo_cls, algo_cfg, spec)
+    if kind == "rl":
+        _validate_rl(out, tensors)
+    else:
+        _validate_regression(out, tensors)
+    return out
+
+
+def _param(path, tensors: dict, name: str) -> torch.Tensor:
+    if name not in tensors:
+        raise BundleError(f"{path}: {name}: missing from the bundle's tensors")
+    return tensors[name]
+
+
+def _validate_regression(b: BundleSpec, tensors: dict) -> None:
+    path, spec = b.path, b.spec
+    ad = _table(path, b.meta, "adaptation")
+    for i, shape in enumerate(spec.param_shapes()):
+        p = _param(path, tensors, f"param.{i}")
+        if tuple(p.shape) != tuple(shape):
+            raise BundleError(f"{path}: param.{i} has shape {tuple(p.shape)}, the model spec says {shape}")
+    first, steps, lr = ad.get("first_layer"), ad.get("steps"), ad.get("lr")
+    if not _is_int(first):
+        raise _bad(path, "adaptation.first_layer", first, "an integer layer index")
+    if not 0 <= first < spec.n_layers:
+        raise BundleError(f"{path}: adaptation.first_layer = {first} but the model has {spec.n_layers} layers")
+    if not _is_int(steps):
+        raise _bad(path, "adaptation.steps", steps, "an integer number of inner steps")
+    if steps < 0:
+        raise BundleError(f"{path}: adaptation.steps = {steps} is negative")
+    if steps > MAX_ADAPT_STEPS:
+        raise _bad(path, "adaptation.steps", steps, f"at most {MAX_ADAPT_STEPS} inner steps")
+    if lr == "per-parameter":
+        k = 2 * first
+        for i, p in enumerate(spec.param_shapes()[k:]):
+            t = _param(path, tensors, f"lr.{i}")
+            if tuple(t.shape) != tuple(p):
+                raise BundleError(f"{path}: lr.{i} must be finite with the shape of its parameter {tuple(p)}, "
+                                  f"got {tuple(t.shape)}")
+    elif isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        raise _bad(path, "adaptation.lr", lr, "a number or 'per-parameter'")
+    elif not math.isfinite(lr):
+        raise BundleError(f"{path}: adaptation.lr = {lr!r} is not a finite number")
+    b.first_layer, b.steps, b.lr = first, steps, lr
+
+
+def _rl_param_shapes(b: BundleSpec) -> list[tuple[int, ...]] | None:
+    """The shapes of the parameters the learner will create, from the algorithm's own spec objects (which
+    allocate nothing); None when this algorithm's structure is not known here (the counts are then checked
+    after it is built)."""
+    try:
+        from workbench.algorithms.maml_trpo import RLMetaLearner
+        from workbench.algorithms.pearl import PEARL, _Nets
+        from workbench.rl.policies import GaussianPolicy, make_policy
+    except ImportError:
+        return None
+    spec, family = b.spec, b.family
+    if issubclass(b.algo_cls, RLMetaLearner):
+        policy = make_policy(family, spec.hidden, spec.activation)
+        extra = [(policy.act_dim,)] if isinstance(policy, GaussianPolicy) else []
+        return [tuple(s) for s in policy.spec.param_shapes()] + extra
+    if issubclass(b.algo_cls, PEARL):
+        nets = _Nets(family, spec.hidden, spec.activation, b.algo_cfg.latent_dim)
+        return [tuple(s) for key in ("encoder", "q1", "q2", "actor") for s in nets.specs[key].param_shapes()] + [(1,)]
+    return None
+
+
+def _validate_rl(b: BundleSpec, tensors: dict) -> None:
+    path, meta, spec, family = b.path, b.meta, b.spec, b.family
+    n = meta.get("n_params")
+    if not _is_int(n) or not 1 <= n <= MAX_TENSORS:
+        raise _bad(path, "n_params", n, f"an integer from 1 to {MAX_TENSORS}")
+    held = [_param(path, tensors, f"param.{i}") for i in range(n)]
+    shapes = _rl_param_shapes(b)
+    if shapes is not None:
+        if len(shapes) != n:
+            raise BundleError(f"{path}: the bundle has {n} parameters, the policy {len(shapes)}")
+        for i, (t, shape) in enumerate(zip(held, shapes)):
+            if tuple(t.shape) != shape:
+                raise BundleError(f"{path}: param.{i} must be finite with shape {shape}")
+    if b.algo_cls.name == "rl2":  # a GRU over hidden[0]: its recurrent weights (h, 3h) must be in the file
+        if not spec.hidden:
+            raise _bad(path, "model.hidden", list(spec.hidden), "at least one layer (the GRU's width)")
+        h = spec.hidden[0]
+        if sum(t.numel() for t in held) < 3 * h * h:
+            raise _bad(path, "model.hidden", list(spec.hidden), f"a GRU width the bundle's {n} parameters hold")
+    # replay buffers allocated when the learner is built (PEARL: tasks x capacity x transition)
+    cfg = b.algo_cfg
+    tasks, cap = getattr(cfg, "train_tasks", 0), getattr(cfg, "buffer_size", 0)
+    if _is_int(tasks) and _is_int(cap) and tasks * cap:
+        act = family.n_actions if getattr(family, "discrete_actions", False) else getattr(family, "act_dim", 1)
+        width = 2 * getattr(family, "obs_dim", 1) + act + 2
+        if tasks * cap * width > MAX_BUFFER_ELEMENTS:
+            raise _bad(path, "algorithm_config.buffer_size", cap, f"replay buffers of at most {MAX_BUFFER_ELEMENTS} "
+                       f"values in all (train_tasks {tasks} x buffer_size {cap} x {width} per transition)")
+    b.n_params = n
+
+
+def _load_rl(b: BundleSpec, tensors: dict) -> RLModel:
+    path, meta = b.path, b.meta
+    try:
+        learner = b.algo_cls(b.algo_cfg, b.spec, torch.device("cpu"), torch.Generator().manual_seed(0), 1,
+                             family=b.family)
+        if len(learner.params) != b.n_params:
+            raise BundleError(f"{path}: the bundle has {b.n_params} parameters, the policy {len(learner.params)}")
         with torch.no_grad():
             for i, p in enumerate(learner.params):
                 t = tensors[f"param.{i}"]
@@ -226,67 +507,42 @@ def _load_rl(path: Path, tensors: dict, meta: dict) -> RLModel:
                 p.copy_(t)
     except ConfigError as e:
         raise BundleError(f"{path}: incompatible bundle: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise BundleError(f"{path}: incomplete or corrupt bundle metadata ({type(e).__name__}: {e})") from None
-    return RLModel(path, meta, learner, family)
+    return RLModel(path, meta, learner, b.family)
 
 
 def load_bundle(path: str | Path) -> MetaModel | RLModel:
+    """Load a model bundle (a ``.safetensors`` file, or a run directory holding ``model.safetensors``).
+    Only a regular file is read, the metadata is validated (:func:`validate_bundle`) before anything is
+    allocated, and nothing is unpickled; any problem is a one-line :class:`BundleError`."""
     path = Path(path)
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        path = path / "model.safetensors"  # a run directory
     try:
-        tensors, meta = load_tensors(path)
+        if path.is_dir() and (path / "model.safetensors").is_file():
+            path = path / "model.safetensors"  # a run directory
+    except OSError:
+        pass
+    try:
+        tensors, meta = load_tensors(path, MAX_TENSOR_BYTES)
     except UnreadableFile as e:
         raise BundleError(f"{path}: cannot load model bundle: {e}") from None
-    if meta.get("format") != FORMAT:
-        raise BundleError(f"{path}: not a workbench model bundle (format {meta.get('format')!r})")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise BundleError(f"{path}: bundle format version {version!r} is not valid")
-    if version > FORMAT_VERSION:
-        raise BundleError(f"{path}: bundle format version {version!r} is newer than this workbench supports "
-                          f"({FORMAT_VERSION}); upgrade the workbench")
-    if meta.get("kind") == "rl":
-        return _load_rl(path, tensors, meta)
-    from workbench.models.mlp import MLPSpec
-
-    try:
-        family_cls = FAMILIES.get(meta["family"])
-        family = family_cls(build_section(family_cls.Config, meta["task"], "task"))
-        spec = MLPSpec.from_dict(meta["model"])
-        if spec.activation not in ("relu", "tanh"):
-            raise BundleError(f"{path}: unknown activation {spec.activation!r} in the model spec")
-        if (spec.in_dim, spec.out_dim) != (family.in_dim, family.out_dim) or min(spec.hidden, default=1) < 1:
-            raise BundleError(f"{path}: model spec {spec.to_dict()} does not fit family {family.name!r}")
-        ad = meta["adaptation"]
-        n = 2 * spec.n_layers
-        params = [tensors[f"param.{i}"].float() for i in range(n)]
-        for i, (p, shape) in enumerate(zip(params, spec.param_shapes())):
-            if tuple(p.shape) != tuple(shape):
-                raise BundleError(f"{path}: param.{i} has shape {tuple(p.shape)}, the model spec says {shape}")
-            if not torch.isfinite(p).all():
-                raise BundleError(f"{path}: param.{i} holds NaN or infinite weights")
-        first, steps = int(ad["first_layer"]), int(ad["steps"])
-        if not 0 <= first < spec.n_layers:
-            raise BundleError(f"{path}: adaptation.first_layer = {first} but the model has {spec.n_layers} layers")
-        if steps < 0:
-            raise BundleError(f"{path}: adaptation.steps = {steps} is negative")
-        k = 2 * first
-        if ad["lr"] == "per-parameter":
-            lrs = [tensors[f"lr.{i}"].float() for i in range(n - k)]
-            for i, (lr, p) in enumerate(zip(lrs, params[k:])):
-                if lr.shape != p.shape or not torch.isfinite(lr).all():
-                    raise BundleError(f"{path}: lr.{i} must be finite with the shape of its parameter "
-                                      f"{tuple(p.shape)}, got {tuple(lr.shape)}")
-        else:
-            lr = float(ad["lr"])
-            if not math.isfinite(lr):
-                raise BundleError(f"{path}: adaptation.lr = {ad['lr']!r} is not a finite number")
-            lrs = [lr] * (n - k)
-        rule = AdaptationRule(lrs, first, steps, spec.activation)
-    except ConfigError as e:
-        raise BundleError(f"{path}: incompatible bundle: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise BundleError(f"{path}: incomplete or corrupt bundle metadata ({type(e).__name__}: {e})") from None
-    return MetaModel(path, params, rule, meta, family, spec)
+    b = validate_bundle(path, meta, tensors)
+    if b.kind == "rl":
+        return _load_rl(b, tensors)
+    spec = b.spec
+    n = 2 * spec.n_layers
+    params = [tensors[f"param.{i}"].float() for i in range(n)]
+    for i, p in enumerate(params):
+        if not torch.isfinite(p).all():
+            raise BundleError(f"{path}: param.{i} holds NaN or infinite weights")
+    k = 2 * b.first_layer
+    if b.lr == "per-parameter":
+        lrs = [tensors[f"lr.{i}"].float() for i in range(n - k)]
+        for i, (lr, p) in enumerate(zip(lrs, params[k:])):
+            if lr.shape != p.shape or not torch.isfinite(lr).all():
+                raise BundleError(f"{path}: lr.{i} must be finite with the shape of its parameter "
+                                  f"{tuple(p.shape)}, got {tuple(lr.shape)}")
+    else:
+        lrs = [float(b.lr)] * (n - k)
+    rule = AdaptationRule(lrs, b.first_layer, b.steps, spec.activation)
+    return MetaModel(path, params, rule, b.meta, b.family, spec)

@@ -243,12 +243,14 @@ class ExperimentConfig:
 
 
 def read_toml(path: Path) -> dict:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, expected a TOML preset") from None
+    from .storage import UnreadableFile, read_regular_bytes
+
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a TOML preset")
+    try:  # a regular file of bounded size: a FIFO or a device never blocks or reads without end
+        raw = read_regular_bytes(path)
+    except UnreadableFile as e:
+        raise ConfigError(f"{path}: {e}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     try:

@@ -17,6 +17,10 @@ class TrainingDiverged(WorkbenchError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 
+class AdaptationDiverged(WorkbenchError):
+    """Test-time adaptation overflowed (non-finite parameters) at some inner step; the message names it."""
+
+
 class Cancelled(WorkbenchError):
     """A long computation (a playground adaptation) was cancelled by the user."""
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import events as ev
 from .errors import ConfigError, with_path
-from .storage import atomic_write_text
+from .storage import UnreadableFile, atomic_write_text, read_regular_bytes
 
 
 class RunRecorder:
@@ -242,9 +242,9 @@ def _num(x: float) -> float | None:
 
 def read_status(run_dir: Path) -> dict:
     """A run's status.json as a dict ({} when missing or unreadable)."""
-    try:
-        data = json.loads((run_dir / "status.json").read_text())
-    except (OSError, ValueError):
+    try:  # never blocks on a FIFO or reads a device named status.json
+        data = json.loads(read_regular_bytes(run_dir / "status.json"))
+    except (OSError, ValueError, UnreadableFile):
         return {}
     return data if isinstance(data, dict) else {}
 

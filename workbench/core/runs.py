@@ -20,11 +20,12 @@ import copy
 import csv
 import datetime as _dt
 import hashlib
+import io
 import json
 import math
 import os
-import shutil
 import socket
+import stat
 import sys
 import tomllib
 import uuid
@@ -36,7 +37,7 @@ import numpy as np
 from .errors import WorkbenchError
 from .paths import safe_run_name
 from .stats import t975
-from .storage import atomic_write_text
+from .storage import MAX_TEXT_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
 
 CONFIG = "config.toml"
 STATUS = "status.json"
@@ -50,6 +51,9 @@ METRICS_HEADER = ["iteration", "elapsed", "its_per_sec"]
 EVAL_HEADER = ["iteration", "step", "mean", "ci95"]
 # settings that do not change what a run computes, left out of the group key with run.seed
 GROUP_IGNORED = {"run": ("seed", "threads", "device", "output", "output_dir", "run_dir")}
+MAX_JSON_BYTES = MAX_TEXT_BYTES  # config.toml, status.json, sweep.json
+MAX_CSV_BYTES = 2 * 2**30  # metrics.csv / eval.csv, read whole for the curves
+_MAX_HEADER = 1 << 16  # characters of a CSV's first line read to check its header
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                      *(f"lpt{i}" for i in range(1, 10))}
 
@@ -302,10 +306,10 @@ def _fill(info: RunInfo) -> None:
 
 def _read_sweep(path: Path) -> tuple[dict, str | None]:
     try:
-        sweep = json.loads((path / SWEEP).read_bytes().decode("utf-8"))
-    except OSError as e:
-        return {}, f"{SWEEP} unreadable ({e.strerror or e})"
-    except (UnicodeDecodeError, ValueError):
+        sweep = json.loads(read_regular_bytes(path / SWEEP, MAX_JSON_BYTES).decode("utf-8"))
+    except UnreadableFile as e:
+        return {}, f"{SWEEP} unreadable ({e})"
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return {}, f"{SWEEP} unreadable (not valid JSON)"
     if not isinstance(sweep, dict) or sweep.get("sweep_id") is None:
         return {}, f"{SWEEP} unreadable (no sweep_id)"
@@ -325,9 +329,11 @@ def _fill_sweep(info: RunInfo) -> None:
 
 def _read_config(path: Path) -> tuple[dict | None, str | None]:
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as e:
-        return None, f"{CONFIG}: cannot read ({e.strerror or e})"
+        data = tomllib.loads(read_regular_bytes(path, MAX_JSON_BYTES).decode("utf-8"))
+    except UnreadableFile as e:
+        return None, f"{CONFIG}: cannot read ({e})"
+    except RecursionError:
+        return None, f"{CONFIG}: malformed TOML (nested too deeply)"
     except UnicodeDecodeError:
         return None, f"{CONFIG}: not a text file"
     except tomllib.TOMLDecodeError as e:
@@ -344,10 +350,10 @@ def _read_config(path: Path) -> tuple[dict | None, str | None]:
 
 def _read_status(path: Path) -> tuple[dict, str | None]:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as e:
-        return {}, f"{STATUS}: cannot read ({e.strerror or e})"
-    except (UnicodeDecodeError, ValueError):
+        data = json.loads(read_regular_bytes(path, MAX_JSON_BYTES).decode("utf-8"))
+    except UnreadableFile as e:
+        return {}, f"{STATUS}: cannot read ({e})"
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return {}, f"{STATUS}: not valid JSON"
     if not isinstance(data, dict) or not isinstance(data.get("status"), str):
         return {}, f"{STATUS}: no status in it"
@@ -356,9 +362,15 @@ def _read_status(path: Path) -> tuple[dict, str | None]:
     return data, None
 
 
+def _open_text(path: Path, limit: int | None = None):
+    """A regular file opened as UTF-8 text for the csv module (never a FIFO or a device): raises
+    :class:`UnreadableFile` with the reason."""
+    return io.TextIOWrapper(open_regular(path, limit), encoding="utf-8", errors="replace", newline="")
+
+
 def _tail_lines(path: Path, block: int = 8192) -> list[str]:
     """The last complete-looking lines of a text file, read from its end (files can be long)."""
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         f.seek(0, os.SEEK_END)
         size = f.tell()
         f.seek(max(0, size - block))
@@ -369,8 +381,8 @@ def _tail_lines(path: Path, block: int = 8192) -> list[str]:
 
 def _last_iteration(path: Path) -> tuple[int, str | None]:
     try:
-        with path.open(newline="", encoding="utf-8", errors="replace") as f:
-            first = f.readline()
+        with _open_text(path) as f:
+            first = f.readline(_MAX_HEADER)
         if not first.strip():
             return 0, None  # created, nothing written yet
         header = next(csv.reader([first]), [])
@@ -386,6 +398,8 @@ def _last_iteration(path: Path) -> tuple[int, str | None]:
                     if row == header:
                         return 0, None
         return 0, None
+    except UnreadableFile as e:
+        return 0, f"{METRICS}: cannot read ({e})"
     except OSError as e:
         return 0, f"{METRICS}: cannot read ({e.strerror or e})"
 
@@ -400,11 +414,11 @@ def _fill_final(info: RunInfo, status: dict, names: set[str]) -> None:
     # runs written before the recorder kept the last evaluation in status.json: read eval.csv
     if EVAL_TASKS in names:
         try:
-            with (info.path / EVAL_TASKS).open(newline="", encoding="utf-8", errors="replace") as f:
-                header = next(csv.reader([f.readline()]), [])
+            with _open_text(info.path / EVAL_TASKS) as f:
+                header = next(csv.reader([f.readline(_MAX_HEADER)]), [])
             if len(header) == 4:
                 info.metric = header[3]
-        except OSError:
+        except (OSError, UnreadableFile, csv.Error):
             pass
     if EVAL in names:
         try:
@@ -504,8 +518,15 @@ def _float(text: str) -> float:
         return float("nan")
 
 
+def _read_csv_file(path: Path):
+    try:
+        return _open_text(path, MAX_CSV_BYTES)
+    except UnreadableFile as e:
+        raise RunError(f"{path}: cannot read ({e})") from None
+
+
 def _read_metrics(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+    with _read_csv_file(path) as f:
         try:
             rows = list(csv.reader(f))
         except csv.Error as e:  # a torn or foreign file (an unclosed quote, a huge field)
@@ -531,7 +552,7 @@ def _read_metrics(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 def _read_eval(path: Path, trained: int | None):
     """(iterations, before, after, steps, mean matrix, ci matrix) from eval.csv."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+    with _read_csv_file(path) as f:
         try:
             rows = list(csv.reader(f))
         except csv.Error as e:  # a torn or foreign file (an unclosed quote, a huge field)
@@ -699,10 +720,10 @@ def _ours(path: Path) -> str | None:
     for name, header in ((METRICS, METRICS_HEADER), (EVAL, EVAL_HEADER)):
         if name in names:
             try:
-                with (path / name).open(encoding="utf-8", errors="replace") as f:
-                    if f.readline().strip().split(",")[:len(header)] == header:
+                with _open_text(path / name) as f:
+                    if f.readline(_MAX_HEADER).strip().split(",")[:len(header)] == header:
                         return None
-            except OSError:
+            except (OSError, UnreadableFile):
                 pass
     return f"neither its {CONFIG}, {STATUS}, {SWEEP} nor its CSVs are the workbench's"
 
@@ -781,21 +802,132 @@ def _repoint_status(old: Path, new: Path) -> None:
         pass
 
 
-def delete_run(run: RunInfo | str | Path, *, force: bool = False) -> None:
-    """Delete a run's directory.  Only a directory that looks like a workbench run (no sub-folders, no
-    links, a config.toml / status.json / CSV the workbench wrote), never one still running (unless
-    ``force``).  The directory is first renamed to a hidden name, so a half-done delete is not listed."""
-    info = run if isinstance(run, RunInfo) else read_run(run)
+# Every file the workbench writes into a run folder; delete_run removes these and nothing else.
+CHECKPOINT = "checkpoint.safetensors"
+ONNX = "model.onnx"  # `workbench export` next to the bundle
+LOCK = ".lock"  # core/runlock.py
+RUN_FILES = frozenset({CONFIG, STATUS, METRICS, EVAL, EVAL_TASKS, SWEEP, CHECKPOINT, BUNDLE, ONNX, LOCK})
+EVENT_FILE_PREFIX = "events.out.tfevents."  # core/tensorboard.py, one per session
+
+
+def is_run_file(name: str) -> bool:
+    """Whether a file named ``name`` is one the workbench writes into a run folder: :data:`RUN_FILES`, the
+    TensorBoard event files, and the temporary files of :func:`~workbench.core.storage.atomic_write_bytes`
+    for those (``.<name>.<random>.tmp``, left behind by a crash mid-write)."""
+    if name in RUN_FILES or name.startswith(EVENT_FILE_PREFIX):
+        return True
+    if name.startswith(".") and name.endswith(".tmp"):
+        base, dot, rand = name[1:-4].rpartition(".")
+        return (bool(dot) and bool(rand) and rand.replace("_", "").isalnum()
+                and (base in RUN_FILES or base.startswith(EVENT_FILE_PREFIX)))
+    return False
+
+
+def _outside(path: Path, root: Path) -> str | None:
+    """Why ``path`` is not a folder inside the runs folder ``root`` (after following links and '..'), or None."""
+    try:
+        real_root = Path(root).resolve(strict=True)
+        real = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError) as e:
+        return f"cannot resolve its path ({getattr(e, 'strerror', None) or e})"
+    if real == real_root:
+        return f"it is the runs folder {root} itself"
+    if real_root not in real.parents:
+        return f"it is not inside the runs folder {root} (it is {real})"
+    return None
+
+
+def _locked(path: Path) -> bool:
+    try:
+        from .runlock import is_locked
+    except ImportError:
+        return False
+    try:
+        return bool(is_locked(path))
+    except OSError:
+        return False
+
+
+def _remove_run_files(folder: Path) -> list[str]:
+    """Unlink the regular files named as the workbench's (:func:`is_run_file`) in ``folder``; returns the
+    names of what is left.  Links, FIFOs and anything else are never removed.  Where the platform allows,
+    works through a descriptor of the folder opened without following links, so swapping the folder for a
+    link meanwhile cannot redirect the removal elsewhere."""
+    use_fd = os.unlink in os.supports_dir_fd and os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+    fd = None
+    if use_fd:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        names = os.listdir(fd if fd is not None else folder)
+        for name in names:
+            if not is_run_file(name):
+                continue
+            if fd is not None:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode):
+                    os.unlink(name, dir_fd=fd)
+            else:
+                p = folder / name
+                if stat.S_ISREG(os.lstat(p).st_mode):
+                    os.unlink(p)
+        return sorted(os.listdir(fd if fd is not None else folder))
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def delete_run(run: RunInfo | str | Path, *, force: bool = False, root: str | Path | None = None) -> list[Path]:
+    """Delete a run: remove the files the workbench wrote into its folder (:func:`is_run_file`), then the
+    folder if that left it empty.  Returns the files that were kept: files the workbench did not write
+    (a ``thesis.tex`` saved there) are never touched, and while any remain the folder stays too.
+
+    Refused (:class:`RunError`, nothing removed): a folder outside its runs folder (``root``, else the
+    run's :attr:`RunInfo.root`, after following links and '..'), a folder that does not look like a
+    workbench run (sub-folders, links, no config.toml / status.json / CSV the workbench wrote), and a run
+    still running (unless ``force``; never while a live process holds its lock).  A folder holding only
+    the workbench's files is first renamed to a hidden name, so a half-done delete is not listed."""
+    info = run if isinstance(run, RunInfo) else read_run(run, root)
+    root = Path(root) if root is not None else info.root
+    if root is not None:
+        why = _outside(info.path, root)
+        if why:
+            raise RunError(f"{info.name}: not deleted: {why}")
     why = _ours(info.path)
     if why:
         raise RunError(f"{info.name}: not deleted: {why}")
+    if _locked(info.path):
+        raise RunError(f"{info.name}: cannot delete a run that is still running (a process holds its lock); "
+                       f"stop it first")
     _refuse_running(info, "delete", force)
-    trash = info.path.parent / f".{info.path.name}.deleting-{uuid.uuid4().hex[:8]}"
     try:
-        info.path.rename(trash)
+        names = [p.name for p in info.path.iterdir()]
     except OSError as e:
         raise RunError(f"{info.name}: not deleted: {e.strerror or e}") from None
+    if any(not is_run_file(n) for n in names):
+        target = info.path  # the user's files stay where they are, under the name they know
+    else:
+        target = info.path.parent / f".{info.path.name}.deleting-{uuid.uuid4().hex[:8]}"
+        try:
+            info.path.rename(target)
+        except OSError as e:
+            raise RunError(f"{info.name}: not deleted: {e.strerror or e}") from None
     try:
-        shutil.rmtree(trash)
+        left = _remove_run_files(target)
+        if not left:
+            os.rmdir(target)
+            return []
     except OSError as e:
-        raise RunError(f"{info.name}: only partly deleted ({e.strerror or e}); what is left is in {trash}") from None
+        where = _give_back_name(target, info.path)
+        raise RunError(f"{info.name}: only partly deleted ({e.strerror or e}); what is left is in {where}") from None
+    where = _give_back_name(target, info.path)  # a file saved there meanwhile: not left in a hidden folder
+    return [where / n for n in left]
+
+
+def _give_back_name(target: Path, original: Path) -> Path:
+    if target == original:
+        return original
+    try:
+        target.rename(original)
+        return original
+    except OSError:
+        return target

@@ -7,7 +7,6 @@ listen to the same typed events (:mod:`workbench.core.events`).  ``pause()``, ``
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections import deque
@@ -23,9 +22,10 @@ from .bundle import write_bundle
 from .config import ExperimentConfig
 from .budget import check_memory
 from .errors import Cancelled, ConfigError, TrainingDiverged, with_path
-from .recorder import RunRecorder
+from .recorder import RunRecorder, read_status
 from .registry import ALGORITHMS, FAMILIES
 from .runlock import LOCK, RunLock
+from .runs import is_run_file
 from .storage import UnreadableFile, load_tensors, save_tensors
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -34,9 +34,9 @@ CONFIG = "config.toml"
 SWEEP = "sweep.json"  # written by a sweep into its trial's folder before the trainer starts
 
 
-# what a killed atomic write (storage.atomic_write_bytes) leaves behind in a run folder: .<name>.<random>.tmp
-_TEMPORARY = re.compile(r"^\.(checkpoint\.safetensors|model\.safetensors|model\.onnx|status\.json|config\.toml|"
-                        r"metrics\.csv|eval\.csv|eval_tasks\.csv|sweep\.json)\.[A-Za-z0-9_]+\.tmp$")
+def _temporary(name: str) -> bool:
+    """What a killed atomic write (storage.atomic_write_bytes) of a run's own file leaves: .<name>.<random>.tmp"""
+    return name.startswith(".") and name.endswith(".tmp") and is_run_file(name)
 
 
 def remove_stale_temporaries(run_dir: Path) -> list[str]:
@@ -44,7 +44,7 @@ def remove_stale_temporaries(run_dir: Path) -> list[str]:
     workbench's own atomic writes use; call with the folder's lock held).  Returns the names removed."""
     removed = []
     for p in run_dir.iterdir():
-        if _TEMPORARY.match(p.name) and p.is_file() and not p.is_symlink():
+        if _temporary(p.name) and p.is_file() and not p.is_symlink():
             try:
                 p.unlink()
                 removed.append(p.name)
@@ -54,12 +54,7 @@ def remove_stale_temporaries(run_dir: Path) -> list[str]:
 
 
 def _status(run_dir: Path) -> str:
-    import json
-
-    try:
-        return json.loads((run_dir / "status.json").read_text()).get("status", "")
-    except (OSError, ValueError, AttributeError):
-        return ""
+    return str(read_status(run_dir).get("status", ""))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -181,7 +176,7 @@ class Trainer:
             raise ConfigError(f"{run_dir}: already holds a run; resume it with --resume {run_dir} "
                               f"or choose another output folder")
         foreign = sorted(p.name for p in run_dir.iterdir()
-                         if p.name not in (LOCK, SWEEP) and not _TEMPORARY.match(p.name))
+                         if p.name not in (LOCK, SWEEP) and not _temporary(p.name))
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise ConfigError(f"{run_dir}: not empty and not a workbench run (holds {shown}); a run needs a new "

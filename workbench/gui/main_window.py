@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout,
 from workbench.core.config import ExperimentConfig, MetaInfo, ModelConfig, RunConfig
 from workbench.core.errors import WorkbenchError
 from workbench.core.paths import default_runs_dir, safe_run_name
-from workbench.core.presets import list_presets
+from workbench.core.presets import check_preset_file, list_presets
 from workbench.core.registry import ALGORITHMS, FAMILIES, family_availability
 from workbench.core.trainer import available_devices
 
@@ -249,6 +249,9 @@ class MainWindow(QMainWindow):
         for info in list_presets():
             a = self.shipped_menu.addAction(f"{info.name} — {info.description}")
             a.triggered.connect(lambda _=False, p=info.path: self.load_preset(p))
+            if not info.readable:  # listed with the reason, not offered
+                a.setEnabled(False)
+                a.setToolTip(f"{info.path}: {info.error}")
         self.recent_menu = menu.addMenu("Recent presets")
         menu.addAction(self.act_save_preset)
         menu.addSeparator()
@@ -354,7 +357,7 @@ class MainWindow(QMainWindow):
 
     def _default_preset(self) -> Path | None:
         for info in list_presets():
-            if info.name == "maml-sinusoid":
+            if info.name == "maml-sinusoid" and info.readable:
                 return info.path
         return None
 
@@ -460,6 +463,7 @@ class MainWindow(QMainWindow):
             return False
         path = Path(path)
         try:
+            check_preset_file(path)  # a FIFO or a device would block the GUI thread in the read
             config = ExperimentConfig.load(path)
         except WorkbenchError as e:
             if not quiet:
@@ -772,7 +776,7 @@ class MainWindow(QMainWindow):
     # -- models and plots out ------------------------------------------------------------------
     def export_model(self, path) -> bool:
         from workbench.core.bundle import load_bundle
-        from workbench.core.storage import atomic_write_bytes
+        from workbench.core.storage import MAX_TENSOR_BYTES, UnreadableFile, atomic_write_bytes, read_regular_bytes
 
         path = Path(path)
         if self.bundle_path is None:
@@ -782,8 +786,8 @@ class MainWindow(QMainWindow):
             if path.suffix == ".onnx":
                 load_bundle(self.bundle_path).to_onnx(path)
             else:
-                atomic_write_bytes(path, self.bundle_path.read_bytes())
-        except (WorkbenchError, OSError) as e:
+                atomic_write_bytes(path, read_regular_bytes(self.bundle_path, MAX_TENSOR_BYTES))
+        except (WorkbenchError, OSError, UnreadableFile) as e:
             self.show_error("Cannot export model", f"{path}: {e}")
             return False
         self.settings.setValue("lastModelDir", str(path.parent))

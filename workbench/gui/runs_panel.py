@@ -970,8 +970,9 @@ class RunsPanel(QWidget):
         if len(todo) > MAX_LISTED:
             names += f"\n  … and {len(todo) - MAX_LISTED} more"
         skipped = f"\n\nNot deleted (still running): {', '.join(r.name for r in busy)}" if busy else ""
-        text = (f"Delete {len(todo)} run{'s' if len(todo) > 1 else ''} and all {'their' if len(todo) > 1 else 'its'} "
-                f"files from {self.runs_dir}?\n\n{names}{skipped}\n\nThis cannot be undone.")
+        text = (f"Delete {len(todo)} run{'s' if len(todo) > 1 else ''} and the files the workbench wrote for "
+                f"{'them' if len(todo) > 1 else 'it'} from {self.runs_dir}?\n\n{names}{skipped}\n\n"
+                f"Files you added to a run's folder are kept, with the folder.  This cannot be undone.")
         answer = QMessageBox.question(self, "Delete runs", text,
                                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                                       QMessageBox.StandardButton.No)
@@ -981,7 +982,7 @@ class RunsPanel(QWidget):
         deleted = []
         for r in todo:
             try:
-                delete_run(r, force=r in unknown)
+                kept = delete_run(r, force=r in unknown, root=self.runs_dir)
             except RunError as e:
                 notes.append(str(e))
             except OSError as e:
@@ -989,6 +990,11 @@ class RunsPanel(QWidget):
             else:
                 deleted.append(r)
                 self._cache.pop(_path_key(r.path), None)
+                if kept:  # files the workbench did not write: left where they were, with their folder
+                    shown = ", ".join(p.name for p in kept[:3])
+                    shown += f" and {len(kept) - 3} more" if len(kept) > 3 else ""
+                    notes.append(f"{r.name}: its folder was kept for {len(kept)} file{'s' if len(kept) > 1 else ''} "
+                                 f"the workbench did not write ({shown})")
         self.refresh()
         done = f"deleted {len(deleted)} run{'s' if len(deleted) != 1 else ''}"
         self._say("; ".join([done, *notes]), warn=bool(notes))
