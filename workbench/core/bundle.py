@@ -301,6 +301,16 @@ def _mlp_count(sizes: list[int]) -> int:
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
+def _registered(path, meta: dict, key: str, registry):
+    """The class that metadata ``key`` names in ``registry`` (the families' or the algorithms')."""
+    if key not in meta:
+        raise BundleError(f"{path}: {key}: missing from the bundle metadata")
+    try:
+        return registry.get(meta[key], where=f"{path}: {key}")
+    except ConfigError as e:
+        raise BundleError(str(e)) from None
+
+
 def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
     """Check a bundle's metadata (types, allowed values, consistency of kind / family / algorithm, and the
     sizes it asks for) and its tensors' names, dtypes and shapes against it, before anything is allocated.
@@ -324,12 +334,7 @@ def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
         if key in meta and not isinstance(meta[key], str):
             raise _bad(path, key, meta[key], "a string")
     # -- family, kind, task
-    if "family" not in meta:
-        raise BundleError(f"{path}: family: missing from the bundle metadata")
-    try:
-        family_cls = FAMILIES.get(meta["family"], where=f"{path}: family")
-    except ConfigError as e:
-        raise BundleError(str(e)) from None
+    family_cls = _registered(path, meta, "family", FAMILIES)
     family_kind = getattr(family_cls, "kind", "regression")
     kind = meta.get("kind", "regression")
     if kind not in ("regression", "rl"):
@@ -344,12 +349,7 @@ def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
         raise BundleError(f"{path}: task: the {family_cls.name} family cannot be built from it here "
                           f"({type(e).__name__}: {e})".replace("\n", " ")) from None
     # -- algorithm
-    if "algorithm" not in meta:
-        raise BundleError(f"{path}: algorithm: missing from the bundle metadata")
-    try:
-        algo_cls = ALGORITHMS.get(meta["algorithm"], where=f"{path}: algorithm")
-    except ConfigError as e:
-        raise BundleError(str(e)) from None
+    algo_cls = _registered(path, meta, "algorithm", ALGORITHMS)
     if family_cls.name not in algo_cls.families:
         raise _bad(path, "algorithm", meta["algorithm"], f"an algorithm for the family {family_cls.name!r} "
                    f"({algo_cls.name} supports: {', '.join(algo_cls.families) or 'none'})")
