@@ -183,7 +183,8 @@ def memory_cap(extra: int = 2**30):
 
 @pytest.mark.parametrize("source, change, expected", [
     ("rl", lambda t, m: m["model"].update(hidden=[4096] * 300), "model.hidden = [4096, 4096, 4096, ...] (300 entries)"),
-    ("rl", lambda t, m: m["model"].update(hidden=[4096] * 5), "model.hidden"),
+    # fits in memory, but not the parameters the file holds: refused before the policy is built
+    ("rl", lambda t, m: m["model"].update(hidden=[4096] * 5), "the bundle has"),
     ("rl", lambda t, m: m.update(algorithm="rl2", algorithm_config={}, n_params=8,
                                  model={**m["model"], "hidden": [64] + [4096] * 299}), "model.hidden"),
     ("rl", lambda t, m: m.update(algorithm="rl2", algorithm_config={}, n_params=7,
@@ -411,3 +412,15 @@ def test_the_playground_and_open_model_refuse_hostile_bundles(qtbot, trained, tm
         finally:
             watchdog.cancel()
         assert time.monotonic() - start < 5 and "FIFO" in shown[-1][1]
+
+
+def test_an_evaluation_the_metadata_makes_too_large_is_refused_before_the_rollouts(tmp_path, capsys):
+    """trajectories x horizon inside their ranges, but far more than memory holds for 100 tasks: one line
+    naming the bundle's keys, as `workbench train` refuses the same sizes (budget.check_memory)."""
+    def huge(t, m):
+        m["algorithm_config"]["trajectories"] = 10_000
+        m["task"]["horizon"] = 10_000
+
+    bundle = crafted(tmp_path, RL_BUNDLE, huge)
+    one_line_error(capsys, ["eval", str(bundle), "--tasks", "100"], "algorithm_config.trajectories=10000",
+                   "task.horizon=10000", "memory")

@@ -329,3 +329,38 @@ def test_the_apps_trainer_process_reports_a_failure_as_a_failed_run(tmp_path, mo
     finished = [e for e in events if isinstance(e, ev.RunFinished)]
     assert len(finished) == 1 and finished[0].status == "failed" and "out of memory" in finished[0].message
     assert _status(run)["status"] == "failed"
+
+
+def test_resume_refuses_a_csv_that_is_a_fifo_or_a_device(tmp_path, capsys):
+    run = _finished_run(tmp_path)
+    (run / "eval.csv").unlink()
+    os.mkfifo(run / "eval.csv")
+    done = []
+    worker = threading.Thread(target=lambda: done.append(
+        cli.main(["train", "--resume", str(run), "--iterations", "75", "--quiet"])), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert done == [2], "resume blocked on a FIFO"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "eval.csv" in err[0] and "FIFO" in err[0]
+    (run / "eval.csv").unlink()
+    (run / "eval.csv").symlink_to("/dev/zero")
+    assert cli.main(["train", "--resume", str(run), "--iterations", "75", "--quiet"]) == 2
+    assert "eval.csv" in capsys.readouterr().err
+
+
+def test_a_failure_after_the_last_iteration_names_the_file_it_could_not_write(tmp_path, capsys):
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config(iterations=20), run)
+    real_export = trainer.export
+
+    def export_into_a_folder(path=None):  # the bundle's name is taken by a folder
+        (run / "model.safetensors").mkdir()
+        return real_export(path)
+
+    trainer.export = export_into_a_folder
+    finished = trainer.run()
+    assert finished.status == "failed"
+    assert "after iteration 20" in finished.message and str(run / "model.safetensors") in finished.message
+    assert ".tmp" not in finished.message
+    assert _status(run)["status"] == "failed"

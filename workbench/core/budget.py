@@ -16,17 +16,35 @@ from .errors import ConfigError
 
 FLOAT = 4  # bytes per float32
 KEEP = 3  # tensors kept per value for the backward pass (value, gradient, an intermediate)
+RL_KEEP = 4  # an RL evaluation's peak over one step's rollout rows: measured about 3 (maml-trpo on navigation
+#               and pendulum, 500-2000 held-out tasks: 3.4-6.7 GiB), with a margin
 
 
 def physical_memory() -> int:
-    """Bytes of RAM of this machine ($WORKBENCH_MEMORY_LIMIT, in bytes, overrides it)."""
+    """Bytes of memory this process may use: the machine's RAM, or its cgroup's limit (a container) when
+    lower; $WORKBENCH_MEMORY_LIMIT (bytes) overrides both."""
     env = os.environ.get("WORKBENCH_MEMORY_LIMIT")
     if env:
         return int(float(env))
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not POSIX: assume a large machine
-        return 1 << 40
+        total = 1 << 40
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read(64).strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def max_network_weights() -> int:
+    """The largest network (weights and biases) a run or a bundle may have here: its meta-parameters,
+    gradient and two optimiser moments must fit in memory."""
+    return physical_memory() // (FLOAT * 4)
 
 
 def parameter_count(in_dim: int, hidden: list[int], out_dim: int) -> int:
@@ -39,9 +57,15 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def estimate(config, family) -> list[tuple[str, float]]:
-    """[(what, bytes)] for the parts of a run that scale with its config: training and evaluation."""
-    task, algo, run, hidden = config.task, config.algorithm, config.run, list(config.model.hidden)
+def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | None = None) -> list[tuple[str, float]]:
+    """[(what, bytes)] for the parts of a run that scale with its config: the network, a meta-batch, the
+    held-out evaluation (``eval_tasks`` x ``eval_steps``; default the run's) and replay buffers.
+
+    ``config`` needs ``task``, ``algorithm``, ``model.hidden`` and (without the two arguments) ``run``;
+    a bundle's metadata gives the same (see bundle.py)."""
+    task, algo, hidden = config.task, config.algorithm, list(config.model.hidden)
+    eval_tasks = int(config.run.eval_tasks if eval_tasks is None else eval_tasks)
+    eval_steps = int(config.run.eval_steps if eval_steps is None else eval_steps)
     in_dim, out_dim = int(family.in_dim), int(family.out_dim)
     params = parameter_count(in_dim, hidden, out_dim)
     width = in_dim + out_dim + sum(hidden)  # floats per row of one forward pass
@@ -58,37 +82,57 @@ def estimate(config, family) -> list[tuple[str, float]]:
 
     meta_batch = int(getattr(algo, "meta_batch", 1))
     train_steps = inner + 1
-    train = (rows(meta_batch, int(getattr(task, "query", 1))) * width * train_steps
-             + meta_batch * params * train_steps) * FLOAT * KEEP
-    eval_steps = int(run.eval_steps) + 1 if not rl else min(int(run.eval_steps), 10) + 1
-    tasks = int(run.eval_tasks) * int(getattr(algo, "eval_trials", 1))
-    # the evaluation keeps no graph, but holds the data and one step's activations of every task at once
-    evaluation = (rows(tasks, int(getattr(task, "eval_query", 1))) * (width + eval_steps)
-                  + tasks * params * 2) * FLOAT
+    keep = RL_KEEP if rl else KEEP
+    train = (rows(meta_batch, int(getattr(task, "query", 1))) * (width + 8 * rl) * train_steps * keep
+             + meta_batch * params * train_steps * KEEP) * FLOAT
+    tasks = eval_tasks * int(getattr(algo, "eval_trials", 1))
+    if rl:  # a step's trajectories (observations, actions, log-probabilities, returns, masks) and the policy's
+        #     activations over them, a few steps' worth at the peak
+        evaluation = rows(tasks, 0) * (width + 8) * FLOAT * RL_KEEP
+    else:  # no graph: the data and one step's activations of every task at once
+        evaluation = (rows(tasks, int(getattr(task, "eval_query", 1))) * (width + eval_steps + 1)
+                      + tasks * params * 2) * FLOAT
     network = params * FLOAT * 4  # the meta-parameters, their gradient and two optimiser moments
-    return [("the network", network), ("a meta-batch", train), ("the held-out evaluation", evaluation)]
+    parts = [("the network", network), ("a meta-batch", train), ("the held-out evaluation", evaluation)]
+    if hasattr(algo, "buffer_size") and hasattr(algo, "train_tasks"):
+        parts.append(("the replay buffers", replay_bytes(algo, family)))
+    return parts
 
 
-def check_memory(config, family, where: str = "") -> None:
-    """Raise :class:`ConfigError` when the run would need more memory than the machine has.
+def replay_bytes(algo, family) -> int:
+    """PEARL's per-task replay buffers: train_tasks x buffer_size transitions (obs, next obs, action,
+    reward, done)."""
+    act = family.n_actions if getattr(family, "discrete_actions", False) else int(getattr(family, "act_dim", 1))
+    width = 2 * int(getattr(family, "obs_dim", family.in_dim)) + act + 2
+    return int(algo.train_tasks) * int(algo.buffer_size) * width * FLOAT
 
-    The message names the part that is too large and the keys that size it, with their values.
-    """
+
+def check_memory(config, family, where: str = "", eval_tasks: int | None = None, eval_steps: int | None = None,
+                 algorithm_section: str = "algorithm") -> None:
+    """Raise :class:`ConfigError` when the run (or, with ``eval_tasks``, one evaluation of a bundle) would
+    need more memory than the machine has.  The message names the part that is too large and the keys
+    that size it, with their values (a bundle's metadata calls the algorithm's table ``algorithm_config``)."""
     limit = physical_memory()
-    parts = estimate(config, family)
+    parts = estimate(config, family, eval_tasks, eval_steps)
     total = sum(b for _, b in parts)
     if total <= limit:
         return
     what, size = max(parts, key=lambda p: p[1])
-    task, algo, run = config.task, config.algorithm, config.run
+    task, algo, hidden = config.task, config.algorithm, ("model.hidden", list(config.model.hidden))
+
+    def of(section: str, obj, names) -> list:
+        section = algorithm_section if section == "algorithm" else section
+        return [(f"{section}.{k}", getattr(obj, k)) for k in names if hasattr(obj, k)]
+
+    run_keys = ([("run.eval_tasks", config.run.eval_tasks), ("run.eval_steps", config.run.eval_steps)]
+                if eval_tasks is None else [("tasks", eval_tasks), ("steps", eval_steps)])
     keys = {
-        "the network": [("model.hidden", list(config.model.hidden))],
-        "a meta-batch": [(f"algorithm.{k}", getattr(algo, k)) for k in ("meta_batch", "trajectories", "inner_steps")
-                         if hasattr(algo, k)] + [(f"task.{k}", getattr(task, k)) for k in ("shots", "query", "horizon")
-                                                  if hasattr(task, k)] + [("model.hidden", list(config.model.hidden))],
-        "the held-out evaluation": [("run.eval_tasks", run.eval_tasks), ("run.eval_steps", run.eval_steps)]
-        + [(f"task.{k}", getattr(task, k)) for k in ("shots", "eval_query", "horizon") if hasattr(task, k)]
-        + [("model.hidden", list(config.model.hidden))],
+        "the network": [hidden],
+        "a meta-batch": of("algorithm", algo, ("meta_batch", "trajectories", "inner_steps"))
+        + of("task", task, ("shots", "query", "horizon")) + [hidden],
+        "the held-out evaluation": run_keys + of("algorithm", algo, ("trajectories", "eval_trials"))
+        + of("task", task, ("shots", "eval_query", "horizon")) + [hidden],
+        "the replay buffers": of("algorithm", algo, ("train_tasks", "buffer_size")),
     }[what]
     named = ", ".join(f"{k}={v}" for k, v in keys)
     raise ConfigError(f"{where + ': ' if where else ''}{named}: {what} alone needs about {_gib(size)} of memory (the run about "

@@ -13,11 +13,12 @@ import datetime as _dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from . import seeding
+from . import budget, seeding
 from .adaptation import AdaptationRule, adaptation_curve, inner_step
 from .evaluation import events_from, supervised_outcome
 from .config import build_section
@@ -33,8 +34,6 @@ MAX_ADAPT_STEPS = 10_000  # inner steps of adapt() / evaluate(), and adaptation.
 MAX_EVAL_TASKS = 100_000  # as `workbench eval --tasks`
 MAX_POINTS = 10_000  # shots / query points per task (as `workbench eval --shots`)
 MAX_HIDDEN_LAYERS = 100
-MAX_MODEL_PARAMS = 2**26  # weights of the network the metadata describes (256 MiB of float32), before allocating
-MAX_BUFFER_ELEMENTS = 2**28  # replay buffers an RL learner allocates when built (1 GiB of float32)
 MAX_TENSORS = 100_000
 
 
@@ -68,17 +67,28 @@ class AdaptedModel:
         return y.numpy()
 
 
-def _curve_report(per_task: np.ndarray, steps: list[int]) -> dict:
-    """``evaluate()``'s curve keys under the one reporting rule (stats.mean_ci95): a step where some task
-    overflowed has no mean (None, JSON null); ``diverged`` counts those tasks per step and
-    ``diverged_tasks`` names each with the first step it overflowed at."""
+def _curve_report(curve: np.ndarray, steps: list[int]) -> dict:
+    """``evaluate()``'s curve keys under the one reporting rule (stats.mean_ci95) from every task's whole
+    curve ``curve`` (tasks, 0..max(steps)): at the reported ``steps``, a step where some task overflowed has
+    no mean (None, JSON null) and ``diverged`` counts those tasks; ``diverged_tasks`` names each task with
+    the first inner step it overflowed at (also one between the reported steps, as adapt() says)."""
+    per_task = curve[:, steps]
     mean, ci = mean_ci95(per_task)
     return {"steps": steps,
             "mean": [float(m) if np.isfinite(m) else None for m in mean],
             "ci95": [float(c) if np.isfinite(c) else None for c in ci],
             "diverged": (~np.isfinite(per_task)).sum(0).tolist(),
-            "diverged_tasks": {str(t): s for t, s in sorted(divergence(per_task, steps).items())},
+            "diverged_tasks": {str(t): s for t, s in sorted(divergence(curve).items())},
             "per_task": [[v if np.isfinite(v) else None for v in row] for row in per_task.tolist()]}
+
+
+def _check_memory(model, tasks: int, steps: int) -> None:
+    """Refuse an evaluation of ``tasks`` x ``steps`` that cannot fit in memory (budget.check_memory), as a
+    run of the same sizes is refused: one line naming the bundle's keys and the values."""
+    sizes = getattr(model, "sizes", None)
+    if sizes is not None:
+        budget.check_memory(sizes, model.family, where=str(model.path), eval_tasks=tasks, eval_steps=steps,
+                            algorithm_section="algorithm_config")
 
 
 def _count(value, name: str, low: int, high: int) -> int:
@@ -124,6 +134,9 @@ class MetaModel(AdaptedModel):
     def algorithm(self) -> str:
         return self.meta["algorithm"]
 
+    sizes = None  # set by load_bundle: what budget.check_memory needs to know of the bundle
+    _check_memory = _check_memory
+
     @property
     def params(self) -> list[torch.Tensor]:
         return self._params
@@ -155,15 +168,17 @@ class MetaModel(AdaptedModel):
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         shots = None if shots is None else _count(shots, "shots", 1, MAX_POINTS)
         query = None if query is None else _count(query, "query", 1, MAX_POINTS)
+        self._check_memory(tasks, max(steps))
         batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query, stream=seeding.TEST)
         losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, max(steps))
-        return {"metric": "mse", **_curve_report(losses[:, steps].double().numpy(), steps), "tasks": tasks,
+        return {"metric": "mse", **_curve_report(losses.double().numpy(), steps), "tasks": tasks,
                 "seed": seed, "shots": batch.xs.shape[1], "family": self.meta["family"], "algorithm": self.algorithm}
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
         """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits."""
         steps = min(max(10, self.rule.steps), 100) if steps is None else _count(steps, "steps", 0, MAX_ADAPT_STEPS)
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
+        self._check_memory(tasks, steps)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = supervised_outcome(self._params, self.rule, self.family, batch, steps, render_tasks)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
@@ -201,6 +216,9 @@ class RLModel:
     def algorithm(self) -> str:
         return self.meta["algorithm"]
 
+    sizes = None  # set by load_bundle: what budget.check_memory needs to know of the bundle
+    _check_memory = _check_memory
+
     @property
     def params(self) -> list[torch.Tensor]:
         return self.learner.params
@@ -216,12 +234,13 @@ class RLModel:
             steps = self.learner.default_eval_steps()
         steps = _step_list(steps)
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
+        self._check_memory(tasks, max(steps))
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, max(steps), 0)
         if max(steps) > outcome.steps[-1]:
             raise ConfigError(f"--steps {','.join(map(str, steps))}: the adaptation curve of this "
                               f"{self.algorithm} model runs over 0..{outcome.steps[-1]} ({outcome.step_label})")
-        return {"metric": outcome.metric, **_curve_report(np.asarray(outcome.per_task, dtype=np.float64)[:, steps], steps),
+        return {"metric": outcome.metric, **_curve_report(np.asarray(outcome.per_task, dtype=np.float64), steps),
                 "tasks": tasks, "seed": seed, "shots": None, "family": self.meta["family"],
                 "algorithm": self.algorithm, "references": outcome.references}
 
@@ -229,6 +248,7 @@ class RLModel:
         steps = max(3, *self.learner.default_eval_steps()) if steps is None else _count(steps, "steps", 0,
                                                                                         MAX_ADAPT_STEPS)
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
+        self._check_memory(tasks, steps)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, steps, render_tasks)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
@@ -261,6 +281,7 @@ class BundleSpec:
     steps: int = 0
     lr: object = None  # a float, or "per-parameter"
     n_params: int = 0  # rl
+    sizes: object = None  # task / algorithm / model.hidden, for budget.check_memory of an evaluation
 
 
 def _short(value, width: int = 60) -> str:
@@ -377,9 +398,9 @@ def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
                           f"expected 'relu' or 'tanh'")
     spec = MLPSpec(family.in_dim, family.out_dim, tuple(hidden), activation)
     n_weights = _mlp_count(spec.sizes)
-    if n_weights > MAX_MODEL_PARAMS:
-        raise _bad(path, "model.hidden", hidden, f"a network of at most {MAX_MODEL_PARAMS} weights "
-                   f"(this one has {n_weights})")
+    if n_weights > budget.max_network_weights():  # the same bound as a run's (budget.check_memory)
+        raise _bad(path, "model.hidden", hidden, f"a network of at most {budget.max_network_weights()} weights, "
+                   f"what this machine's memory holds (this one has {n_weights})")
     # -- what is only shown
     training = _table(path, meta, "training", required=False)
     if "iterations" in training and (not _is_int(training["iterations"]) or training["iterations"] < 0):
@@ -395,6 +416,7 @@ def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
         if not t.dtype.is_floating_point:
             raise BundleError(f"{path}: {name}: dtype {str(t.dtype).removeprefix('torch.')}: expected floating point")
     out = BundleSpec(path, meta, kind, family_cls, family, algo_cls, algo_cfg, spec)
+    out.sizes = SimpleNamespace(task=task_cfg, algorithm=algo_cfg, model=SimpleNamespace(hidden=list(hidden)))
     if kind == "rl":
         _validate_rl(out, tensors)
     else:
@@ -484,11 +506,10 @@ def _validate_rl(b: BundleSpec, tensors: dict) -> None:
     cfg = b.algo_cfg
     tasks, cap = getattr(cfg, "train_tasks", 0), getattr(cfg, "buffer_size", 0)
     if _is_int(tasks) and _is_int(cap) and tasks * cap:
-        act = family.n_actions if getattr(family, "discrete_actions", False) else getattr(family, "act_dim", 1)
-        width = 2 * getattr(family, "obs_dim", 1) + act + 2
-        if tasks * cap * width > MAX_BUFFER_ELEMENTS:
-            raise _bad(path, "algorithm_config.buffer_size", cap, f"replay buffers of at most {MAX_BUFFER_ELEMENTS} "
-                       f"values in all (train_tasks {tasks} x buffer_size {cap} x {width} per transition)")
+        need = budget.replay_bytes(cfg, family)
+        if need > budget.physical_memory():  # the same bound as a run's (budget.check_memory)
+            raise _bad(path, "algorithm_config.buffer_size", cap, f"replay buffers that fit in this machine's memory "
+                       f"(train_tasks {tasks} x buffer_size {cap} need {need / 2**30:.1f} GiB)")
     b.n_params = n
 
 
@@ -509,7 +530,9 @@ def _load_rl(b: BundleSpec, tensors: dict) -> RLModel:
         raise BundleError(f"{path}: incompatible bundle: {e}") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise BundleError(f"{path}: incomplete or corrupt bundle metadata ({type(e).__name__}: {e})") from None
-    return RLModel(path, meta, learner, b.family)
+    model = RLModel(path, meta, learner, b.family)
+    model.sizes = b.sizes
+    return model
 
 
 def load_bundle(path: str | Path) -> MetaModel | RLModel:
@@ -523,7 +546,7 @@ def load_bundle(path: str | Path) -> MetaModel | RLModel:
     except OSError:
         pass
     try:
-        tensors, meta = load_tensors(path, MAX_TENSOR_BYTES)
+        tensors, meta = load_tensors(path, max(MAX_TENSOR_BYTES, budget.physical_memory() // 2))
     except UnreadableFile as e:
         raise BundleError(f"{path}: cannot load model bundle: {e}") from None
     b = validate_bundle(path, meta, tensors)
@@ -545,4 +568,6 @@ def load_bundle(path: str | Path) -> MetaModel | RLModel:
     else:
         lrs = [float(b.lr)] * (n - k)
     rule = AdaptationRule(lrs, b.first_layer, b.steps, spec.activation)
-    return MetaModel(path, params, rule, b.meta, b.family, spec)
+    model = MetaModel(path, params, rule, b.meta, b.family, spec)
+    model.sizes = b.sizes
+    return model

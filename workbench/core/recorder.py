@@ -20,12 +20,16 @@ import json
 import math
 import os
 import socket
+import stat
 import warnings
 from pathlib import Path
 
 from . import events as ev
 from .errors import ConfigError, with_path
-from .storage import UnreadableFile, atomic_write_text, read_regular_bytes
+from .storage import UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
+
+
+MAX_CSV_BYTES = 2 * 2**30  # a run's CSVs, read whole when a resume truncates them
 
 
 class RunRecorder:
@@ -92,11 +96,13 @@ class RunRecorder:
         rewritten = []
         for name in ("metrics.csv", "eval.csv", "eval_tasks.csv"):
             path = self.run_dir / name
-            if not path.exists():
+            if not (path.exists() or path.is_symlink()):
                 continue
             try:
-                with path.open(newline="", encoding="utf-8") as f:
+                with io.TextIOWrapper(open_regular(path, MAX_CSV_BYTES), encoding="utf-8", newline="") as f:
                     rows = list(csv.reader(f))
+            except UnreadableFile as e:  # a FIFO, a device, a folder: never blocks, never reads without end
+                raise ConfigError(f"{path}: {e}; cannot resume") from None
             except UnicodeDecodeError:
                 raise ConfigError(f"{path}: not a text file (invalid UTF-8); cannot resume") from None
             except csv.Error as e:
@@ -138,6 +144,8 @@ class RunRecorder:
             path = self.run_dir / name
             try:
                 fresh = not path.exists() or path.stat().st_size == 0
+                if not fresh and not stat.S_ISREG(path.stat().st_mode):  # appending to a FIFO would block
+                    raise OSError(errno.EINVAL, "not a regular file", str(path))
                 f = path.open("a", newline="", encoding="utf-8")
                 w = csv.writer(f)
                 if fresh:

@@ -20,13 +20,13 @@ from . import seeding
 from .evaluation import copy_evaluation, events_from
 from .bundle import write_bundle
 from .config import ExperimentConfig
-from .budget import check_memory
+from .budget import check_memory, physical_memory
 from .errors import Cancelled, ConfigError, TrainingDiverged, with_path
 from .recorder import RunRecorder, read_status
 from .registry import ALGORITHMS, FAMILIES
 from .runlock import LOCK, RunLock
 from .runs import is_run_file
-from .storage import UnreadableFile, load_tensors, save_tensors
+from .storage import MAX_TENSOR_BYTES, UnreadableFile, load_tensors, save_tensors
 
 CHECKPOINT = "checkpoint.safetensors"
 BUNDLE = "model.safetensors"
@@ -127,6 +127,7 @@ class Trainer:
         self.last_metrics: dict[str, float] = {}
         self.last_eval: ev.Evaluation | None = None
         self._eval_pending = False  # the evaluation due at self.iteration was cancelled by a stop
+        self._in_step = False  # inside meta-step self.iteration + 1 (for the message of a failure)
         self._pause = threading.Event()
         self._stop = threading.Event()
         self.recorder: RunRecorder | None = None
@@ -229,8 +230,8 @@ class Trainer:
         config = ExperimentConfig.load(run_dir / CONFIG, overrides)
         ckpt = run_dir / CHECKPOINT
         if ckpt.exists() or ckpt.is_symlink():
-            try:
-                tensors, meta = load_tensors(ckpt)
+            try:  # the run's own checkpoint: as large as its config made it (what memory holds)
+                tensors, meta = load_tensors(ckpt, limit=max(MAX_TENSOR_BYTES, physical_memory()))
             except UnreadableFile as e:
                 raise ConfigError(f"{ckpt}: cannot resume: {e}") from None
             done, elapsed, evaluated = _checked_meta(ckpt, meta, config)
@@ -331,7 +332,8 @@ class Trainer:
         ckpt = self.run_dir / CHECKPOINT if self.run_dir else None
         kept = (f"the last good checkpoint ({ckpt}) is kept" if ckpt and ckpt.exists()
                 else "no checkpoint had been written yet")
-        message = f"training stopped at iteration {self.iteration + 1}: {describe_failure(error)}; {kept}"
+        where = (f"at iteration {self.iteration + 1}" if self._in_step else f"after iteration {self.iteration}")
+        message = f"training stopped {where}: {describe_failure(error)}; {kept}"
         finished = ev.RunFinished("failed", self.iteration, None, message)
         problems = []
         for cb in self._callbacks:  # every listener hears the end, even if one of them cannot write
@@ -370,10 +372,12 @@ class Trainer:
                     status = "stopped"
                     break
                 t0 = time.perf_counter()
+                self._in_step = True
                 batch = self.family.sample_batch(meta_batch, self.task_gen).to(self.device)
                 metrics = self.learner.meta_step(batch, self.iteration)
                 t1 = time.perf_counter()
                 self.iteration += 1
+                self._in_step = False
                 self.elapsed += t1 - t0
                 window.append((self.iteration, t1))
                 its = ((window[-1][0] - window[0][0]) / (window[-1][1] - window[0][1])
