@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="values of one preset key to sweep, e.g. --grid algorithm.inner_lr=0.01,0.02 (repeatable: "
                    "the cross product)")
     w.add_argument("--address", help="an existing Ray cluster (host:port, auto, ray://host:port); default: start "
-                   "a local Ray on this machine")
+                   "a local Ray on this machine.  An address that does not answer as Ray ends the command within 30 s "
+                   "(WORKBENCH_RAY_CONNECT_TIMEOUT seconds) with exit status 2")
     w.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one preset value in every trial (repeatable)")
     w.add_argument("--iterations", type=int, help="number of meta-iterations of every trial (run.iterations)")
@@ -102,6 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"workbench: error: {args.command}: out of memory; use fewer tasks, steps or points", file=sys.stderr)
+        return 1
+    except RuntimeError as e:  # torch's allocator: "can't allocate memory", "out of memory"
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if "out of memory" not in text.lower() and "can't allocate memory" not in text:
+            raise
+        print(f"workbench: error: {args.command}: out of memory ({text}); use fewer tasks, steps or points",
+              file=sys.stderr)
+        return 1
 
 
 def _gui(preset, parser) -> int:
@@ -254,7 +265,7 @@ def _sweep(args) -> int:
 
     from workbench.core.paths import default_runs_dir
     from workbench.core.presets import resolve_preset
-    from workbench.core.sweep import plan_sweep, require_ray, run_sweep
+    from workbench.core.sweep import check_address, connect_timeout, plan_sweep, require_ray, run_sweep
 
     require_ray()
     overrides = list(args.overrides)
@@ -264,10 +275,20 @@ def _sweep(args) -> int:
     runs_dir = Path(args.out) if args.out else default_runs_dir()
     if runs_dir.exists() and not runs_dir.is_dir():
         raise ConfigError(f"--out {runs_dir}: not a folder")
+    if args.address is not None:
+        check_address(args.address)  # a malformed one: refused before anything starts, as the grid is
+        connect_timeout()  # (and a bad $WORKBENCH_RAY_CONNECT_TIMEOUT)
+    if not sys.stderr.isatty():
+        import os
+
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no colour codes in the worker lines of a log file
     stop = threading.Event()
     interrupts = []
+    connected = []  # the first event of a trial: Ray is up (or reached) and the trials are queued
 
     def on_sigint(*_):
+        if args.address and not connected:  # still connecting to the cluster: nothing to stop cleanly
+            raise KeyboardInterrupt
         interrupts.append(1)
         if len(interrupts) == 1:
             print("\nworkbench: stopping the sweep: running trials stop after this iteration and keep a checkpoint "
@@ -279,11 +300,22 @@ def _sweep(args) -> int:
 
     progress = None if args.quiet else SweepProgress(sys.stderr, len(trials))
     where = f"Ray at {args.address}" if args.address else "a local Ray"
-    if progress:
-        print(f"sweep of {len(trials)} trial(s) on {where}, runs in {runs_dir}", file=sys.stderr, flush=True)
+    output = _SweepOutput(hold_stderr=bool(args.address))
+
+    def on_event(event) -> None:
+        if not connected:
+            connected.append(1)
+            output.release()  # Ray's warnings while it connected, if any, now that it did
+        if progress:
+            progress(event)
+
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = run_sweep(trials, runs_dir, address=args.address, callback=progress, stop_event=stop)
+        with output:  # (with an address, this line waits until Ray answers: a failure is one line)
+            if progress:
+                print(f"sweep of {len(trials)} trial(s) on {where}, runs in {runs_dir}", file=sys.stderr, flush=True)
+            result = run_sweep(trials, runs_dir, address=args.address, callback=on_event, stop_event=stop,
+                               log_to_driver=True)
     finally:
         signal.signal(signal.SIGINT, previous)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
@@ -296,6 +328,123 @@ def _sweep(args) -> int:
     if result.interrupted:
         return 130
     return 1 if any(t.status == "failed" for t in result.trials) else 0
+
+
+class _SweepOutput:
+    """While a sweep runs, stdout is kept for its results: whatever is written to it (file descriptor 1 and
+    ``sys.stdout``: Ray's forwarding of its workers' output, Ray's own warnings, anything a trial or a
+    library prints) goes to stderr instead, so that the results table and the sweep id are alone on stdout.
+
+    With ``hold_stderr`` (connecting to a cluster), what is written to both descriptors meanwhile (Ray's
+    own connection warnings, several a second when it cannot connect) is held back until :meth:`release`:
+    shown then, once connected, or dropped if the sweep never connected (its error is one line).  Python's
+    ``sys.stderr`` writes too.  Everything is restored on leaving, however the sweep ended.
+    """
+
+    def __init__(self, hold_stderr: bool = False):
+        self.hold_stderr = hold_stderr
+        self._stdout = None
+        self._saved_out: int | None = None
+        self._saved_err: int | None = None
+        self._held = None
+
+    def __enter__(self):
+        import os
+        import tempfile
+
+        _flush(sys.stdout, sys.stderr)
+        self._stdout, sys.stdout = sys.stdout, sys.stderr
+        try:
+            self._saved_out = os.dup(1)
+            self._saved_err = os.dup(2)
+        except OSError:  # no such descriptor (a process started without one): Python-level only
+            self._close_saved()
+            return self
+        target = self._saved_err
+        if self.hold_stderr:
+            try:
+                self._held = tempfile.TemporaryFile()
+                target = self._held.fileno()
+            except OSError:
+                self._held = None
+        os.dup2(target, 1)
+        if self._held is not None:
+            os.dup2(target, 2)
+        return self
+
+    def release(self, show: bool = True) -> None:
+        """Stop holding stderr back; write what was held to it (``show``) or drop it."""
+        import os
+
+        held, self._held = self._held, None
+        if held is None:
+            return
+        _flush(sys.stdout, sys.stderr, self._stdout)
+        os.dup2(self._saved_err, 1)
+        os.dup2(self._saved_err, 2)
+        with held:
+            if show:
+                held.seek(0)
+                while chunk := held.read(1 << 16):
+                    _write_all(2, chunk)
+
+    def __exit__(self, *exc) -> None:
+        import atexit
+        import os
+
+        from workbench.core.sweep import still_connecting
+
+        try:
+            if self._held is not None and exc[0] is not None and still_connecting():
+                # Ray's connection attempt, given up on, goes on in the background until the process ends:
+                # its warnings would follow the error line, so the exit silences them
+                atexit.register(_silence_at_exit)
+            self.release(show=exc[0] is None)
+            _flush(sys.stdout, sys.stderr, self._stdout)  # buffered output of the sweep: to stderr still
+            if self._saved_out is not None:
+                os.dup2(self._saved_out, 1)
+        finally:
+            self._close_saved()
+            sys.stdout = self._stdout
+
+    def _close_saved(self) -> None:
+        import os
+
+        for fd in (self._saved_out, self._saved_err):
+            if fd is not None:
+                os.close(fd)
+        self._saved_out = self._saved_err = None
+
+
+def _silence_at_exit() -> None:
+    import os
+
+    _flush(sys.stdout, sys.stderr)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+    except OSError:
+        pass
+
+
+def _flush(*streams) -> None:
+    for stream in streams:
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # closed, or a broken pipe: nothing to keep
+            pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    import os
+
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        pass
 
 
 class SweepProgress:
@@ -373,6 +522,10 @@ def _eval(args) -> int:
             print(f"{s:>6}  {m:>12.4f}  {'n/a' if c is None else format(c, '.4f'):>10}")
     for name, value in result.get("references", {}).items():
         print(f"{'ref':>6}  {value:>12.4f}  {name}")
+    if result.get("diverged_tasks"):
+        from workbench.core.stats import describe_divergence
+
+        print(describe_divergence({int(t): s for t, s in result["diverged_tasks"].items()}, result["tasks"]))
     return 0
 
 

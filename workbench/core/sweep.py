@@ -22,6 +22,11 @@ a trial that does not stop within ``grace`` seconds is cancelled by force and it
 
 On a cluster, a trial that runs on another node than this one writes its run in a temporary folder
 there and ships it back at the end; only trials on this node appear in the runs folder while running.
+
+Connecting to a cluster (``address``) is bounded: an address that does not answer as Ray does (a refused
+port, a host that drops packets, a port of something else, no cluster for ``auto``) is a
+:class:`ConfigError` naming it within :data:`CONNECT_TIMEOUT` seconds (``$WORKBENCH_RAY_CONNECT_TIMEOUT``
+overrides it), and ``stop_event`` or Ctrl-C end the attempt at once.
 """
 from __future__ import annotations
 
@@ -33,7 +38,11 @@ import json
 import logging
 import math
 import os
+import contextlib
 import shutil
+import signal
+import socket
+import sys
 import tarfile
 import tempfile
 import threading
@@ -50,6 +59,9 @@ RAY_MISSING = "workbench sweep needs Ray: pip install 'workbench[cluster]'"
 SWEEP_FILE = "sweep.json"
 MAX_TRIALS = 10_000
 REPORT_EVERY = 0.5  # seconds between a running trial's progress reports (and stop-flag checks)
+CONNECT_TIMEOUT = 30.0  # seconds to connect to a Ray cluster at an address before giving up
+CONNECT_TIMEOUT_ENV = "WORKBENCH_RAY_CONNECT_TIMEOUT"  # overrides CONNECT_TIMEOUT (seconds)
+CLIENT_PORT = 10001  # Ray Client's port when a ray:// address names none
 
 
 class RayMissing(ConfigError):
@@ -405,7 +417,8 @@ def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, 
     import ray
 
     from .recorder import update_status
-    from .trainer import CHECKPOINT, CONFIG, Trainer
+    from .runs import is_run_file
+    from .trainer import CONFIG, Trainer
 
     t0 = time.monotonic()
     reporter = _Reporter(ray, hub, trial.index)
@@ -429,17 +442,15 @@ def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, 
     config = ExperimentConfig.from_dict(data, where=f"sweep trial {trial.name}")
     try:
         trainer = None
-        if (run_dir / CHECKPOINT).is_file():  # a retry after the worker died: go on from the checkpoint
+        if (run_dir / CONFIG).is_file():  # a retry after the worker died: go on from its checkpoint (if any)
             try:
                 trainer = Trainer.from_run_dir(run_dir, [reporter],
                                                overrides=[f"run.device={json.dumps(data['run']['device'])}"])
-            except WorkbenchError:
-                trainer = None
-        if trainer is None:
-            if (run_dir / CONFIG).exists():  # a retry that died before its first checkpoint: start afresh
+            except WorkbenchError:  # an unreadable checkpoint: start afresh, removing only the run's own files
                 for p in run_dir.iterdir():
-                    if p.name != SWEEP_FILE:
-                        shutil.rmtree(p) if p.is_dir() else p.unlink()
+                    if p.name != SWEEP_FILE and is_run_file(p.name) and p.is_file() and not p.is_symlink():
+                        p.unlink()
+        if trainer is None:
             trainer = Trainer(config, run_dir, [reporter])
         reporter.trainer = trainer
         if reporter.stop_requested:
@@ -448,8 +459,12 @@ def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, 
         finished = trainer.run()
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised for Ray's retry / cancellation
         stopped = isinstance(e, (KeyboardInterrupt, SystemExit))
-        if stopped and not (run_dir / CONFIG).exists():  # cancelled before the run began: leave no trace
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if stopped and not (run_dir / CONFIG).exists():  # cancelled before the run began: leave no trace of ours
+            for p in run_dir.iterdir():
+                if is_run_file(p.name) and p.is_file() and not p.is_symlink():
+                    p.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only when nothing else is in it
         elif run_dir.is_dir():
             update_status(run_dir, status="stopped" if stopped else "failed", message=_one_line(e))
         raise
@@ -505,11 +520,249 @@ def _check_resources(ray, trials: list[Trial], gpus_per_trial: float | None) -> 
                               f"the Ray cluster has {'none' if not gpus else f'{gpus:g}'}")
 
 
+# -- connecting to a cluster --------------------------------------------------------------------------
+# What a gRPC server (Ray's GCS, Ray Client's server) answers the HTTP/2 connection preface with: its own
+# SETTINGS frame.  A port that accepts TCP but answers otherwise (or not at all) is not Ray.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_HTTP2_SETTINGS = 0x4
+_abandoned: threading.Thread | None = None  # a connection attempt given up on that has not ended yet
+
+
+def still_connecting() -> bool:
+    """Whether a connection attempt given up on (timed out, stopped, interrupted) is still inside ``ray.init``
+    in this process: Ray may still print its retry warnings until it gives up by itself."""
+    return _abandoned is not None and _abandoned.is_alive()
+
+
+class _Unreachable(Exception):
+    """The address does not answer as a Ray cluster does; the message says how (one line)."""
+
+
+def connect_timeout() -> float:
+    """Seconds to connect to a Ray cluster: ``$WORKBENCH_RAY_CONNECT_TIMEOUT``, else :data:`CONNECT_TIMEOUT`."""
+    text = os.environ.get(CONNECT_TIMEOUT_ENV, "").strip()
+    if not text:
+        return float(CONNECT_TIMEOUT)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{CONNECT_TIMEOUT_ENV}={text!r}: expected a number of seconds > 0")
+    return value
+
+
+def _split_host_port(address: str, text: str, default_port: int | None = None) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:  # no port ("host", "[::1]")
+        host, port = text, ""
+    host = host.strip("[]")
+    if not port and default_port is not None:
+        port = str(default_port)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address}: expected host:port, auto or ray://host:port")
+    return host, int(port)
+
+
+def check_address(address: str | None) -> None:
+    """Refuse an ``address`` that is not ``host:port``, ``auto`` or ``ray://host[:port]`` (no network used)."""
+    if address is None or address in ("auto", "local"):
+        return
+    if address.startswith("ray://"):
+        _split_host_port(address, address[len("ray://"):].rstrip("/"), CLIENT_PORT)
+    else:
+        _split_host_port(address, address)
+
+
+def _endpoint(address: str) -> tuple[str, int] | None:
+    """The host and port that ``ray.init(address=address)`` connects to (None: not known here)."""
+    if address.startswith("ray://"):
+        return _split_host_port(address, address[len("ray://"):].rstrip("/"), CLIENT_PORT)
+    try:  # Ray's own reading: RAY_ADDRESS and the latest local cluster for "auto", localhost as this node's IP
+        from ray._private import services
+
+        canonical = services.canonicalize_bootstrap_address(address)
+    except ConnectionError:  # "auto" and no cluster on this machine
+        raise _Unreachable("no running Ray cluster found on this machine (start one with 'ray start --head', "
+                           "or give its host:port)") from None
+    except ValueError:
+        raise ConfigError(f"--address {address}: expected host:port, auto or ray://host:port") from None
+    except Exception:  # noqa: BLE001 - Ray's internals moved: check the address as given
+        canonical = None if address == "auto" else address
+    return None if canonical is None else _split_host_port(address, canonical)
+
+
+def _probe(host: str, port: int, deadline: float) -> None:
+    """Raise :class:`_Unreachable` unless ``host:port`` accepts a connection and answers as a gRPC server."""
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    wait = max(0.05, deadline - time.monotonic())
+    try:
+        sock = socket.create_connection((host, port), timeout=wait)
+    except ConnectionRefusedError:
+        raise _Unreachable(f"connection refused by {where} (no Ray there?)") from None
+    except socket.gaierror:
+        raise _Unreachable(f"unknown host {host!r}") from None
+    except TimeoutError:
+        raise _Unreachable(f"no answer from {where} within {wait:.3g} s") from None
+    except OSError as e:
+        raise _Unreachable(f"{where}: {e.strerror or e}") from None
+    with sock:
+        if os.environ.get("RAY_USE_TLS", "").strip().lower() in ("1", "true"):
+            return  # TLS first: the plain preface below would get no answer
+        head, t0 = b"", time.monotonic()
+        try:
+            sock.settimeout(max(0.05, deadline - t0))
+            sock.sendall(_HTTP2_PREFACE)
+            while len(head) < 9:
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        except TimeoutError:
+            raise _Unreachable(f"{where} accepted the connection but gave no answer within "
+                               f"{time.monotonic() - t0:.2g} s (not a Ray port?)") from None
+        except OSError:
+            pass  # reset: answered below as what it is
+        if len(head) < 9 or head[3] != _HTTP2_SETTINGS:
+            raise _Unreachable(f"{where} is not a Ray port (it does not answer as Ray does)")
+
+
+def _auth_hint() -> str:
+    return ("" if os.environ.get("RAY_AUTH_MODE") else
+            " (a cluster with token authentication, Ray's default, also needs RAY_AUTH_MODE=token here "
+            "and its token in ~/.ray/auth_token)")
+
+
+def _wait_for_abandoned(deadline: float, address: str | None) -> None:
+    """An attempt given up on earlier may still be inside ``ray.init``: never run two at once."""
+    global _abandoned
+    previous = _abandoned
+    if previous is not None:
+        previous.join(max(0.0, deadline - time.monotonic()))
+        if previous.is_alive():
+            raise ConfigError((f"--address {address}: " if address else "")
+                              + "an earlier attempt to connect to Ray has not given up yet; try again in a minute")
+        _abandoned = None
+
+
+def _connect(ray, address: str, kwargs: dict, timeout: float, stop_event: threading.Event | None,
+             force_event: threading.Event | None) -> bool:
+    """``ray.init(**kwargs)`` for the cluster at ``address``, within ``timeout`` seconds.
+
+    The attempt runs on a daemon thread (Ray's own retries can last many minutes), while this thread
+    waits in short slices: a KeyboardInterrupt ends the wait at once and is re-raised, ``stop_event``
+    or ``force_event`` end it with False.  An address that does not answer as Ray does is a
+    :class:`ConfigError` naming it.  An attempt given up on is left to end by itself; should it still
+    connect, it disconnects again.
+    """
+    deadline = time.monotonic() + timeout
+    done, lock = threading.Event(), threading.Lock()
+    state: dict[str, Any] = {"stage": "connect"}
+
+    def attempt() -> None:
+        try:
+            endpoint = _endpoint(address)
+            if endpoint is not None:
+                state["where"] = f"{endpoint[0]}:{endpoint[1]}"
+                _probe(*endpoint, deadline)
+            with lock:
+                if state.get("abandoned"):
+                    return
+                state["stage"] = "init"
+            ray.init(**kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            state["error"] = e
+        else:
+            with lock:
+                late = bool(state.get("abandoned"))
+                state["connected"] = not late
+            if late:
+                try:
+                    ray.shutdown()
+                except Exception:  # noqa: BLE001 - nobody is waiting for this attempt any more
+                    pass
+        finally:
+            done.set()
+
+    def give_up() -> bool:
+        """Leave the attempt to itself; True if it had connected after all."""
+        global _abandoned
+        with lock:
+            if state.get("connected"):
+                return True
+            state["abandoned"] = True
+        if not done.is_set():
+            _abandoned = thread
+        return False
+
+    if threading.current_thread() is threading.main_thread():  # as ray.init does on the main thread
+        try:
+            signal.signal(signal.SIGBREAK if sys.platform == "win32" else signal.SIGTERM, _exit_on_sigterm)
+        except (ValueError, OSError, AttributeError):
+            pass
+    thread = threading.Thread(target=attempt, name="workbench-ray-connect", daemon=True)
+    thread.start()
+    stopped = False
+    try:
+        while not done.wait(0.05):
+            if (stop_event is not None and stop_event.is_set()) or (force_event is not None and force_event.is_set()):
+                stopped = True
+                break
+            if time.monotonic() >= deadline:
+                done.wait(0.2)  # a probe timing out just now says more than "no answer"
+                break
+    except BaseException:  # KeyboardInterrupt: end the wait now
+        if give_up():
+            try:
+                ray.shutdown()
+            except BaseException:  # noqa: BLE001 - the interrupt is what the caller must see
+                pass
+        raise
+    if done.is_set() and "error" in state:
+        e = state["error"]
+        if isinstance(e, ConfigError):
+            raise e
+        if isinstance(e, _Unreachable):
+            raise ConfigError(f"--address {address}: cannot connect to a Ray cluster: {e}") from None
+        raise ConfigError(f"--address {address}: cannot connect to a Ray cluster: {_one_line(e)}{_auth_hint()}"
+                          ) from None
+    if give_up():
+        if stopped:
+            ray.shutdown()
+            return False
+        return True
+    if stopped:
+        return False
+    where = state.get("where", address)
+    if state["stage"] == "init":
+        why = f"Ray at {where} did not answer within {timeout:g} s{_auth_hint()}"
+    else:
+        why = f"no answer from {where} within {timeout:g} s"
+    raise ConfigError(f"--address {address}: cannot connect to a Ray cluster: {why}")
+
+
+def _exit_on_sigterm(signum, frame):
+    sys.exit(signum)
+
+
+def _stopped_before_start(trials: list[Trial], sweep_id: str, runs_dir: Path, emit, t_start: float) -> SweepResult:
+    """The result of a sweep stopped while it connected to Ray: every trial cancelled, no run made."""
+    results = []
+    for t in trials:
+        total = int(t.config["run"]["iterations"])
+        r = TrialResult(t, "cancelled", total=total, message="the sweep was stopped before it connected to Ray")
+        results.append(r)
+        emit(TrialEvent(t, "cancelled", total=total, message=r.message))
+    grid_keys = list(trials[0].values) if trials else []
+    return SweepResult(sweep_id, str(runs_dir), grid_keys, results, group_results(results), True,
+                       time.monotonic() - t_start, None)
+
+
 def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
               callback: Callable[[TrialEvent], None] | None = None, max_retries: int = 1,
               sweep_id: str | None = None, stop_event: threading.Event | None = None, grace: float = 30.0,
               gpus_per_trial: float | None = None, force_event: threading.Event | None = None,
-              _ship: bool | None = None) -> SweepResult:
+              log_to_driver: bool = False, _ship: bool | None = None) -> SweepResult:
     """Run ``trials`` (from :func:`plan_sweep`) on Ray and wait for them; see the module docstring.
 
     ``address``: None starts a local Ray on this machine (``num_cpus`` of its cores, default all), else
@@ -519,6 +772,11 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
     to stop the sweep as Ctrl-C does; ``force_event``: set it to cancel the trials by force now, as a
     second Ctrl-C does (their runs are marked stopped, without a final checkpoint).  ``gpus_per_trial``
     overrides the trials' own GPU need (e.g. 0.25 to share a GPU between four small trials).
+    ``log_to_driver``: print what the trials' workers write (and Ray's own worker messages) in this process,
+    on ``sys.stdout``/``sys.stderr`` as Ray does (the command line sends both to stderr).
+
+    Connecting to ``address`` takes at most :func:`connect_timeout` seconds (else a :class:`ConfigError`
+    naming the address); ``stop_event`` set meanwhile ends the sweep at once with every trial cancelled.
     """
     ray = require_ray()
     from .recorder import read_status, update_status  # (torch with it: only once a sweep runs)
@@ -535,23 +793,24 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
     emit = callback or (lambda event: None)
     t_start = time.monotonic()
     started_here = False
+    check_address(address)
+    timeout = connect_timeout() if address is not None else 0.0
+    _wait_for_abandoned(time.monotonic() + (timeout or CONNECT_TIMEOUT), address)
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=log_to_driver,
+                                      logging_level=logging.ERROR)
         if address is None:
             kwargs.update(address="local", num_cpus=num_cpus)
+            try:
+                ray.init(**kwargs)
+            except Exception as e:  # noqa: BLE001 - RuntimeError, ValueError, ...
+                raise ConfigError(f"cannot start a local Ray: {_one_line(e)}") from None
         else:
             pkg = Path(__file__).resolve().parents[1]  # the workers run this very code, not what the nodes have
             kwargs.update(address=address, runtime_env={"py_modules": [str(pkg)], "excludes": ["__pycache__"]})
-        try:
-            ray.init(**kwargs)
-        except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError, a missing ray[client]...
-            if address is None:
-                raise ConfigError(f"cannot start a local Ray: {_one_line(e)}") from None
-            hint = ("" if os.environ.get("RAY_AUTH_MODE") else
-                    " (a cluster with token authentication, Ray's default, also needs RAY_AUTH_MODE=token here "
-                    "and its token in ~/.ray/auth_token)")
-            raise ConfigError(f"--address {address}: cannot connect to a Ray cluster: {_one_line(e)}{hint}") from None
+            if not _connect(ray, address, kwargs, timeout, stop_event, force_event):
+                return _stopped_before_start(trials, sweep_id, runs_dir, emit, t_start)
         started_here = True
     results: dict[int, TrialResult] = {}
     try:

@@ -398,10 +398,11 @@ class SweepDialog(QDialog):
             trials = self.plan()  # an unknown key or a bad value: refused here, before Ray starts
             if self.runs_dir.exists() and not self.runs_dir.is_dir():
                 raise ConfigError(f"runs folder {self.runs_dir}: not a folder")
+            address = self.address_edit.text().strip() or None
+            sweep.check_address(address)  # a malformed one: refused here; one that does not answer: by the sweep
         except WorkbenchError as e:
             self._set_message(_for_dialog(str(e)), error=True)
             return False
-        address = self.address_edit.text().strip() or None
         self.trials, self.result = trials, None
         self._close_when_done = False
         self._fill_trials(trials)
