@@ -200,8 +200,15 @@ def test_a_failing_trial_is_retried_then_reported_failed(tmp_path, local_ray):
 def test_stop_keeps_checkpoints_of_running_trials_and_drops_the_others(tmp_path, local_ray):
     trials = plan_sweep(PRESET, 3, [], TINY + ["run.iterations=1000000", "run.eval_interval=1000000"])
     stop = threading.Event()
-    result = run_sweep(trials, tmp_path, sweep_id="s", stop_event=stop,
-                       callback=lambda e: stop.set() if e.iteration > 0 else None)
+    progressed = set()
+
+    def on_event(e):  # stop once both running trials are past iteration 0 (the third waits in the queue)
+        if e.iteration > 0:
+            progressed.add(e.trial.index)
+        if len(progressed) >= 2:
+            stop.set()
+
+    result = run_sweep(trials, tmp_path, sweep_id="s", stop_event=stop, callback=on_event)
     assert result.interrupted
     statuses = sorted(t.status for t in result.trials)
     assert statuses == ["cancelled", "stopped", "stopped"], [t.message for t in result.trials]

@@ -193,7 +193,8 @@ def test_the_stop_button_stops_running_trials_and_cancels_queued_ones(make_dialo
     table = find(d, "sweepTrialsTable")
     progress = column(table, "Progress")
     assert d.start()
-    qtbot.waitUntil(lambda: any(table.cellWidget(r, progress).value() > 0 for r in range(table.rowCount())),
+    # both running trials past iteration 0 (the third waits in the queue): each stops with a checkpoint
+    qtbot.waitUntil(lambda: sum(table.cellWidget(r, progress).value() > 0 for r in range(table.rowCount())) >= 2,
                     timeout=90_000)
     stop = find(d, "sweepStopButton")
     with qtbot.waitSignal(d.sweepFinished, timeout=60_000):
