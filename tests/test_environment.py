@@ -42,6 +42,56 @@ def test_core_never_imports_qt():
         assert not re.search(r"^\s*(from|import)\s+(PySide6|pyqtgraph|shiboken6)", text, re.M), path
 
 
+def test_the_layering_contracts_hold(monkeypatch, capsys):
+    """pyproject.toml's import-linter contracts: no Qt or app code below gui/, and task families and
+    algorithms independent of each other (the registries import neither: the built-ins are a plug-in)."""
+    from importlinter.cli import lint_imports
+
+    monkeypatch.chdir(REPO)
+    code = lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True, no_logo=True)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "2 kept, 0 broken" in out
+
+
+def test_the_registries_load_the_builtins_as_a_plugin():
+    code = ("import sys; from workbench.core.registry import ALGORITHMS, FAMILIES; "
+            "assert 'workbench.algorithms' not in sys.modules and 'workbench.tasks' not in sys.modules; "
+            "assert 'maml' in ALGORITHMS.names() and 'sinusoid' in FAMILIES.names(); "
+            "assert 'workbench.plugins' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_another_package_adds_algorithms_as_a_plugin_and_a_broken_one_is_skipped(tmp_path):
+    (tmp_path / "myplugin.py").write_text(
+        "from workbench.core.registry import ALGORITHMS\n"
+        "def register():\n"
+        "    @ALGORITHMS.register\n"
+        "    class Mine:\n"
+        "        name = 'my-algorithm'\n"
+        "def broken():\n"
+        "    raise ImportError('needs a package that is not installed')\n")
+    code = ("import importlib.metadata as md, warnings\n"
+            "real = md.entry_points\n"
+            "def fake(**select):\n"
+            "    found = list(real(**select))\n"
+            "    if select.get('group') != 'workbench.plugins':\n"
+            "        return found\n"
+            "    return [*found, md.EntryPoint('mine', 'myplugin:register', 'workbench.plugins'),\n"
+            "            md.EntryPoint('bad', 'myplugin:broken', 'workbench.plugins')]\n"
+            "md.entry_points = fake\n"
+            "from workbench.core.registry import ALGORITHMS\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    names = ALGORITHMS.names()\n"
+            "assert 'my-algorithm' in names and 'maml' in names, names\n"
+            "assert any('bad' in str(w.message) and 'not installed' in str(w.message) for w in caught), caught\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_ci_runs_exactly_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     m = re.search(r"<!-- test-command -->\s*```(?:sh|bash)?\n(.+?)\n```", readme, re.S)

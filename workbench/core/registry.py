@@ -74,13 +74,32 @@ def family_availability(cls) -> tuple[bool, str]:
     return bool(ok), str(reason or "")
 ALGORITHMS: Registry = Registry("algorithm")
 
+PLUGIN_GROUP = "workbench.plugins"  # entry points: a callable that registers families and algorithms
+BUILTIN_PLUGIN = "workbench.plugins:register_builtins"  # when the distribution's metadata is not installed
 _loaded = False
 
 
 def _load_builtins() -> None:
-    """Import the built-in families and algorithms so that they register themselves."""
+    """Load the plug-ins once, when a registry is first asked: every ``workbench.plugins`` entry point of
+    the installed distributions (the built-ins are one, see :mod:`workbench.plugins`).  The registry itself
+    imports no family and no algorithm, so they can import it without an import cycle.  A plug-in that
+    fails to load is skipped with a warning naming it (the built-ins' errors are raised)."""
     global _loaded
-    if not _loaded:
-        _loaded = True
-        import workbench.algorithms  # noqa: F401
-        import workbench.tasks  # noqa: F401
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+    import warnings
+    from importlib.metadata import entry_points
+
+    found = {ep.value: ep for ep in entry_points(group=PLUGIN_GROUP)}
+    if BUILTIN_PLUGIN not in found:  # a source tree on sys.path, not installed: the built-ins all the same
+        module, _, attr = BUILTIN_PLUGIN.partition(":")
+        getattr(importlib.import_module(module), attr)()
+    for value, ep in found.items():
+        try:
+            ep.load()()
+        except Exception as e:  # noqa: BLE001 - someone else's plug-in must not take the workbench down
+            if value == BUILTIN_PLUGIN:
+                raise
+            warnings.warn(f"workbench plug-in {ep.name!r} ({value}) not loaded: {type(e).__name__}: {e}")
