@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import signal
 import sys
 import time
 from pathlib import Path
 
 from workbench import __version__
-from workbench.core.errors import ConfigError, WorkbenchError
+from workbench.core.errors import ConfigError, WorkbenchError, is_out_of_memory
 
 EXIT_USAGE = 2
 
@@ -103,15 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130
-    except MemoryError:
-        print(f"workbench: error: {args.command}: out of memory; use fewer tasks, steps or points", file=sys.stderr)
-        return 1
-    except RuntimeError as e:  # torch's allocator: "can't allocate memory", "out of memory"
-        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        if "out of memory" not in text.lower() and "can't allocate memory" not in text:
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
             raise
-        print(f"workbench: error: {args.command}: out of memory ({text}); use fewer tasks, steps or points",
-              file=sys.stderr)
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"workbench: error: {args.command}: out of memory{f' ({text})' if text else ''}; use fewer tasks, "
+              f"steps or points", file=sys.stderr)
         return 1
 
 
@@ -179,7 +177,7 @@ def _train(args) -> int:
         e = trainer.last_eval
         print(f"held-out {e.metric} ({e.per_task.shape[0]} tasks): {_value(e.before, '.4f')} before adaptation, "
               f"{_value(e.after, '.4f')} after {min(e.trained_steps, e.steps[-1])} step(s)", file=sys.stderr)
-        if e.diverged:
+        if e.diverged and progress is None:  # (the progress lines have named them at each evaluation)
             from workbench.core.stats import describe_divergence
 
             print(f"held-out evaluation at iteration {e.iteration}: {describe_divergence(e.diverged, e.per_task.shape[0])}",
@@ -251,7 +249,7 @@ class Progress:
 
 def _value(x: float, fmt: str = ".3f") -> str:
     """A held-out value, or "diverged" where it is not a number (the reporting rule of stats.mean_ci95)."""
-    return format(x, fmt) if x == x and abs(x) != float("inf") else "diverged"
+    return format(x, fmt) if math.isfinite(x) else "diverged"
 
 
 def _hms(seconds: float) -> str:

@@ -135,7 +135,6 @@ class MetaModel(AdaptedModel):
         return self.meta["algorithm"]
 
     sizes = None  # set by load_bundle: what budget.check_memory needs to know of the bundle
-    _check_memory = _check_memory
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -168,7 +167,7 @@ class MetaModel(AdaptedModel):
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         shots = None if shots is None else _count(shots, "shots", 1, MAX_POINTS)
         query = None if query is None else _count(query, "query", 1, MAX_POINTS)
-        self._check_memory(tasks, max(steps))
+        _check_memory(self, tasks, max(steps))
         batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query, stream=seeding.TEST)
         losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, max(steps))
         return {"metric": "mse", **_curve_report(losses.double().numpy(), steps), "tasks": tasks,
@@ -178,7 +177,7 @@ class MetaModel(AdaptedModel):
         """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits."""
         steps = min(max(10, self.rule.steps), 100) if steps is None else _count(steps, "steps", 0, MAX_ADAPT_STEPS)
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
-        self._check_memory(tasks, steps)
+        _check_memory(self, tasks, steps)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = supervised_outcome(self._params, self.rule, self.family, batch, steps, render_tasks)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
@@ -217,7 +216,6 @@ class RLModel:
         return self.meta["algorithm"]
 
     sizes = None  # set by load_bundle: what budget.check_memory needs to know of the bundle
-    _check_memory = _check_memory
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -234,7 +232,7 @@ class RLModel:
             steps = self.learner.default_eval_steps()
         steps = _step_list(steps)
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
-        self._check_memory(tasks, max(steps))
+        _check_memory(self, tasks, max(steps))
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, max(steps), 0)
         if max(steps) > outcome.steps[-1]:
@@ -248,7 +246,7 @@ class RLModel:
         steps = max(3, *self.learner.default_eval_steps()) if steps is None else _count(steps, "steps", 0,
                                                                                         MAX_ADAPT_STEPS)
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
-        self._check_memory(tasks, steps)
+        _check_memory(self, tasks, steps)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, steps, render_tasks)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)

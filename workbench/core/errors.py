@@ -31,6 +31,14 @@ class Cancelled(WorkbenchError):
             raise cls("cancelled")
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """A MemoryError, or torch's allocator failing ("out of memory", "can't allocate memory")."""
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("out of memory" in text.lower() or "can't allocate memory" in text)
+
+
 def with_path(error: OSError, path) -> OSError:
     """The same OS error, naming the file it happened on (a failed write to an open file names none)."""
     if error.filename is not None:

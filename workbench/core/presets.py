@@ -7,14 +7,13 @@ description saying "(unreadable: why)", so the CLI and the app still list, train
 from __future__ import annotations
 
 import os
-import stat
 import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
-from .storage import MAX_TEXT_BYTES, UnreadableFile, file_kind, read_regular_bytes
+from .storage import MAX_TEXT_BYTES, UnreadableFile, check_regular, read_regular_bytes
 
 MAX_PRESET_BYTES = MAX_TEXT_BYTES
 SECTIONS = ("meta", "task", "algorithm", "model", "run")  # as ExperimentConfig.SECTIONS (no torch import here)
@@ -108,17 +107,14 @@ def check_preset_file(path: str | Path) -> None:
     """Raise :class:`ConfigError` if ``path`` exists but is not a regular file of at most
     :data:`MAX_PRESET_BYTES` (a FIFO, a device, a directory, a huge file): reading it would block or never
     end.  A missing file passes (reading it reports that, naming the file).  Never opens the file."""
-    path = Path(path)
     try:
         st = os.stat(path)
     except OSError:
         return
-    if stat.S_ISDIR(st.st_mode):
-        raise ConfigError(f"{path}: is a directory, expected a TOML preset")
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{path}: {file_kind(st.st_mode)}, not a regular file: expected a TOML preset")
-    if st.st_size > MAX_PRESET_BYTES:
-        raise ConfigError(f"{path}: {st.st_size} bytes: expected a TOML preset of at most {MAX_PRESET_BYTES} bytes")
+    try:
+        check_regular(st, MAX_PRESET_BYTES)
+    except UnreadableFile as e:
+        raise ConfigError(f"{path}: {e}: expected a TOML preset") from None
 
 
 def resolve_preset(name_or_path: str) -> Path:

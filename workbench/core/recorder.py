@@ -26,10 +26,7 @@ from pathlib import Path
 
 from . import events as ev
 from .errors import ConfigError, with_path
-from .storage import UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
-
-
-MAX_CSV_BYTES = 2 * 2**30  # a run's CSVs, read whole when a resume truncates them
+from .storage import MAX_CSV_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
 
 
 class RunRecorder:
@@ -46,10 +43,7 @@ class RunRecorder:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, config) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            atomic_write_text(self.run_dir / "config.toml", config.to_toml())
-        except OSError as e:
-            raise with_path(e, self.run_dir / "config.toml") from None
+        atomic_write_text(self.run_dir / "config.toml", config.to_toml())  # an OS error names the file
         old = read_status(self.run_dir) if self._resumed_at is not None else {}
         now = _dt.datetime.now(_dt.timezone.utc)
         self._info = {"started": old.get("started") or now.isoformat(timespec="seconds"),
@@ -186,7 +180,7 @@ class RunRecorder:
             atomic_write_text(path, text)
         except OSError as e:
             if e.errno != errno.ENOSPC or not _overwrite_in_place(path, text.encode("utf-8")):
-                raise with_path(e, path) from None
+                raise
 
     # -- events ------------------------------------------------------------------------------------
     def __call__(self, event) -> None:

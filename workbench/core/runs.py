@@ -37,7 +37,8 @@ import numpy as np
 from .errors import WorkbenchError
 from .paths import safe_run_name
 from .stats import t975
-from .storage import MAX_TEXT_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
+from .runlock import LOCK, is_locked
+from .storage import MAX_CSV_BYTES, MAX_TEXT_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
 
 CONFIG = "config.toml"
 STATUS = "status.json"
@@ -52,7 +53,6 @@ EVAL_HEADER = ["iteration", "step", "mean", "ci95"]
 # settings that do not change what a run computes, left out of the group key with run.seed
 GROUP_IGNORED = {"run": ("seed", "threads", "device", "output", "output_dir", "run_dir")}
 MAX_JSON_BYTES = MAX_TEXT_BYTES  # config.toml, status.json, sweep.json
-MAX_CSV_BYTES = 2 * 2**30  # metrics.csv / eval.csv, read whole for the curves
 _MAX_HEADER = 1 << 16  # characters of a CSV's first line read to check its header
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                      *(f"lpt{i}" for i in range(1, 10))}
@@ -805,7 +805,6 @@ def _repoint_status(old: Path, new: Path) -> None:
 # Every file the workbench writes into a run folder; delete_run removes these and nothing else.
 CHECKPOINT = "checkpoint.safetensors"
 ONNX = "model.onnx"  # `workbench export` next to the bundle
-LOCK = ".lock"  # core/runlock.py
 RUN_FILES = frozenset({CONFIG, STATUS, METRICS, EVAL, EVAL_TASKS, SWEEP, CHECKPOINT, BUNDLE, ONNX, LOCK})
 EVENT_FILE_PREFIX = "events.out.tfevents."  # core/tensorboard.py, one per session
 
@@ -839,11 +838,7 @@ def _outside(path: Path, root: Path) -> str | None:
 
 def _locked(path: Path) -> bool:
     try:
-        from .runlock import is_locked
-    except ImportError:
-        return False
-    try:
-        return bool(is_locked(path))
+        return is_locked(path)
     except OSError:
         return False
 

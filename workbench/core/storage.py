@@ -15,6 +15,7 @@ from pathlib import Path
 META_KEY = "workbench"
 MAX_TEXT_BYTES = 8 * 2**20  # presets, config.toml, status.json, sweep.json: a few MB is far more than they hold
 MAX_TENSOR_BYTES = 4 * 2**30  # a model bundle or checkpoint
+MAX_CSV_BYTES = 2 * 2**30  # a run's metrics.csv / eval.csv, read whole for the curves or a resume
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -62,7 +63,8 @@ def file_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _check_mode(st: os.stat_result, limit: int | None) -> None:
+def check_regular(st: os.stat_result, limit: int | None) -> None:
+    """Raise :class:`UnreadableFile` unless ``st`` is a regular file of at most ``limit`` bytes."""
     if stat.S_ISDIR(st.st_mode):
         raise UnreadableFile("is a directory")
     if not stat.S_ISREG(st.st_mode):
@@ -80,7 +82,7 @@ def open_regular(path: str | Path, limit: int | None = None):
     fstat() on what was opened."""
     path = Path(path)
     try:
-        _check_mode(os.stat(path), limit)  # refuse a FIFO, socket or device without even opening it
+        check_regular(os.stat(path), limit)  # refuse a FIFO, socket or device without even opening it
         flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
                  | getattr(os, "O_BINARY", 0))
         fd = os.open(path, flags)
@@ -95,7 +97,7 @@ def open_regular(path: str | Path, limit: int | None = None):
     except OSError as e:
         raise UnreadableFile(f"cannot read ({e.strerror or e})") from None
     try:
-        _check_mode(os.fstat(fd), limit)
+        check_regular(os.fstat(fd), limit)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

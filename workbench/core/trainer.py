@@ -21,17 +21,13 @@ from .evaluation import copy_evaluation, events_from
 from .bundle import write_bundle
 from .config import ExperimentConfig
 from .budget import check_memory, physical_memory
-from .errors import Cancelled, ConfigError, TrainingDiverged, with_path
+from .errors import Cancelled, ConfigError, TrainingDiverged, is_out_of_memory
 from .recorder import RunRecorder, read_status
 from .registry import ALGORITHMS, FAMILIES
 from .runlock import LOCK, RunLock
-from .runs import is_run_file
+from .runs import BUNDLE, CHECKPOINT, CONFIG, SWEEP, is_run_file  # the run folder's files (SWEEP: a sweep's trial)
 from .storage import MAX_TENSOR_BYTES, UnreadableFile, load_tensors, save_tensors
 
-CHECKPOINT = "checkpoint.safetensors"
-BUNDLE = "model.safetensors"
-CONFIG = "config.toml"
-SWEEP = "sweep.json"  # written by a sweep into its trial's folder before the trainer starts
 
 
 def _temporary(name: str) -> bool:
@@ -241,22 +237,18 @@ class Trainer:
             raise ConfigError(f"{run_dir}: the run is at iteration {done} of {config.run.iterations}; pass "
                               f"--iterations N with N > {done} to train further")
         trainer = cls(config, run_dir, callbacks, _resuming=True)
-        if tensors is not None:
-            try:
-                trainer.learner.load_state_tensors({k: v.to(trainer.device) for k, v in tensors.items()})
-                trainer.task_gen.set_state(_generator_state(ckpt, tensors, trainer.task_gen))
-            except ConfigError:
-                trainer.release()
-                raise
-            except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
-                trainer.release()
-                raise ConfigError(f"{ckpt}: checkpoint does not match the run's config ({e})") from None
-        trainer.iteration, trainer.elapsed = done, elapsed
-        trainer._eval_pending = not evaluated
-        # the evaluation run() does first (at iteration 0, a cancelled one) or last (the final one, when the
-        # run died between its final checkpoint and its bundle) replaces the rows it logged before
-        redo = done == 0 or not evaluated or done >= config.run.iterations
-        try:
+        try:  # any refusal from here on lets go of the folder
+            if tensors is not None:
+                try:
+                    trainer.learner.load_state_tensors({k: v.to(trainer.device) for k, v in tensors.items()})
+                    trainer.task_gen.set_state(_generator_state(ckpt, tensors, trainer.task_gen))
+                except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+                    raise ConfigError(f"{ckpt}: checkpoint does not match the run's config ({e})") from None
+            trainer.iteration, trainer.elapsed = done, elapsed
+            trainer._eval_pending = not evaluated
+            # the evaluation run() does first (at iteration 0, a cancelled one) or last (the final one, when the
+            # run died between its final checkpoint and its bundle) replaces the rows it logged before
+            redo = done == 0 or not evaluated or done >= config.run.iterations
             trainer.recorder.truncate(done, keep_evaluation=not redo)
         except BaseException:
             trainer.release()
@@ -286,12 +278,10 @@ class Trainer:
         path = self.run_dir / CHECKPOINT
         if self.recorder is not None:
             self.recorder.sync()  # every row up to this iteration is on disk before the checkpoint says so
-        try:
-            save_tensors(path, tensors, {"iteration": self.iteration, "elapsed": self.elapsed,
-                                         "evaluated": not self._eval_pending,
-                                         "algorithm": self.config.algorithm_name, "family": self.config.family})
-        except OSError as e:  # the previous checkpoint is still in place (the write is atomic)
-            raise with_path(e, path) from None
+        # atomic: on an error (which names the file) the previous checkpoint is still in place
+        save_tensors(path, tensors, {"iteration": self.iteration, "elapsed": self.elapsed,
+                                     "evaluated": not self._eval_pending,
+                                     "algorithm": self.config.algorithm_name, "family": self.config.family})
         self.emit(ev.CheckpointSaved(self.iteration, str(path)))
         return path
 
@@ -309,10 +299,7 @@ class Trainer:
             if self.run_dir is None:
                 return None
             path = self.run_dir / BUNDLE
-        try:
-            return write_bundle(path, self.learner, self.config, self.summary())
-        except OSError as e:
-            raise with_path(e, path) from None
+        return write_bundle(path, self.learner, self.config, self.summary())
 
     def run(self) -> ev.RunFinished:
         """Train to ``run.iterations``; returns (and emits) the :class:`RunFinished` event.
@@ -407,7 +394,7 @@ def describe_failure(error: BaseException) -> str:
         where = error.filename if error.filename is not None else "a file of the run"
         return f"{where}: {error.strerror}"
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text:
+    if is_out_of_memory(error):
         return f"out of memory ({text or type(error).__name__}); make the network, the meta-batch or the evaluation smaller"
     if isinstance(error, TrainingDiverged):
         return text

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout,
 from workbench.core.config import ExperimentConfig, MetaInfo, ModelConfig, RunConfig
 from workbench.core.errors import WorkbenchError
 from workbench.core.paths import default_runs_dir, safe_run_name
-from workbench.core.presets import check_preset_file, list_presets
+from workbench.core.presets import list_presets
 from workbench.core.registry import ALGORITHMS, FAMILIES, family_availability
 from workbench.core.trainer import available_devices
 
@@ -463,8 +463,7 @@ class MainWindow(QMainWindow):
             return False
         path = Path(path)
         try:
-            check_preset_file(path)  # a FIFO or a device would block the GUI thread in the read
-            config = ExperimentConfig.load(path)
+            config = ExperimentConfig.load(path)  # never blocks on a FIFO or reads a device (read_toml)
         except WorkbenchError as e:
             if not quiet:
                 self.show_error("Cannot open preset", str(e))
