@@ -30,6 +30,7 @@ overrides it), and ``stop_event`` or Ctrl-C end the attempt at once.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import io
@@ -38,7 +39,6 @@ import json
 import logging
 import math
 import os
-import contextlib
 import shutil
 import signal
 import socket
@@ -54,9 +54,10 @@ from typing import Any, Callable
 from .config import ExperimentConfig, apply_override, parse_literal, read_toml
 from .errors import ConfigError, WorkbenchError
 from .paths import safe_run_name
+from .runs import SWEEP as SWEEP_FILE  # the trial's sweep.json (one name for the run folder's files)
+from .runs import is_run_file
 
 RAY_MISSING = "workbench sweep needs Ray: pip install 'workbench[cluster]'"
-SWEEP_FILE = "sweep.json"
 MAX_TRIALS = 10_000
 REPORT_EVERY = 0.5  # seconds between a running trial's progress reports (and stop-flag checks)
 CONNECT_TIMEOUT = 30.0  # seconds to connect to a Ray cluster at an address before giving up
@@ -417,7 +418,6 @@ def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, 
     import ray
 
     from .recorder import update_status
-    from .runs import is_run_file
     from .trainer import CONFIG, Trainer
 
     t0 = time.monotonic()
