@@ -67,7 +67,7 @@ def startup_seconds(runs: int) -> list[float]:
 
 def headless_its(seconds: float) -> float:
     from workbench.core.config import ExperimentConfig
-    from workbench.core.trainer import Trainer
+    from workbench.services.trainer import Trainer
 
     cfg = ExperimentConfig.load(PRESET, ["run.iterations=10000000"])
     trainer = Trainer(cfg)

@@ -108,7 +108,7 @@ def main() -> None:
         t = time.perf_counter()
         payload = family.render(tasks[:4], episodes, steps)
         times.append(time.perf_counter() - t)
-    n_eps, n_frames, height, width = payload["frames"].shape[:4]
+    n_eps, n_frames, height, width = payload.frames.shape[:4]
     per_eval = min(times)
     print(f"frame capture: {per_eval * 1e3:,.0f} ms per evaluation ({n_eps} episodes x {n_frames} frames of "
           f"{width}x{height} = {per_eval * 1e3 / (n_eps * n_frames):.1f} ms per frame; the first call, with the "

@@ -23,7 +23,7 @@ def workbench_its(iterations: int, reps: int = 3) -> float:
     import torch
 
     from workbench.core.config import ExperimentConfig
-    from workbench.core.trainer import Trainer
+    from workbench.services.trainer import Trainer
 
     torch.set_num_threads(1)
     best = 0.0

@@ -34,7 +34,7 @@ def main() -> None:
     counts = sorted({max(1, int(t)) for t in args.threads.split(",")})
 
     from workbench.core.config import ExperimentConfig
-    from workbench.core.trainer import Trainer
+    from workbench.services.trainer import Trainer
     from workbench.rl.rollout import collect
     from workbench.tasks.navigation import Navigation2DEnv
 

@@ -53,8 +53,8 @@ def main() -> None:
     import torch
 
     from workbench.core.config import ExperimentConfig
-    from workbench.core.sweep import plan_sweep, run_sweep
-    from workbench.core.trainer import Trainer
+    from workbench.services.sweep import plan_sweep, run_sweep
+    from workbench.services.trainer import Trainer
 
     seeds = args.cpus
     overrides = [f"run.iterations={args.iterations}", "run.threads=1"]

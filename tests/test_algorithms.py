@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 
 ITERATIONS = {"maml": 400, "fomaml": 400, "metasgd": 400, "anil": 400, "reptile": 400, "pretrained": 400,
               "scratch": 0}

@@ -10,8 +10,7 @@ from workbench.core import seeding
 from workbench.core.adaptation import inner_step
 from workbench.core.errors import BundleError
 from workbench.core.storage import save_tensors
-from workbench.core.trainer import Trainer
-from workbench.models import mlp
+from workbench.services.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +35,10 @@ def test_round_trip_gives_identical_predictions(trained, algo):
         for steps in (0, 1, 5):
             with torch.no_grad():
                 fast = trainer.learner.params
+                net = trainer.learner.network
                 for _ in range(steps):
-                    fast = inner_step(fast, rule, b.xs[t:t + 1], b.ys[t:t + 1])
-                expected = mlp.forward(fast, b.xq[t:t + 1], rule.activation)[0].numpy()
+                    fast = inner_step(net, fast, rule, b.xs[t:t + 1], b.ys[t:t + 1])
+                expected = net.forward(fast, b.xq[t:t + 1])[0].numpy()
             got = model.adapt(xs, ys, steps=steps).predict(xq)
             assert got.shape == (xq.shape[0], 1)
             np.testing.assert_array_equal(got, expected)
@@ -120,9 +120,12 @@ def test_foreign_incompatible_and_missing_bundles(tmp_path):
 
 
 @pytest.mark.parametrize("change, expected", [
-    (lambda t, m: m["adaptation"].update(first_layer=7), "adaptation.first_layer = 7 but the model has 3 layers"),
+    (lambda t, m: m["adaptation"].update(first=7), "adaptation.first = 7 but the network has 6 parameters"),
     (lambda t, m: m["adaptation"].update(steps=-1), "adaptation.steps = -1 is negative"),
-    (lambda t, m: m["model"].update(activation="gelu"), "unknown activation 'gelu'"),
+    (lambda t, m: m["model"].update(activation="gelu"), "model.activation = 'gelu': expected one of 'relu', 'tanh'"),
+    (lambda t, m: m["model"].update(param_names=["a"] * 6), "model.param_names: the bundle's parameters"),
+    (lambda t, m: m["model"].update(in_shape=[2]), "model.in_shape = [2]: expected [1]"),
+    (lambda t, m: m["adaptation"].update(loss="cross_entropy"), "adaptation.loss = 'cross_entropy'"),
     (lambda t, m: m.update(format_version=0), "format version 0 is not valid"),
     (lambda t, m: t["param.0"].fill_(float("inf")), "param.0 holds NaN or infinite weights"),
     (lambda t, m: m["adaptation"].update(lr=float("nan")), "adaptation.lr = nan is not a finite number"),

@@ -2,6 +2,7 @@
 MuJoCo, both gymnasium faces pass gymnasium's env_checker, the batched and gymnasium faces agree step for
 step, the tasks change the reward, the rollout view's frames render offscreen and replay the episode, and
 the presets load and train."""
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import torch
 from conftest import PRESETS, REPO
 from workbench.core.config import ExperimentConfig, build_section
 from workbench.core.errors import ConfigError
+from workbench.core.payloads import Frames
 from workbench.core.registry import FAMILIES
 from workbench.rl.policies import GaussianPolicy
 from workbench.rl.rollout import collect
@@ -239,17 +241,19 @@ def test_render_payload_plays_one_episode_before_and_after_adaptation(name):
     tasks = fam.sample_task_params(2, torch.Generator().manual_seed(3))
     episodes = random_episodes(fam, tasks, 2, 2)
     payload = fam.render(tasks, episodes, [0, 1])
-    assert set(payload) == {"kind", "family", "frames", "returns", "steps", "frame_steps", "fps", "task", "title"}
-    assert payload["frame_steps"] == [0, 1]
-    assert payload["kind"] == "frames" and payload["family"] == name and payload["fps"] == 30
-    frames = payload["frames"]
+    assert isinstance(payload, Frames) and payload.step_names is None
+    assert {f.name for f in dataclasses.fields(payload)} == {"family", "frames", "returns", "steps", "frame_steps",
+                                                             "fps", "task", "title", "step_names"}
+    assert payload.frame_steps == [0, 1]
+    assert payload.view == "frames" and payload.family == name and payload.fps == 30
+    frames = payload.frames
     assert frames.shape == (2, 100, 48, 48, 3) and frames.dtype == np.uint8
-    assert payload["steps"] == [0, 1]
+    assert payload.steps == [0, 1]
     expected = torch.stack([e.returns.mean(1) for e in episodes], 1).numpy()
-    np.testing.assert_allclose(payload["returns"], expected)
+    np.testing.assert_allclose(payload.returns, expected)
     key = fam.task_param_names[0]
-    assert list(payload["task"]) == [key] and payload["task"][key] == pytest.approx(float(tasks[0, 0]))
-    assert isinstance(payload["title"], str) and payload["title"].startswith("HalfCheetah-")
+    assert list(payload.task) == [key] and payload.task[key] == pytest.approx(float(tasks[0, 0]))
+    assert isinstance(payload.title, str) and payload.title.startswith("HalfCheetah-")
     assert not np.array_equal(frames[0, 0], frames[0, -1])  # the cheetah moves (and the floor under it)
     assert not np.array_equal(frames[0, -1], frames[1, -1])  # the two episodes differ
 
@@ -258,7 +262,7 @@ def test_render_payload_plays_one_episode_before_and_after_adaptation(name):
 def test_a_short_maml_trpo_run_trains_and_renders_frames(tmp_path):
     import workbench
     from workbench.core import events as ev
-    from workbench.core.trainer import Trainer
+    from workbench.services.trainer import Trainer
 
     rendering, _ = ch.rendering_status()
     cfg = ExperimentConfig.load(PRESETS / "maml-trpo-cheetah-dir-quick.toml", [
@@ -272,6 +276,6 @@ def test_a_short_maml_trpo_run_trains_and_renders_frames(tmp_path):
     assert evals[-1].metric == "return" and np.isfinite(evals[-1].mean).all()
     if rendering:
         payload = [e for e in seen if isinstance(e, ev.Render)][-1].payload
-        assert payload["kind"] == "frames" and payload["frames"].shape == (2, 21, 48, 48, 3)
+        assert payload.view == "frames" and payload.frames.shape == (2, 21, 48, 48, 3)
     res = workbench.load_model(result.bundle_path).evaluate(tasks=2, seed=0, steps=[0, 1])
     assert res["metric"] == "return" and np.isfinite(res["mean"]).all()

@@ -108,8 +108,9 @@ def test_algorithm_that_does_not_support_the_family(tmp_path, monkeypatch):
     from workbench.core.registry import FAMILIES as reg
     from workbench.tasks.sinusoid import Sinusoid
 
-    class Toy(Sinusoid):
+    class Toy(Sinusoid):  # a family of a kind no supervised learner takes
         name = "toy"
+        kind = "rl"
 
     monkeypatch.setitem(reg._items, "toy", Toy)
     with pytest.raises(ConfigError, match="algorithm 'maml' does not support family 'toy'; it supports: sinusoid"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_config
-from workbench.core import runs
+from workbench.services import runs
 from workbench.core.storage import atomic_write_text
 
 WRITTEN = ["config.toml", "status.json", "metrics.csv", "eval.csv", "eval_tasks.csv", "sweep.json",

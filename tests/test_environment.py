@@ -36,7 +36,7 @@ def _python(code: str, **env) -> None:
 
 
 def test_core_never_imports_qt():
-    code = ("import sys, workbench, workbench.cli, workbench.core.trainer, workbench.core.bundle, "
+    code = ("import sys, workbench, workbench.cli, workbench.services.trainer, workbench.services.bundle, "
             "workbench.algorithms, workbench.tasks; workbench.cli.build_parser(); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6')]; "
             "print(bad); sys.exit(1 if bad else 0)")
@@ -44,15 +44,18 @@ def test_core_never_imports_qt():
 
 
 def test_the_layering_contracts_hold(monkeypatch, capsys):
-    """pyproject.toml's import-linter contracts: no Qt or app code below gui/, and task families and
-    algorithms independent of each other (the registries import neither: the built-ins are a plug-in)."""
+    """pyproject.toml's import-linter contracts: no Qt or app code below gui/; task families and algorithms
+    independent of each other (the registries import neither: the built-ins are a plug-in); the kernel,
+    families, algorithms, networks and RL pieces import no service; networks know no family."""
     from importlinter.cli import lint_imports
 
     monkeypatch.chdir(REPO)
     code = lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True, no_logo=True)
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "2 kept, 0 broken" in out
+    assert "4 kept, 0 broken" in out
+    for name in ("imports no Qt", "do not import each other", "import no service", "know no family"):
+        assert name in out
 
 
 def test_the_registries_load_the_builtins_as_a_plugin():

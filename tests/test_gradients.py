@@ -5,6 +5,7 @@ import torch
 from workbench.core.adaptation import AdaptationRule, inner_step
 from workbench.models import mlp
 from workbench.models.mlp import MLPSpec
+from workbench.models.network import FastMLP
 
 
 def problem(activation="relu", tasks=4, seed=0, dtype=torch.float64):
@@ -43,10 +44,11 @@ def per_task_maml_gradient(params, xs, ys, xq, yq, lr, steps, first_order, activ
 
 
 def batched_maml_gradient(params, xs, ys, xq, yq, lr, steps, first_order, activation="relu", first_layer=0):
-    rule = AdaptationRule([lr] * (len(params) - 2 * first_layer), first_layer, steps, activation)
+    spec = MLPSpec(1, 1, tuple(p.shape[-1] for p in params[0:-2:2]), activation)
+    rule = AdaptationRule([lr] * (len(params) - 2 * first_layer), 2 * first_layer, steps, "mse")
     fast = params
     for _ in range(steps):
-        fast = inner_step(fast, rule, xs, ys, create_graph=not first_order)
+        fast = inner_step(FastMLP(spec), fast, rule, xs, ys, create_graph=not first_order)
     loss = mlp.mse(mlp.forward(fast, xq, activation), yq).mean()
     return torch.autograd.grad(loss, params)
 
@@ -82,8 +84,8 @@ def test_second_order_differs_from_first_order(activation):
 def test_meta_sgd_learning_rates_receive_gradient():
     spec, params, xs, ys, xq, yq = problem("relu")
     lrs = [torch.full_like(p, 0.05).requires_grad_() for p in params]
-    rule = AdaptationRule(lrs, 0, 1, "relu")
-    fast = inner_step(params, rule, xs, ys, create_graph=True)
+    rule = AdaptationRule(lrs, 0, 1, "mse")
+    fast = inner_step(FastMLP(MLPSpec(1, 1, (8, 6), "relu")), params, rule, xs, ys, create_graph=True)
     loss = mlp.mse(mlp.forward(fast, xq), yq).mean()
     grads = torch.autograd.grad(loss, lrs)
     # reference: d loss / d lr = -<grad_query(θ'), grad_support(θ)> per entry, summed over tasks / B

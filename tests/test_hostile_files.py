@@ -18,12 +18,12 @@ import torch
 import workbench
 from conftest import PRESETS, tiny_config
 from workbench.cli import main
-from workbench.core import runs
-from workbench.core.bundle import MAX_ADAPT_STEPS
+from workbench.services import runs
+from workbench.services.bundle import MAX_ADAPT_STEPS
 from workbench.core.errors import BundleError, ConfigError
-from workbench.core.presets import list_presets, resolve_preset
+from workbench.services.presets import list_presets, resolve_preset
 from workbench.core.storage import UnreadableFile, load_tensors, read_regular_bytes, save_tensors
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 
 DATA = Path(__file__).resolve().parent / "data"
 RL_BUNDLE = DATA / "navigation-maml-trpo.safetensors"
@@ -92,13 +92,17 @@ REGRESSION_CASES = [
     (lambda t, m: m.update(model=[1]), "model = [1]"),
     (lambda t, m: m["model"].update(hidden="40"), "model.hidden = '40'"),
     (lambda t, m: m["model"].update(hidden=[40, 0]), "model.hidden"),
-    (lambda t, m: m["model"].update(in_dim="1"), "model.in_dim = '1'"),
+    (lambda t, m: m["model"].update(in_shape="1"), "model.in_shape = '1'"),
+    (lambda t, m: m["model"].update(kwargs=[1]), "model.kwargs = [1]"),
+    (lambda t, m: m["model"].update(module=7), "model.module = 7"),
     (lambda t, m: m.update(adaptation=[1]), "adaptation = [1]"),
     (lambda t, m: m["adaptation"].update(steps=1e12), "adaptation.steps = 1000000000000.0"),
     (lambda t, m: m["adaptation"].update(steps=10**12), f"at most {MAX_ADAPT_STEPS}"),
     (lambda t, m: m["adaptation"].update(steps=True), "adaptation.steps = True"),
     (lambda t, m: m["adaptation"].update(lr="fast"), "adaptation.lr = 'fast'"),
-    (lambda t, m: m["adaptation"].update(first_layer=None), "adaptation.first_layer = None"),
+    (lambda t, m: m["adaptation"].update(first=None), "adaptation.first = None"),
+    (lambda t, m: (m["adaptation"].pop("first"), m["adaptation"].update(first_layer=None)),
+     "adaptation.first_layer = None"),
     (lambda t, m: m.update(family=5), "family"),
     (lambda t, m: m.update(algorithm=["maml"]), "algorithm"),
     (lambda t, m: m.update(algorithm="maml-trpo"), "algorithm = 'maml-trpo'"),

@@ -9,7 +9,7 @@ from conftest import PRESETS
 from workbench.core import events as ev
 from workbench.core.config import ExperimentConfig
 from workbench.core.registry import ALGORITHMS, FAMILIES
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 from workbench.models.mlp import MLPSpec
 from workbench.tasks.navigation import NavigationConfig
 
@@ -82,7 +82,7 @@ def test_short_pearl_run_on_navigation_learns_to_use_its_context(tmp_path):
     assert last.mean[2] > first.mean[2] + 1.0, (first.mean, last.mean)  # it learned
     assert last.mean[2] > last.mean[0] + 0.5, last.mean  # and context (posterior) beats the prior
     render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
-    assert render["kind"] == "trajectories-2d" and render["paths"].shape[:2] == (2, 3)
+    assert render.view == "trajectories-2d" and render.paths.shape[:2] == (2, 3)
     model = workbench.load_model(tmp_path / "pearl")
     res = model.evaluate(tasks=10, seed=0)
     assert res["steps"] == [0, 1, 2] and np.isfinite(res["mean"]).all()
@@ -127,4 +127,4 @@ def test_pearl_runs_on_discrete_and_continuous_physics_families(family, tmp_path
     assert result.status == "finished"
     assert all(np.isfinite(e.mean).all() for e in seen if isinstance(e, ev.Evaluation))
     render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
-    assert render["kind"] == "frames" and render["frames"].shape[0] == 2
+    assert render.view == "frames" and render.frames.shape[0] == 2

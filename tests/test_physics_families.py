@@ -11,6 +11,7 @@ import torch
 from conftest import PRESETS
 from workbench.core.config import ExperimentConfig, build_section
 from workbench.core.errors import ConfigError
+from workbench.core.payloads import Frames
 from workbench.core.registry import FAMILIES
 from workbench.rl.rollout import collect
 from workbench.tasks import cartpole as cp
@@ -217,17 +218,17 @@ def test_render_payload_plays_one_episode_per_adaptation_step(name):
     p = fam.render(params, episodes, [0, 1])
     elapsed = time.perf_counter() - start
     assert elapsed < 0.5, f"rendering 2 x {max(alive)} frames took {elapsed:.2f} s"
-    frames = p["frames"]
-    assert p["kind"] == "frames" and p["family"] == name and p["fps"] == 30 and p["steps"] == [0, 1]
+    frames = p.frames
+    assert isinstance(p, Frames) and p.view == "frames" and p.family == name and p.fps == 30 and p.steps == [0, 1]
     # episodes of 200 steps are drawn every 2nd step (at most 100 frames an episode)
     drawn = [-(-n // 2) for n in alive]
     assert frames.dtype == np.uint8 and frames.shape[:2] == (2, max(drawn)) and frames.shape[4] == 3
-    assert p["frame_steps"] == [0, 1]
+    assert p.frame_steps == [0, 1]
     assert max(frames.shape[2:4]) <= 240 and frames.shape[1] <= fam.horizon
-    np.testing.assert_allclose(p["returns"], torch.stack([ep.returns.mean(1) for ep in episodes], 1).numpy())
-    assert p["returns"].shape == (3, 2)
-    assert p["task"] == pytest.approx(dict(zip(fam.task_param_names, params[0].tolist())))
-    assert isinstance(p["title"], str) and p["title"]
+    np.testing.assert_allclose(p.returns, torch.stack([ep.returns.mean(1) for ep in episodes], 1).numpy())
+    assert p.returns.shape == (3, 2)
+    assert p.task == pytest.approx(dict(zip(fam.task_param_names, params[0].tolist())))
+    assert isinstance(p.title, str) and p.title
     for s, n in enumerate(drawn):  # padded with the last frame; the running part moves
         assert (frames[s, n:] == frames[s, n - 1]).all()
         assert not np.array_equal(frames[s, 0], frames[s, n - 1])
@@ -235,14 +236,14 @@ def test_render_payload_plays_one_episode_per_adaptation_step(name):
     obs = episodes[0].obs[0, 0, 0].double().numpy()
     act = episodes[0].actions[0, 0, 0].numpy()
     if name == "cartpole":
-        expected = cp.draw(obs[None], p["task"]["pole_length"], act[None])[0]
+        expected = cp.draw(obs[None], p.task["pole_length"], act[None])[0]
     else:
-        expected = pd.draw(np.arctan2(obs[1:2], obs[0:1]), p["task"]["length"], act[None, 0],
+        expected = pd.draw(np.arctan2(obs[1:2], obs[0:1]), p.task["length"], act[None, 0],
                            max(2.2, 1.1 * fam.cfg.length_high))[0]
     np.testing.assert_array_equal(frames[0, 0], expected)
     # with more steps, only the episodes the view plays are drawn: before adaptation and after the last step
     p3 = fam.render(params, episodes + [episodes[0]], [0, 1, 2])
-    assert p3["frames"].shape[0] == 2 and p3["frame_steps"] == [0, 2] and p3["returns"].shape == (3, 3)
+    assert p3.frames.shape[0] == 2 and p3.frame_steps == [0, 2] and p3.returns.shape == (3, 3)
 
 
 def test_frames_show_the_pole_where_the_state_puts_it():

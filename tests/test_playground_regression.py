@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from workbench.core.bundle import MetaModel, load_bundle
+from workbench.services.bundle import MetaModel, load_bundle
 from workbench.core.errors import WorkbenchError
-from workbench.core.playground_regression import (PlaygroundError, RegressionSession, StepResult,
+from workbench.services.playground_regression import (PlaygroundError, RegressionSession, StepResult,
                                                   describe_rule)
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _with(model, **meta_or_rule):
     """A copy of ``model`` with another adaptation rule field or metadata entry (no new bundle needed)."""
     rule = dataclasses.replace(model.rule, **{k: v for k, v in meta_or_rule.items() if k in ("lrs", "steps")})
     meta = {**model.meta, **{k: v for k, v in meta_or_rule.items() if k in ("family", "algorithm")}}
-    return MetaModel(model.path, model.params, rule, meta, model.family, model.spec)
+    return MetaModel(model.path, model.network, model.params, rule, meta, model.family)
 
 
 def test_steps_lower_the_support_loss_of_a_trained_maml_model(models):
@@ -176,7 +176,7 @@ def test_which_models_the_playground_takes(models, monkeypatch):
     stranger = _with(models["pretrained"], family="sinusoid-2")
     with pytest.raises(PlaygroundError, match="baseline: .*'sinusoid-2'"):
         RegressionSession(models["maml"], stranger)
-    monkeypatch.setattr("workbench.core.playground_regression.SUPPORTED_FAMILIES", ("sinusoid", "sinusoid-2"))
+    monkeypatch.setattr("workbench.services.playground_regression.SUPPORTED_FAMILIES", ("sinusoid", "sinusoid-2"))
     with pytest.raises(PlaygroundError, match="same family"):
         RegressionSession(models["maml"], stranger)
     with pytest.raises(PlaygroundError, match="baseline:"):

@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from conftest import PRESETS
-from workbench.core.bundle import load_bundle
+from workbench.services.bundle import load_bundle
 from workbench.core.config import ExperimentConfig
 from workbench.core.errors import Cancelled, ConfigError
-from workbench.core.playground_rl import RLSession, final_distances, summary
+from workbench.core.payloads import Trajectories2D
+from workbench.services.playground_rl import RLSession, final_distances, summary
 from workbench.core.registry import FAMILIES
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 
 DATA = Path(__file__).parent / "data"
 MAML = DATA / "navigation-maml-trpo.safetensors"
@@ -72,11 +73,11 @@ def test_adapting_to_clicked_goals_ends_closer_to_them_than_before_and_than_the_
         assert r.steps == [0, 1] and r.step_label == "inner step"
         assert r.step_names == ["before adaptation", "after 1 step"]
         assert r.returns.shape == (2,) and r.returns[1] > r.returns[0]
-        assert r.payload["kind"] == "trajectories-2d" and r.payload["paths"].shape[:2] == (1, 2)
-        np.testing.assert_allclose(r.payload["goals"][0], [x, y], atol=1e-6)
+        assert r.payload.view == "trajectories-2d" and r.payload.paths.shape[:2] == (1, 2)
+        np.testing.assert_allclose(r.payload.goals[0], [x, y], atol=1e-6)
         assert r.final_distance[1] < r.final_distance[0], (x, y, r.final_distance)
         assert r.baseline_algorithm == "pretrained-rl" and r.baseline_steps == [0, 1]
-        assert r.baseline_payload["kind"] == "trajectories-2d" and r.baseline_returns.shape == (2,)
+        assert r.baseline_payload.view == "trajectories-2d" and r.baseline_returns.shape == (2,)
         before.append(r.final_distance[0])
         after.append(r.final_distance[1])
         baseline.append(r.baseline_final_distance[1])
@@ -88,7 +89,7 @@ def test_adapting_to_clicked_goals_ends_closer_to_them_than_before_and_than_the_
 def test_more_steps_and_trajectories_and_the_same_task_gives_the_same_result(nav):
     r = nav.run({"goal_x": 0.35, "goal_y": 0.3}, steps=3, trajectories=6)
     assert r.steps == [0, 1, 2, 3] and r.returns.shape == (4,) and r.final_distance.shape == (4,)
-    assert r.payload["paths"].shape[2] == 4  # the render shows 4 of the 6 trajectories
+    assert r.payload.paths.shape[2] == 4  # the render shows 4 of the 6 trajectories
     again = nav.run({"goal_x": 0.35, "goal_y": 0.3}, steps=3, trajectories=6)
     np.testing.assert_array_equal(r.returns, again.returns)  # seeded: a task is reproducible
     assert nav.learner.cfg.trajectories == 20  # the model's own settings are untouched
@@ -99,7 +100,8 @@ def test_final_distance_is_measured_at_the_last_position_of_each_path():
     paths[0, 0, 0, :] = [[0, 0], [0.1, 0], [0.2, 0], [0.3, 0]]  # ran to the end
     paths[0, 0, 1, :2] = [[0, 0], [0, 0.1]]  # stopped early (reached its goal)
     paths[0, 1, :, :] = [[0, 0], [0.1, 0.1], [0.2, 0.2], [0.3, 0.4]]
-    d = final_distances({"paths": paths, "goals": np.array([[0.3, 0.4]])})
+    d = final_distances(Trajectories2D(family="navigation", steps=[0, 1], paths=paths, goals=np.array([[0.3, 0.4]]),
+                                       returns=np.zeros((1, 2)), bounds=[-0.7, 0.7]))
     np.testing.assert_allclose(d, [(0.4 + np.hypot(0.3, 0.3)) / 2, 0.0])
 
 
@@ -194,8 +196,8 @@ def test_cartpole_and_pendulum_sessions_return_frames_and_name_their_steps(tmp_p
     assert [p.name for p in session.controls()] == ["pole_length", "pole_mass", "cart_mass", "gravity", "force"]
     r = session.run({"pole_length": 0.8, "gravity": 6.0})
     assert r.task["pole_length"] == pytest.approx(0.8) and r.task["gravity"] == pytest.approx(6.0)
-    assert r.payload["kind"] == "frames" and r.payload["frames"].ndim == 5 and r.payload["frames"].shape[0] == 2
-    assert r.payload["step_names"] == ["before adaptation", "after 1 step"] and r.final_distance is None
+    assert r.payload.view == "frames" and r.payload.frames.ndim == 5 and r.payload.frames.shape[0] == 2
+    assert r.payload.step_names == ["before adaptation", "after 1 step"] and r.final_distance is None
     assert r.baseline_returns is None and r.baseline_payload is None
 
     # RL² adapts over the episodes of a trial, PEARL as its context grows; a pretrained baseline beside them
@@ -208,7 +210,7 @@ def test_cartpole_and_pendulum_sessions_return_frames_and_name_their_steps(tmp_p
     r = s.run({"mass": 1.2}, steps=3)
     assert r.steps == [1, 2, 3] and r.step_label == "episode of the trial" and r.returns.shape == (3,)
     assert r.step_names == ["episode 1 of the trial", "episode 2 of the trial", "episode 3 of the trial"]
-    assert r.payload["kind"] == "frames" and r.payload["frames"].shape[0] == 2  # the first and the last episode
+    assert r.payload.view == "frames" and r.payload.frames.shape[0] == 2  # the first and the last episode
     assert r.baseline_steps == [0, 1] and r.baseline_step_label == "inner step"
     assert rl2.learner.cfg.episodes == ctl.default  # the model's own trial length is untouched
     cancel = CountingEvent(after=2)
@@ -235,7 +237,7 @@ def test_evaluate_without_cancel_is_unchanged(tmp_path):
     a = model.learner.evaluate(fam, batch, 1, 1)
     b = model.learner.evaluate(fam, batch, 1, 1, cancel=threading.Event())
     np.testing.assert_array_equal(a.per_task, b.per_task)
-    np.testing.assert_array_equal(a.payload["frames"], b.payload["frames"])
+    np.testing.assert_array_equal(a.payload.frames, b.payload.frames)
 
 
 def test_mujoco_frames_are_cancellable_between_frames(tmp_path):
@@ -249,7 +251,7 @@ def test_mujoco_frames_are_cancellable_between_frames(tmp_path):
     s = RLSession(model)
     assert [p.name for p in s.controls()] == ["goal_velocity"]
     r = s.run({"goal_velocity": 1.5})
-    assert r.payload["kind"] == "frames" and r.payload["frames"].shape[:2] == (2, 13)
+    assert r.payload.view == "frames" and r.payload.frames.shape[:2] == (2, 13)
     # checks before the frames: the run's, steps 0 and 1, evaluate's before the render, the render's own; then
     # one per frame
     cancel = CountingEvent(after=7)

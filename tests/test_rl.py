@@ -10,7 +10,7 @@ from workbench.core import events as ev
 from workbench.core.config import ExperimentConfig
 from workbench.core.errors import TrainingDiverged
 from workbench.core.registry import ALGORITHMS, FAMILIES
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 from workbench.models.mlp import MLPSpec
 from workbench.rl.rollout import collect
 from workbench.tasks.navigation import Navigation2DEnv, NavigationBatch, NavigationConfig
@@ -132,10 +132,11 @@ def test_trpo_step_stays_within_the_kl_bound():
 
 
 def test_line_search_failures_stop_the_run_with_a_clear_message(monkeypatch):
-    import workbench.algorithms.maml_trpo as mt
+    import workbench.rl.learner as rl_learner
+    from workbench.rl.trpo import TRPOResult
 
     learner, fam = tiny_learner()
-    monkeypatch.setattr(mt, "trpo_step", lambda *a, **k: mt.TRPOResult(False, 0.0, 0.0, 0.0))
+    monkeypatch.setattr(rl_learner, "trpo_step", lambda *a, **k: TRPOResult(False, 0.0, 0.0, 0.0))
     before = [p.detach().clone() for p in learner.params]
     g = torch.Generator().manual_seed(1)
     with pytest.raises(TrainingDiverged, match="line search found no step .* 10 iterations in a row"):
@@ -170,8 +171,8 @@ def test_short_maml_trpo_run_improves_post_adaptation_return(tmp_path):
     assert last.after > first.after + 5, (first.after, last.after)  # learning to adapt
     assert last.after > last.before  # adapting helps on held-out goals
     render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
-    assert render["kind"] == "trajectories-2d" and render["paths"].shape[:3] == (2, 2, 4)
-    assert render["paths"].shape[3] == 101
+    assert render.view == "trajectories-2d" and render.paths.shape[:3] == (2, 2, 4)
+    assert render.paths.shape[3] == 101
     # the bundle reloads and evaluates with the same estimator, metric "return"
     model = workbench.load_model(tmp_path / "run")
     res = model.evaluate(tasks=10, seed=1, steps=[0, 1])
@@ -202,7 +203,7 @@ def test_rl2_beats_a_random_policy_on_bandits_after_a_short_run(tmp_path):
     assert last.steps == list(range(10)) and last.mean[-1] > last.mean[0]  # it adapts within the trial
     assert "Thompson sampling" in last.references
     render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
-    assert render["kind"] == "bandit-arms" and render["pull_fraction"].shape == (2, 10, 5)
+    assert render.view == "bandit-arms" and render.pull_fraction.shape == (2, 10, 5)
     res = workbench.load_model(tmp_path / "rl2").evaluate(tasks=20, seed=0, steps=range(10))
     assert res["metric"] == "return" and len(res["mean"]) == 10
 

@@ -6,7 +6,7 @@ import torch
 from conftest import PRESETS
 from workbench.core import events as ev
 from workbench.core.config import ExperimentConfig
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 
 
 def cartpole_rl2(*overrides):

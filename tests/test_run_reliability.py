@@ -19,9 +19,9 @@ import torch
 from conftest import PRESETS, REPO, tiny_config
 from workbench import cli
 from workbench.core.errors import ConfigError
-from workbench.core.runlock import RunLock, is_locked
+from workbench.services.runlock import RunLock, is_locked
 from workbench.core.storage import load_tensors, save_tensors
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 
 TESTS = Path(__file__).parent
 
@@ -56,7 +56,7 @@ KILLER = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {tests!r})
     from conftest import tiny_config
-    from workbench.core import trainer as T
+    from workbench.services import trainer as T
 
     run_dir, point = sys.argv[1], sys.argv[2]
     if point == "before-bundle":  # after the final checkpoint, before the bundle and the final status
@@ -304,13 +304,13 @@ def test_a_stop_during_a_long_evaluation_ends_the_run_promptly(tmp_path, referen
 
 
 def test_the_apps_trainer_process_reports_a_failure_as_a_failed_run(tmp_path, monkeypatch):
-    """The app's trainer process (core/remote.py) sends a RunFinished("failed") with the reason, and
+    """The app's trainer process (services/remote.py) sends a RunFinished("failed") with the reason, and
     status.json says failed: not a bare "Training failed" with the run left "running"."""
     import multiprocessing as mp
 
     from workbench.core import events as ev
     from workbench.core.registry import ALGORITHMS
-    from workbench.core.remote import train_in_child
+    from workbench.services.remote import train_in_child
 
     maml = ALGORITHMS.get("maml")
     monkeypatch.setattr(maml, "meta_step", lambda self, batch, iteration: (_ for _ in ()).throw(

@@ -1,4 +1,4 @@
-"""Run history (core/runs.py) and TensorBoard event files (core/tensorboard.py)."""
+"""Run history (services/runs.py) and TensorBoard event files (services/tensorboard.py)."""
 import csv
 import datetime as dt
 import json
@@ -15,10 +15,10 @@ import pytest
 
 from conftest import tiny_config
 from workbench.core import events as ev
-from workbench.core import runs
-from workbench.core import tensorboard as tb
+from workbench.services import runs
+from workbench.services import tensorboard as tb
 from workbench.core.stats import ema_tensorboard, mean_ci95
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 
 
 def small(seed=0, iterations=10, **over):
@@ -120,7 +120,7 @@ def test_sweep_folders_and_sweep_json(root):
         {"sweep_id": "sw-7", "trial": 0, "values": {"algorithm.inner_lr": 0.01}}))
     shutil.copytree(root / "maml-b", sweep / "trial-1")
     (sweep / "trial-1" / "sweep.json").write_text("{broken")
-    (sweep / "trial-2").mkdir()  # core/sweep.py writes sweep.json before the trainer starts
+    (sweep / "trial-2").mkdir()  # services/sweep.py writes sweep.json before the trainer starts
     (sweep / "trial-2" / "sweep.json").write_text(json.dumps({"sweep_id": "sw-7", "trial": 2, "values": {}}))
     by_name = {r.name: r for r in runs.scan_runs(root)}
     t0, t1, t2 = by_name["sweep-7/trial-0"], by_name["sweep-7/trial-1"], by_name["sweep-7/trial-2"]

@@ -14,7 +14,7 @@ from conftest import PRESETS
 
 from workbench import cli
 from workbench.core.errors import ConfigError
-from workbench.core.sweep import RAY_MISSING, plan_sweep, run_sweep, split_values
+from workbench.services.sweep import RAY_MISSING, plan_sweep, run_sweep, split_values
 
 TINY = ["run.eval_tasks=10", "run.eval_steps=2", "run.eval_interval=10", "run.checkpoint_interval=10"]
 PRESET = PRESETS / "maml-sinusoid.toml"
@@ -79,7 +79,7 @@ def test_a_bad_grid_is_refused_naming_the_key_or_value(grid, expected):
 
 def test_unknown_grid_key_is_refused_by_the_cli_before_ray_starts(monkeypatch, capsys):
     ray = pytest.importorskip("ray")
-    import workbench.core.sweep as sweep
+    import workbench.services.sweep as sweep
 
     started = []
     monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: started.append(1))

@@ -17,9 +17,9 @@ from workbench import cli
 
 ray = pytest.importorskip("ray")
 
-import workbench.core.sweep as sweep  # noqa: E402
+import workbench.services.sweep as sweep  # noqa: E402
 from workbench.core.errors import ConfigError  # noqa: E402
-from workbench.core.sweep import plan_sweep, run_sweep  # noqa: E402
+from workbench.services.sweep import plan_sweep, run_sweep  # noqa: E402
 
 TINY = ["run.eval_tasks=10", "run.eval_steps=2", "run.eval_interval=10", "run.checkpoint_interval=10"]
 PRESET = PRESETS / "maml-sinusoid.toml"

@@ -12,7 +12,7 @@ from conftest import tiny_config
 from workbench.core import events as ev
 from workbench.core.errors import ConfigError
 from workbench.core.storage import load_tensors
-from workbench.core.trainer import Trainer, resolve_device
+from workbench.services.trainer import Trainer, resolve_device
 
 
 def rows(path, drop=("elapsed", "its_per_sec")):
@@ -32,12 +32,12 @@ def test_events_and_run_directory(tmp_path):
     assert [e.iteration for e in evals] == [0, 25, 50]
     assert evals[-1].per_task.shape == (20, 4) and evals[-1].steps == [0, 1, 2, 3]
     render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
-    assert render["kind"] == "regression-1d"
-    assert render["pred"].shape == (4, 4, 200) and render["y_true"].shape == (4, 200)
-    assert render["x_support"].shape == (4, 10) and render["x"].dtype == np.float64
+    assert render.view == "regression-1d"
+    assert render.pred.shape == (4, 4, 200) and render.y_true.shape == (4, 200)
+    assert render.x_support.shape == (4, 10) and render.x.dtype == np.float64
     # the true function in the payload is the task's sinusoid
-    amp, phase = render["task_params"][0]
-    np.testing.assert_allclose(render["y_true"][0], amp * np.sin(render["x"] - phase), atol=1e-4)
+    amp, phase = render.task_params[0]
+    np.testing.assert_allclose(render.y_true[0], amp * np.sin(render.x - phase), atol=1e-4)
     assert [e.iteration for e in seen if isinstance(e, ev.CheckpointSaved)] == [25, 50]
     run = tmp_path / "run"
     assert result.bundle_path == str(run / "model.safetensors")
@@ -169,7 +169,7 @@ def test_events_share_no_memory_with_the_trainer():
     held = trainer.eval_batch.params.clone()
     render = [e for e in seen if isinstance(e, ev.Render)][-1].payload
     for key in ("task_params", "x_support", "y_support", "pred", "y_true"):
-        render[key][...] = 0
+        getattr(render, key)[...] = 0
     evaluation = [e for e in seen if isinstance(e, ev.Evaluation)][-1]
     evaluation.per_task[...] = 0
     evaluation.mean[...] = 0

@@ -14,7 +14,7 @@ def load_model(path):
     Only a regular file is read (never a FIFO or a device), its metadata is validated and bounded before
     anything is allocated, and nothing is unpickled: any problem raises a one-line
     :class:`workbench.core.errors.BundleError` naming the file, the key and the value."""
-    from workbench.core.bundle import load_bundle
+    from workbench.services.bundle import load_bundle
 
     return load_bundle(path)
 

@@ -121,7 +121,7 @@ def _gui(preset, parser) -> int:
         print(f"\nworkbench: the desktop app is unavailable ({e}); reinstall with pip install -e .", file=sys.stderr)
         return 2
     if preset is not None:
-        from workbench.core.presets import resolve_preset
+        from workbench.services.presets import resolve_preset
 
         try:
             preset = resolve_preset(preset)
@@ -134,9 +134,9 @@ def _gui(preset, parser) -> int:
 # -- train -----------------------------------------------------------------------------------------
 def _train(args) -> int:
     from workbench.core.config import ExperimentConfig
-    from workbench.core.paths import safe_run_name
-    from workbench.core.presets import resolve_preset
-    from workbench.core.trainer import Trainer
+    from workbench.services.paths import safe_run_name
+    from workbench.services.presets import resolve_preset
+    from workbench.services.trainer import Trainer
 
     progress = None if args.quiet else Progress(sys.stderr)
     callbacks = [progress] if progress else []
@@ -261,9 +261,9 @@ def _hms(seconds: float) -> str:
 def _sweep(args) -> int:
     import threading
 
-    from workbench.core.paths import default_runs_dir
-    from workbench.core.presets import resolve_preset
-    from workbench.core.sweep import check_address, connect_timeout, plan_sweep, require_ray, run_sweep
+    from workbench.services.paths import default_runs_dir
+    from workbench.services.presets import resolve_preset
+    from workbench.services.sweep import check_address, connect_timeout, plan_sweep, require_ray, run_sweep
 
     require_ray()
     overrides = list(args.overrides)
@@ -390,7 +390,7 @@ class _SweepOutput:
         import atexit
         import os
 
-        from workbench.core.sweep import still_connecting
+        from workbench.services.sweep import still_connecting
 
         try:
             if self._held is not None and exc[0] is not None and still_connecting():
@@ -538,7 +538,7 @@ def _export(args) -> int:
 
 
 def _presets(args) -> int:
-    from workbench.core.presets import list_presets
+    from workbench.services.presets import list_presets
 
     rows = list_presets()
     if not rows:

@@ -1,4 +1,4 @@
-"""The built-in task families and algorithms, registered as a plug-in of the workbench.
+"""The built-in task families, algorithms and networks, registered as a plug-in of the workbench.
 
 The registries (``workbench.core.registry``) know no family and no algorithm: they load the plug-ins
 named by the ``workbench.plugins`` entry points of the installed distributions when first asked, and a
@@ -15,4 +15,5 @@ from __future__ import annotations
 def register_builtins() -> None:
     """Register the built-in task families and algorithms (importing them registers them)."""
     import workbench.algorithms  # noqa: F401
+    import workbench.models.zoo  # noqa: F401
     import workbench.tasks  # noqa: F401

@@ -46,8 +46,8 @@ def check() -> None:
     import numpy as np
 
     sys.path.insert(0, str(REPO))
-    from workbench.core.bundle import load_bundle
-    from workbench.core.playground_rl import RLSession
+    from workbench.services.bundle import load_bundle
+    from workbench.services.playground_rl import RLSession
 
     session = RLSession(load_bundle(HERE / BUNDLES["maml-trpo-navigation"][0]),
                         load_bundle(HERE / BUNDLES["pretrained-navigation"][0]))

@@ -1,8 +1,10 @@
 """The rollout view plays rendered frames before / after adaptation side by side, and families that need a
 missing dependency are shown greyed out with the reason."""
-import numpy as np
-import pytest
+import dataclasses
 
+import numpy as np
+
+from workbench.core.payloads import Frames
 from workbench.gui.plots import FramesRenderer, RolloutView
 
 
@@ -11,8 +13,8 @@ def frames_payload(steps=2, n=6, h=40, w=60):
     for s in range(steps):
         for i in range(n):
             frames[s, i, :, :, s] = 20 * i + 10  # before: red ramps, after: green ramps
-    return {"kind": "frames", "family": "test", "frames": frames, "returns": np.array([[-50.0, -10.0]]),
-            "steps": [0, 1], "fps": 30, "task": {"length": 0.5}, "title": "one episode"}
+    return Frames(family="test", frames=frames, returns=np.array([[-50.0, -10.0]]), steps=[0, 1],
+                  frame_steps=[0, 1], fps=30, task={"length": 0.5}, title="one episode")
 
 
 def test_frames_play_side_by_side_and_stop_when_hidden(qtbot):
@@ -59,9 +61,9 @@ def test_unavailable_family_is_greyed_out_with_its_reason(qtbot, tmp_path, monke
 def test_frames_titles_use_the_algorithms_step_names(qtbot):
     view = RolloutView()
     qtbot.addWidget(view)
-    payload = frames_payload()
-    payload.update(steps=[0, 1, 2], frame_steps=[0, 2], returns=np.array([[-50.0, -30.0, -10.0]]),
-                   step_names=["no context (prior)", "after 1 episode of context", "after 2 episodes of context"])
+    payload = dataclasses.replace(
+        frames_payload(), steps=[0, 1, 2], frame_steps=[0, 2], returns=np.array([[-50.0, -30.0, -10.0]]),
+        step_names=["no context (prior)", "after 1 episode of context", "after 2 episodes of context"])
     view.show_render(3, payload)
     r = view.stack.currentWidget()
     assert "no context" in r.panels[0].titleLabel.text and "-50.0" in r.panels[0].titleLabel.text

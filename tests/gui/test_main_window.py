@@ -149,7 +149,7 @@ def test_train_pause_resume_stop_export_reopen(window, qtbot, tmp_path):
     np.testing.assert_allclose(shown.mean, last_mean)
     x, y = window.adaptation.mean.getData()
     np.testing.assert_allclose(10 ** y if window.adaptation.log.isChecked() else y, last_mean, rtol=1e-6)
-    assert window.rollouts.payload is not None and window.rollouts.payload["pred"].shape[1] == 5
+    assert window.rollouts.payload is not None and window.rollouts.payload.pred.shape[1] == 5
 
     # curves stay after the run; export the model and reopen it
     exported = tmp_path / "exported.safetensors"

@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from conftest import tiny_config
-from workbench.core.bundle import load_bundle
-from workbench.core.trainer import Trainer
+from workbench.services.bundle import load_bundle
+from workbench.services.trainer import Trainer
 
 PAGE_SIZE = (1300, 800)
 DONE_MS = 15_000

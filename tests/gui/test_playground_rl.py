@@ -11,7 +11,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QPushButton, QSlider, QSpinBox, QWidget
 
 from conftest import PRESETS
-from workbench.core.bundle import load_bundle
+from workbench.services.bundle import load_bundle
 from workbench.gui.playground_rl import RLPlayground
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -50,7 +50,7 @@ def click(qtbot, view, x, y) -> None:
 
 def tiny_bundle(tmp_path, preset, *overrides):
     from workbench.core.config import ExperimentConfig
-    from workbench.core.trainer import Trainer
+    from workbench.services.trainer import Trainer
 
     cfg = ExperimentConfig.load(PRESETS / f"{preset}.toml", ["run.iterations=0", "run.threads=1",
                                                              "run.eval_tasks=2", *overrides])
@@ -79,7 +79,7 @@ def test_clicking_a_goal_adapts_and_the_trajectories_end_closer_after_adaptation
     x_slider = page.findChild(QSlider, "playgroundParam_goal_x")
     assert x_slider.value() == pytest.approx((goal[0] + 0.5) * 1000, abs=15)
     assert page.findChild(QLabel, "playgroundParamValue_goal_x").text().startswith("0.3")
-    np.testing.assert_allclose(result.payload["goals"][0], goal, atol=0.01)
+    np.testing.assert_allclose(result.payload.goals[0], goal, atol=0.01)
     # what is drawn: where the trajectories ended before and after the adaptation step
     g = np.array(goal)
     before = np.linalg.norm(page.nav.path_ends(0) - g, axis=1).mean()

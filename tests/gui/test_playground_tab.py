@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QComboBox, QWidget
 
 from conftest import PRESETS, tiny_config
 from workbench.core.config import ExperimentConfig
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

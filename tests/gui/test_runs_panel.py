@@ -15,9 +15,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QInputDialog, QLabel, QMessageBox, QPushButton
 
 from conftest import tiny_config
-from workbench.core import runs as core_runs
+from workbench.services import runs as core_runs
 from workbench.core.stats import ema_tensorboard
-from workbench.core.trainer import Trainer
+from workbench.services.trainer import Trainer
 
 SEEDS = ("maml-s0", "maml-s1")
 OTHER = "maml-lr"

@@ -116,7 +116,7 @@ def test_without_ray_the_message_says_what_to_install(make_dialog, monkeypatch):
 
 def test_an_error_from_ray_lands_in_the_message(make_dialog, qtbot, monkeypatch):
     pytest.importorskip("ray")
-    import workbench.core.sweep as sweep
+    import workbench.services.sweep as sweep
     from workbench.core.errors import ConfigError
 
     def unreachable(*args, **kwargs):

@@ -1,5 +1,6 @@
 """ANIL, "Almost No Inner Loop" (Raghu, Raghu, Bengio & Vinyals 2020): MAML whose inner loop adapts
-only the network's head (last layer); the body is a feature extractor learned in the outer loop only.
+only the network's head; the body is a feature extractor learned in the outer loop only.  The head is the
+network's last layer with parameters, or the submodule that ``[model] head`` names.
 
     θ = (θ_body, θ_head)
     θ'_head,i = θ_head − α ∇_{θ_head} L_{T_i}(f_{θ_body, θ_head})
@@ -21,5 +22,6 @@ class ANIL(MAML):
     summary = "MAML with an inner loop over the head only."
 
     def adaptation_rule(self):
-        return AdaptationRule([float(self.cfg.inner_lr)] * 2, self.spec.n_layers - 1, self.cfg.inner_steps,
-                              self.spec.activation)
+        first = self.network.head_start
+        return AdaptationRule([float(self.cfg.inner_lr)] * (len(self.params) - first), first, self.cfg.inner_steps,
+                              self.loss)

@@ -1,109 +1,92 @@
-"""The interface of a meta-learner: ``meta_step(batch) -> metrics`` and ``adaptation_rule()``.
+"""The base of the supervised, gradient-based meta-learners (MAML, Meta-SGD, ANIL, Reptile, baselines).
 
-A learner owns its meta-parameters (the network's initial weights, plus any learned extras such as
-Meta-SGD's learning rates) and its outer optimiser.  Tasks are a batch dimension everywhere: a meta-step
-over 25 tasks is one pass of batched tensor ops.
+A learner of this kind meta-learns a network's initial parameters (and, for some, extras such as
+Meta-SGD's learning rates); at test time it adapts by SGD on the family's loss over the support set, the
+shared :mod:`workbench.core.adaptation` step, described by :meth:`MetaLearner.adaptation_rule`.  It runs on
+any network (:mod:`workbench.models.network`): the built-in MLP on its fused kernel, anything else through
+``torch.func``.  Tasks are a batch dimension: a meta-step over 25 tasks is one pass of batched ops (in
+chunks of tasks where the network says chunks run faster, as for convolutions on a CPU).
 """
 from __future__ import annotations
 
-import math
-from typing import ClassVar
-
 import torch
 
-from workbench.core.adaptation import AdaptationRule
-from workbench.core.errors import TrainingDiverged
-from workbench.models import mlp
-from workbench.models.mlp import MLPSpec
+from workbench.core import losses
+from workbench.core.adaptation import AdaptationRule, inner_step
+from workbench.core.family import SUPERVISED
+from workbench.core.learner import Learner
+from workbench.core.registry import FamiliesOfKind
+from workbench.models.network import Network
 
 
-class MetaLearner:
-    name: ClassVar[str]
-    title: ClassVar[str]
-    Config: ClassVar[type]
-    families: ClassVar[tuple[str, ...]] = ("sinusoid",)
-    summary: ClassVar[str] = ""
+class MetaLearner(Learner):
+    families = FamiliesOfKind(*SUPERVISED)  # every supervised family, the registered ones included
 
-    train_metric: ClassVar[str] = "loss"
-    eval_metric: ClassVar[str] = "mse"
-
-    def __init__(self, cfg, spec: MLPSpec, device: torch.device, generator: torch.Generator,
+    def __init__(self, cfg, model: Network, device: torch.device, generator: torch.Generator,
                  total_iterations: int, family=None):
-        self.cfg, self.spec, self.device, self.family = cfg, spec, device, family
-        self.total_iterations = max(1, total_iterations)
-        self.params = [p.requires_grad_() for p in spec.init(generator, device)]
-        self.extras: dict[str, list[torch.Tensor]] = {}
+        super().__init__(cfg, model, device, generator, total_iterations, family=family)
+        self.network = model
+        self.loss = family.loss if family is not None else "mse"
+        self.eval_metric = family.metric if family is not None else "mse"
+        self.params = [p.requires_grad_() for p in model.init(generator, device)]
         self.setup(generator)
+
+    @classmethod
+    def make_model(cls, model_config, family, where="[model]") -> Network:
+        from workbench.core.errors import ConfigError
+        from workbench.models.zoo import build_network
+
+        if family.kind not in SUPERVISED:
+            raise ConfigError(f"{where}: {cls.name} needs a supervised family, {family.name!r} is {family.kind}")
+        return build_network(model_config, family.in_shape, family.out_dim, family.loss, where)
 
     # -- for subclasses ------------------------------------------------------------------------------
     def setup(self, generator: torch.Generator) -> None:
         """Create the outer optimiser (and any extra meta-parameters)."""
 
-    def outer_loss(self, params, xs, ys, xq, yq) -> torch.Tensor:
+    def outer_loss(self, params, batch) -> torch.Tensor:
+        """The meta-objective of ``batch`` (a TaskBatch, or a chunk of one): the mean over its tasks."""
         raise NotImplementedError
 
     def meta_step(self, batch, iteration: int) -> dict[str, float]:
-        """Default: one outer gradient step on :meth:`outer_loss` of the batch."""
-        loss = self.outer_loss(self.params, batch.xs, batch.ys, batch.xq, batch.yq)
-        return {"loss": self.gradient_step(loss, self.optimizer)}
+        """Default: one outer gradient step on :meth:`outer_loss`, accumulated over the network's task
+        chunks (one chunk: the whole meta-batch at once)."""
+        chunks = self.network.chunks(len(batch))
+        if len(chunks) == 1:
+            return {"loss": self.gradient_step(self.outer_loss(self.params, batch), self.optimizer)}
+        n, total, grads = len(batch), 0.0, None
+        meta = self.meta_parameters()
+        for sl in chunks:
+            part = batch[sl]
+            loss = self.outer_loss(self.params, part) * (len(part) / n)
+            g = torch.autograd.grad(loss, meta)
+            grads = list(g) if grads is None else [a + b for a, b in zip(grads, g)]
+            total = total + loss.detach()
+        value = self.check_finite(total, grads)
+        self.optimizer.step(grads)
+        return {"loss": value}
 
     def evaluate(self, family, batch, steps: int, render_tasks: int, cancel=None):
-        """Adaptation curves of the held-out tasks (and a render of the first few): an EvalOutcome.
-        ``cancel`` (a threading.Event, or None) is checked between inner steps (raises Cancelled)."""
         from workbench.core.evaluation import supervised_outcome
 
-        return supervised_outcome(self.params, self.adaptation_rule(), family, batch, steps, render_tasks, cancel)
+        return supervised_outcome(self.network, self.params, self.adaptation_rule(), family, batch, steps,
+                                  render_tasks, cancel)
 
-    def default_eval_steps(self) -> list[int]:
-        """The points of the adaptation curve ``workbench eval`` reports when not told: before adaptation and
-        after the trained number of steps."""
-        return [0, max(1, int(getattr(self.cfg, "inner_steps", 1)))]
+    def adapt(self, xs: torch.Tensor, ys: torch.Tensor, steps: int | None = None) -> list[torch.Tensor]:
+        """The parameters adapted to each task's support set: ``xs`` (B, K, *in_shape), ``ys`` its targets
+        ((B, K, out), or (B, K) class indices); ``steps`` inner steps (default: the trained number).
+        Returns task-batched parameters (B, ...) for the adapted ones, without a graph to the meta-parameters."""
+        rule = self.adaptation_rule()
+        fast = [p.detach() for p in self.params]
+        for _ in range(rule.steps if steps is None else steps):
+            fast = inner_step(self.network, fast, rule, xs, ys)
+        return fast
 
     def adaptation_rule(self) -> AdaptationRule:
-        return AdaptationRule([float(self.cfg.inner_lr)] * len(self.params), 0, self.cfg.inner_steps,
-                              self.spec.activation)
+        """How this learner adapts at test time (and in its inner loop): SGD on ``params[first:]``."""
+        return AdaptationRule([float(self.cfg.inner_lr)] * len(self.params), 0, self.cfg.inner_steps, self.loss)
 
     # -- shared --------------------------------------------------------------------------------------
-    def meta_parameters(self) -> list[torch.Tensor]:
-        return self.params + [t for ts in self.extras.values() for t in ts]
-
-    def check_finite(self, loss: torch.Tensor, update: list[torch.Tensor] = ()) -> float:
-        """The loss as a float, if it and the outer update are finite; else stop with TrainingDiverged.
-
-        One host sync: the update's norms enter the check as 0 * norm, which is NaN for an infinite norm.
-        """
-        loss = loss.detach()
-        check = loss + 0.0 * torch.stack(torch._foreach_norm(list(update))).sum() if update else loss
-        if math.isfinite(float(check)):
-            return float(loss)
-        value = float(loss)
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"the meta-loss became {value} (try a smaller learning rate)")
-        raise TrainingDiverged(f"the meta-gradient overflowed (the loss was {value:.3g}; try a smaller learning rate)")
-
-    def gradient_step(self, loss: torch.Tensor, optimizer, lr: float | None = None) -> float:
-        """Differentiate the loss w.r.t. every meta-parameter, check both, and take an outer step."""
-        grads = list(torch.autograd.grad(loss, self.meta_parameters()))
-        value = self.check_finite(loss, grads)
-        optimizer.step(grads, lr)
-        return value
-
-    def query_mse(self, fast, xq, yq) -> torch.Tensor:
-        """Mean over tasks of each task's query MSE (every task has the same number of query points)."""
-        return torch.nn.functional.mse_loss(mlp.forward(fast, xq, self.spec.activation), yq)
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        out = {f"param.{i}": p.detach() for i, p in enumerate(self.params)}
-        for key, ts in self.extras.items():
-            out.update({f"{key}.{i}": t.detach() for i, t in enumerate(ts)})
-        out.update(self.optimizer.state_tensors("optim"))
-        return out
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for i, p in enumerate(self.params):
-                p.copy_(tensors[f"param.{i}"])
-            for key, ts in self.extras.items():
-                for i, t in enumerate(ts):
-                    t.copy_(tensors[f"{key}.{i}"])
-        self.optimizer.load_state_tensors("optim", tensors)
+    def query_loss(self, fast, xq, yq) -> torch.Tensor:
+        """Mean over tasks of each task's query loss (the family's loss; every task has as many points)."""
+        return losses.mean_loss(self.loss, self.network.forward(fast, xq), yq)

@@ -1,6 +1,7 @@
 """Baselines that every comparison includes.
 
-* **pretrained**: one network trained jointly on all training tasks (multi-task regression, Adam),
+* **pretrained**: one network trained jointly on all training tasks (multi-task learning on the family's
+  loss, Adam),
   then plain SGD fine-tuning on the new task's support set at test time (MAML paper, section 5.1).
 * **scratch**: a randomly initialised network, fine-tuned the same way; no meta-training at all.
 """
@@ -13,7 +14,6 @@ import torch
 from workbench.core.config import param
 from workbench.core.optim import SGD, Adam
 from workbench.core.registry import ALGORITHMS
-from workbench.models import mlp
 
 from .base import MetaLearner
 
@@ -38,9 +38,9 @@ class Pretrained(MetaLearner):
     def setup(self, generator):
         self.optimizer = Adam(self.params, self.cfg.outer_lr)
 
-    def outer_loss(self, params, xs, ys, xq, yq):
-        x, y = torch.cat([xs, xq], 1), torch.cat([ys, yq], 1)
-        return self.query_mse(params, x, y)
+    def outer_loss(self, params, batch):
+        x, y = torch.cat([batch.xs, batch.xq], 1), torch.cat([batch.ys, batch.yq], 1)
+        return self.query_loss(params, x, y)
 
 
 @dataclass
@@ -63,5 +63,5 @@ class Scratch(MetaLearner):
 
     def meta_step(self, batch, iteration):
         with torch.no_grad():
-            loss = mlp.mse(mlp.forward(self.params, batch.xq, self.spec.activation), batch.yq).mean()
+            loss = self.query_loss(self.params, batch.xq, batch.yq)
         return {"loss": self.check_finite(loss)}

@@ -4,9 +4,9 @@
     for all T_i:   θ'_i = θ − α ∇_θ L_{T_i}(f_θ)          (inner steps, on the support set)
     θ ← θ − β ∇_θ Σ_i L_{T_i}(f_{θ'_i})                (outer step, on the query sets)
 
-All tasks adapt at once: θ'_i is a task-batched parameter list.  The inner gradient is built from
-differentiable ops, so the outer gradient is the exact second-order meta-gradient; with
-``first_order`` it is treated as a constant (FOMAML).
+All tasks adapt at once: θ'_i is a task-batched parameter list.  L is the family's loss (MSE, cross-entropy)
+on any network.  The inner gradient stays differentiable (``create_graph``), so the outer gradient is the
+exact second-order meta-gradient; with ``first_order`` it is treated as a constant (FOMAML).
 """
 from __future__ import annotations
 
@@ -41,9 +41,9 @@ class MAML(MetaLearner):
     def setup(self, generator):
         self.optimizer = Adam(self.meta_parameters(), self.cfg.outer_lr)
 
-    def outer_loss(self, params, xs, ys, xq, yq):
+    def outer_loss(self, params, batch):
         rule = self.adaptation_rule()
         fast = params
         for _ in range(self.cfg.inner_steps):
-            fast = inner_step(fast, rule, xs, ys, create_graph=not self.cfg.first_order)
-        return self.query_mse(fast, xq, yq)
+            fast = inner_step(self.network, fast, rule, batch.xs, batch.ys, create_graph=not self.cfg.first_order)
+        return self.query_loss(fast, batch.xq, batch.yq)

@@ -17,20 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from workbench.core import seeding
 from workbench.core.config import param
-from workbench.core.errors import Cancelled, TrainingDiverged
-from workbench.core.evaluation import EvalOutcome
-from workbench.core.registry import ALGORITHMS, FamiliesOfKind
-from workbench.rl.policies import make_policy
-from workbench.rl.returns import gae
+from workbench.core.registry import ALGORITHMS
+from workbench.rl.learner import RLMetaLearner
 from workbench.rl.rollout import collect
-from workbench.rl.trpo import TRPOResult, flat, trpo_step, unflat  # noqa: F401 (TRPOResult for tests)
-
-from .base import MetaLearner
-
-RL_FAMILIES = FamiliesOfKind("rl")  # every reinforcement-learning family
-MAX_REJECTED = 10  # consecutive line-search failures before the run stops
 
 
 @dataclass
@@ -54,143 +44,6 @@ class MAMLTRPOConfig:
     exact_fisher: bool = param(True, "Fisher-vector products through the second-order inner update (as "
                                "pytorch-maml-rl; learns much faster per iteration). Off: the inner step is held "
                                "fixed for the curvature (cheaper). The line search always checks the exact KL.")
-
-
-class RLMetaLearner(MetaLearner):
-    """Shared by the gradient-based RL learners: a functional policy, rollouts, adaptation, evaluation."""
-
-    families = RL_FAMILIES
-    train_metric = "return"
-    eval_metric = "return"
-    adapt_in_training = True
-
-    def __init__(self, cfg, spec, device, generator, total_iterations, family=None):
-        self.policy = make_policy(family, spec.hidden, spec.activation)
-        super().__init__(cfg, spec, device, generator, total_iterations, family=family)
-        self.params = [p.requires_grad_() for p in self.policy.init(generator, device)]
-        self.sample_gen = torch.Generator(device="cpu").manual_seed(
-            int(torch.randint(2**62, (1,), generator=generator)))
-        self.rejected = 0
-        self.optimizer = _NoOptimizer()  # TRPO updates the parameters itself
-
-    def setup(self, generator):  # the policy's parameters exist only after __init__
-        pass
-
-    # -- adaptation ----------------------------------------------------------------------------------
-    def expand(self, params, n_tasks: int) -> list[torch.Tensor]:
-        return [p.unsqueeze(0).expand(n_tasks, *p.shape) for p in params]
-
-    def inner_update(self, fast, episodes, adv, create_graph: bool, values_only: bool = False) -> list[torch.Tensor]:
-        """θ' = θ − α ∇L_inner(θ) per task.  ``values_only``: no graph back to θ (evaluation, line search).
-
-        The gradient of each task's REINFORCE loss −mean(log π(a|s) · A) is written out (policy.loss_grad)
-        with differentiable ops, so
-        differentiating through it gives the second-order term without autograd.grad(create_graph=True);
-        tests check it against autograd and the whole meta-gradient against finite differences."""
-        if values_only:
-            fast = [f.detach() for f in fast]
-        b = episodes.rewards.shape[0]
-        count = episodes.mask.reshape(b, -1).sum(1).clamp(min=1)
-        weights = (adv * episodes.mask).reshape(b, -1) / count.unsqueeze(1)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and create_graph and not values_only):
-            grads = self.policy.loss_grad(fast, episodes.flat_obs(), episodes.flat_actions(), weights)
-        if not create_graph:
-            grads = [g.detach() for g in grads]
-        new = [p - self.cfg.inner_lr * g for p, g in zip(fast, grads)]
-        return [t.detach() for t in new] if values_only else new
-
-    def advantages(self, episodes):
-        return gae(episodes, self.cfg.gamma, self.cfg.gae_lambda)
-
-    def adapted_fisher_product(self, train, sampling, obs, mask):
-        """Fisher-vector products of the KL of the adapted policy w.r.t. θ, for one inner step:
-        at θ0 the KL's gradient vanishes, so its Hessian is Σ_i J_iᵀ F'_i J_i with J_i = I − α H_i (H_i the
-        Hessian of task i's inner loss) and F'_i the Fisher at the adapted parameters.  Two Hessian-vector
-        products of the inner loss and one of the KL per product — no third-order graph.  Both curvatures
-        are estimated on every k-th step (``fisher_subsample``); with k = 1 the product is exact (a test
-        compares it with differentiating the KL three times)."""
-        episodes, adv = train
-        b = episodes.rewards.shape[0]
-        alpha, k = self.cfg.inner_lr, self.cfg.fisher_subsample
-        fast = [p.detach().unsqueeze(0).expand(b, *p.shape).clone().requires_grad_() for p in self.params]
-        count = episodes.mask.reshape(b, -1).sum(1).clamp(min=1)
-        weights = (adv * episodes.mask).reshape(b, -1) / count.unsqueeze(1)
-        sub = slice(None, None, k)  # the inner-loss curvature, like the KL's, from every k-th step (k = 1: exact)
-        with torch.enable_grad():
-            grads = self.policy.loss_grad(fast, episodes.flat_obs()[:, sub], episodes.flat_actions()[:, sub],
-                                          weights[:, sub] * k)
-            phi = [s.detach().clone().requires_grad_() for s in sampling]
-            denom = mask.sum().clamp(min=1)
-            kl = (self.policy.kl(sampling, phi, obs) * mask).sum() / denom
-            kl_grad = torch.autograd.grad(kl, phi, create_graph=True)
-
-        def hess_inner(vs):  # per task: H_i v_i
-            return torch.autograd.grad(grads, fast, grad_outputs=vs, retain_graph=True)
-
-        def product(v: torch.Tensor) -> torch.Tensor:
-            vs = [t.unsqueeze(0).expand(b, *t.shape) for t in unflat(v, self.params)]
-            u = [vi - alpha * hv for vi, hv in zip(vs, hess_inner(vs))]  # J v, per task
-            w = torch.autograd.grad(kl_grad, phi, grad_outputs=u, retain_graph=True)  # F' J v
-            jt_w = [wi - alpha * hw for wi, hw in zip(w, hess_inner(w))]  # Jᵀ F' J v, per task
-            return flat([t.sum(0) for t in jt_w])
-
-        return product
-
-    # -- evaluation ----------------------------------------------------------------------------------
-    def evaluate(self, family, batch, steps, render_tasks, cancel=None):
-        """Return of the held-out tasks after 0..steps inner steps (fresh trajectories at each step).
-        ``cancel`` (a threading.Event) is checked before each step's trajectories and before the render:
-        :class:`Cancelled` is raised once it is set."""
-        gen = seeding.generator("eval-rollouts", 0)
-        env = family.make_env(batch.params)
-        fast = self.expand([p.detach() for p in self.params], len(batch))
-        returns, shown = [], []
-        r = min(render_tasks, len(batch))
-        for s in range(steps + 1):
-            Cancelled.raise_if_set(cancel)
-            episodes = collect(env, self.policy, fast, self.cfg.trajectories, gen)
-            returns.append(episodes.returns.mean(1))
-            shown.append(episodes[:r])
-            if s < steps:
-                fast = self.inner_update(fast, episodes, self.advantages(episodes), False, values_only=True)
-        outcome = EvalOutcome("return", torch.stack(returns, 1).double().cpu().numpy(), list(range(steps + 1)),
-                              self.cfg.inner_steps)
-        if r > 0:
-            Cancelled.raise_if_set(cancel)
-            outcome.payload = family.render(batch.params[:r], shown, outcome.steps, cancel)
-        outcome.references = {k: float(v.mean()) for k, v in family.references(batch.params, 0).items()}
-        return outcome
-
-    # -- checkpoints ---------------------------------------------------------------------------------
-    def state_tensors(self):
-        out = super().state_tensors()
-        out["sample_generator"] = self.sample_gen.get_state()
-        out["rejected"] = torch.tensor(self.rejected)
-        return out
-
-    def load_state_tensors(self, tensors):
-        super().load_state_tensors(tensors)
-        self.sample_gen.set_state(tensors["sample_generator"])
-        self.rejected = int(tensors["rejected"])
-
-    def trpo(self, surrogate, fisher_kl, evaluate, fvp=None) -> dict:
-        c = self.cfg
-        result = trpo_step(self.params, surrogate, fisher_kl, evaluate, c.max_kl, c.cg_damping, c.cg_iters,
-                           c.ls_max_steps, c.ls_backtrack_ratio, fvp=fvp)
-        self.rejected = 0 if result.accepted else self.rejected + 1
-        if self.rejected >= MAX_REJECTED:
-            raise TrainingDiverged(f"TRPO's line search found no step that improves the surrogate within "
-                                   f"max_kl = {c.max_kl} for {MAX_REJECTED} iterations in a row (the parameters "
-                                   f"were kept; try a larger max_kl or more trajectories)")
-        return {"kl": result.kl, "accepted": float(result.accepted)}
-
-
-class _NoOptimizer:
-    def state_tensors(self, prefix):
-        return {}
-
-    def load_state_tensors(self, prefix, tensors):
-        pass
 
 
 @ALGORITHMS.register

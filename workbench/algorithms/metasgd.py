@@ -3,7 +3,8 @@
     θ'_i = θ − α ∘ ∇_θ L_{T_i}(f_θ)                     (α has one entry per parameter entry)
     (θ, α) ← (θ, α) − β ∇_{(θ, α)} Σ_i L_{T_i}(f_{θ'_i})
 
-α is initialised uniformly in [lr_init_min, lr_init_max] (the paper: [0.005, 0.1]).
+α is initialised uniformly in [lr_init_min, lr_init_max] (the paper: [0.005, 0.1]); it has the shape of
+every parameter of the network, whatever the network.
 """
 from __future__ import annotations
 
@@ -52,4 +53,4 @@ class MetaSGD(MAML):
         super().setup(generator)
 
     def adaptation_rule(self):
-        return AdaptationRule(list(self.extras["lrs"]), 0, self.cfg.inner_steps, self.spec.activation)
+        return AdaptationRule(list(self.extras["lrs"]), 0, self.cfg.inner_steps, self.loss)

@@ -29,14 +29,13 @@ from workbench.core import seeding
 from workbench.core.config import param
 from workbench.core.errors import Cancelled, WorkbenchError
 from workbench.core.evaluation import EvalOutcome
+from workbench.core.learner import Learner
 from workbench.core.optim import Adam
 from workbench.core.registry import ALGORITHMS
 from workbench.models import mlp
 from workbench.models.mlp import MLPSpec
+from workbench.rl.learner import RL_FAMILIES, mlp_policy_spec, skip_unused_init
 from workbench.rl.rollout import Episodes
-
-from .base import MetaLearner
-from .maml_trpo import RL_FAMILIES
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
@@ -90,7 +89,7 @@ class _Nets:
 
 
 @ALGORITHMS.register
-class PEARL(MetaLearner):
+class PEARL(Learner):
     name = "pearl"
     title = "PEARL"
     Config = PEARLConfig
@@ -98,9 +97,12 @@ class PEARL(MetaLearner):
     summary = "Off-policy meta-RL: soft actor-critic conditioned on a task variable inferred from context."
     train_metric = "return"
     eval_metric = "return"
+    make_model = classmethod(mlp_policy_spec)  # every network's hidden layers and activation
 
-    def __init__(self, cfg, spec, device, generator, total_iterations, family=None):
+    def __init__(self, cfg, spec: MLPSpec, device, generator, total_iterations, family=None):
         super().__init__(cfg, spec, device, generator, total_iterations, family=family)
+        self.spec = spec
+        skip_unused_init(spec, generator)
         self.nets = _Nets(family, spec.hidden, spec.activation, cfg.latent_dim)
         self.activation = spec.activation
         self.parts: dict[str, list[torch.Tensor]] = {}
@@ -121,9 +123,6 @@ class PEARL(MetaLearner):
             self.target_entropy = cfg.target_entropy * d.act_dim
         self._buffers_ready = False
         self._make_buffers()
-
-    def setup(self, generator):
-        pass
 
     # -- replay buffers: tensors over (task, slot) --------------------------------------------------------
     def _make_buffers(self):
@@ -398,7 +397,7 @@ class PEARL(MetaLearner):
             Cancelled.raise_if_set(cancel)
             outcome.payload = family.render(batch.params[:r], [episodes_of(tr) for tr in records], outcome.steps,
                                            cancel)
-            outcome.payload["step_names"] = ["no context (prior)"] + [
+            outcome.payload.step_names = ["no context (prior)"] + [
                 f"after {e} episode{'s' if e > 1 else ''} of context" for e in outcome.steps[1:]]
         outcome.references = {k: float(v.mean()) for k, v in family.references(batch.params, 0).items()}
         return outcome

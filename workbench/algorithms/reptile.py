@@ -45,8 +45,8 @@ class Reptile(MetaLearner):
         fast = [p.detach() for p in self.params]
         with torch.no_grad():
             for _ in range(self.cfg.inner_steps):
-                fast = inner_step(fast, rule, batch.xs, batch.ys)
-            loss = self.query_mse(fast, batch.xq, batch.yq)
+                fast = inner_step(self.network, fast, rule, batch.xs, batch.ys)
+            loss = self.query_loss(fast, batch.xq, batch.yq)
             # θ − mean_i W_i is the direction an SGD step of size ε follows.
             direction = [p - w.mean(0) for p, w in zip(self.params, fast)]
             value = self.check_finite(loss, direction)

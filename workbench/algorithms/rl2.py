@@ -26,12 +26,12 @@ from workbench.core import seeding
 from workbench.core.config import param
 from workbench.core.errors import Cancelled, WorkbenchError
 from workbench.core.evaluation import EvalOutcome
+from workbench.core.learner import Learner
 from workbench.core.optim import Adam
 from workbench.core.registry import ALGORITHMS
+from workbench.models.mlp import MLPSpec
+from workbench.rl.learner import RL_FAMILIES, mlp_policy_spec, skip_unused_init
 from workbench.rl.rollout import Episodes
-
-from .base import MetaLearner
-from .maml_trpo import RL_FAMILIES
 
 
 @dataclass
@@ -113,7 +113,7 @@ class GRUPolicy:
 
 
 @ALGORITHMS.register
-class RL2(MetaLearner):
+class RL2(Learner):
     name = "rl2"
     title = "RL²"
     Config = RL2Config
@@ -121,16 +121,16 @@ class RL2(MetaLearner):
     summary = "A recurrent policy trained with PPO across trials: it adapts in its hidden state."
     train_metric = "return"
     eval_metric = "return"
+    make_model = classmethod(mlp_policy_spec)  # the GRU's width is the first hidden width
 
-    def __init__(self, cfg, spec, device, generator, total_iterations, family=None):
+    def __init__(self, cfg, spec: MLPSpec, device, generator, total_iterations, family=None):
         self.policy = GRUPolicy(family, spec.hidden[0])
         super().__init__(cfg, spec, device, generator, total_iterations, family=family)
+        self.spec = spec
+        skip_unused_init(spec, generator)
         self.params = [p.requires_grad_() for p in self.policy.init(generator, device)]
         self.sample_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
         self.optimizer = Adam(self.params, cfg.lr)
-
-    def setup(self, generator):
-        pass
 
     # -- trials ----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -305,7 +305,7 @@ class RL2(MetaLearner):
             Cancelled.raise_if_set(cancel)
             outcome.payload = family.render(batch.params[:r], [episodes_of(k) for k in range(e)], outcome.steps,
                                            cancel)
-            outcome.payload["step_names"] = [f"episode {k + 1} of the trial" for k in range(e)]
+            outcome.payload.step_names = [f"episode {k + 1} of the trial" for k in range(e)]
         refs = family.references(batch.params, 0, pulls=getattr(family.cfg, "pulls", 1) * e)
         outcome.references = {k: float(v.mean()) / e for k, v in refs.items()}  # per episode, like the curve
         return outcome

@@ -29,15 +29,22 @@ def param(default: Any, help: str, *, low: float | None = None, high: float | No
           choices: tuple | None = None, low_inclusive: bool = True) -> Any:
     """A config field with its range and help text kept next to its default."""
     meta = {"help": help, "low": low, "high": high, "choices": choices, "low_inclusive": low_inclusive}
-    if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def choices_of(f: dataclasses.Field) -> tuple | None:
+    """The allowed values of a field: its ``choices`` (a tuple, or a callable giving one, for a registry
+    whose names are known only once the plug-ins are loaded), or None."""
+    c = f.metadata.get("choices")
+    return tuple(c()) if callable(c) else c
 
 
 def describe_range(f: dataclasses.Field) -> str:
     m = f.metadata
-    if m.get("choices"):
-        return "one of " + ", ".join(repr(c) for c in m["choices"])
+    if choices_of(f):
+        return "one of " + ", ".join(repr(c) for c in choices_of(f))
     lo, hi = m.get("low"), m.get("high")
     if lo is None and hi is None:
         return "any value"
@@ -52,10 +59,25 @@ class MetaInfo:
     source: str = param("", "Where the setup comes from (paper, repository, config file).")
 
 
+def _model_names() -> tuple[str, ...]:
+    from .registry import MODELS
+
+    return tuple(MODELS.names())
+
+
 @dataclass
 class ModelConfig:
+    """The network: a registered one (``name``) or a user's ``torch.nn.Module`` (``module``, ``kwargs``)."""
+    name: str = param("mlp", "Network from the model registry (ignored when 'module' is set).",
+                      choices=_model_names)
     hidden: list[int] = param([40, 40], "Hidden layer widths of the MLP.", low=1, high=4096)
-    activation: str = param("relu", "Hidden-layer nonlinearity.", choices=("relu", "tanh"))
+    activation: str = param("relu", "Hidden-layer nonlinearity of the MLP.", choices=("relu", "tanh"))
+    channels: int = param(64, "Filters of each convolution of conv4.", low=1, high=1024)
+    module: str = param("", "Your own torch.nn.Module as 'package.module:ClassName' (imported when the run "
+                            "starts); empty: the registered network 'name'.")
+    kwargs: dict = param({}, "Keyword arguments of the module's constructor, e.g. { width = 32 }.")
+    head: str = param("", "Submodule that is the head (ANIL adapts only it); empty: the last layer with "
+                          "parameters.")
 
 
 @dataclass
@@ -104,6 +126,10 @@ def coerce_value(cls, key: str, value: Any, where: str) -> Any:
                 raise bad(f"expected a list of int, found {v!r}")
             out.append(_check_range(f, v, bad))
         return out
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise bad("expected a table, e.g. { width = 32 }")
+        return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
             raise bad("expected true or false")
@@ -125,7 +151,7 @@ def coerce_value(cls, key: str, value: Any, where: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise bad("expected a string")
-        choices = f.metadata.get("choices")
+        choices = choices_of(f)
         if choices and value not in choices:
             raise bad("expected " + describe_range(f) + _suggest(value, choices))
         return value
@@ -174,6 +200,7 @@ class ExperimentConfig:
     algorithm: Any
     model: ModelConfig
     run: RunConfig
+    source_path: str = field(default="", compare=False)  # the preset file it was read from ("" : built in code)
 
     SECTIONS = ("meta", "task", "algorithm", "model", "run")
 
@@ -219,7 +246,9 @@ class ExperimentConfig:
         data = read_toml(path)
         for item in overrides:
             apply_override(data, item)
-        return cls.from_dict(data, where=str(path))
+        config = cls.from_dict(data, where=str(path))
+        config.source_path = str(path)
+        return config
 
     def to_dict(self) -> dict:
         return {
@@ -239,7 +268,13 @@ class ExperimentConfig:
         data = self.to_dict()
         for item in overrides:
             apply_override(data, item)
-        return ExperimentConfig.from_dict(data, where="overrides")
+        config = ExperimentConfig.from_dict(data, where="overrides")
+        config.source_path = self.source_path
+        return config
+
+    def where(self, section: str) -> str:
+        """How a one-line error names a section of this config: ``"presets/x.toml: [model]"``."""
+        return f"{self.source_path}: [{section}]" if self.source_path else f"[{section}]"
 
 
 def read_toml(path: Path) -> dict:
@@ -259,6 +294,23 @@ def read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: not a text file (invalid UTF-8)") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
+
+
+def inline_toml(value: Any) -> str:
+    """``value`` (a table, list, string, number or boolean) as a TOML inline value, e.g. ``{ width = 32 }``."""
+    import json
+    import re
+
+    if isinstance(value, dict):
+        keys = [k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k) for k in value]
+        return "{ " + ", ".join(f"{k} = {inline_toml(v)}" for k, v in zip(keys, value.values())) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(inline_toml(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
 
 
 def parse_literal(text: str) -> Any:

@@ -9,16 +9,17 @@ import torch
 
 from . import events as ev
 from .adaptation import AdaptationRule, adaptation_curve
+from .payloads import RenderPayload
 from .stats import mean_ci95
 
 
 @dataclass
 class EvalOutcome:
-    metric: str  # "mse" (lower is better) or "return" (higher is better)
+    metric: str  # "mse" (lower is better), "accuracy" or "return" (higher is better): core/losses.py
     per_task: np.ndarray  # (tasks, len(steps)): each held-out task's adaptation curve
     steps: list[int]  # inner steps (or episodes within a trial, or context size) 0..S
     trained_steps: int  # the step that counts as "after adaptation"
-    payload: dict | None = None  # the family's render payload, or None
+    payload: RenderPayload | None = None  # the family's render payload (core/payloads.py), or None
     references: dict[str, float] = field(default_factory=dict)  # e.g. Thompson sampling's mean return
     step_label: str = "inner step"  # what the steps count (RL²: episodes within a trial)
 
@@ -38,17 +39,20 @@ def copy_evaluation(e: ev.Evaluation) -> ev.Evaluation:
                                ci95=e.ci95.copy(), references=dict(e.references))
 
 
-def supervised_outcome(params: list[torch.Tensor], rule: AdaptationRule, family, batch, steps: int,
+def supervised_outcome(network, params: list[torch.Tensor], rule: AdaptationRule, family, batch, steps: int,
                        render_tasks: int, cancel=None) -> EvalOutcome:
-    """Query MSE of every held-out task after 0..steps inner steps, and the render of the first few.
+    """The family's metric on every held-out task's query set after 0..steps inner steps, and the render of
+    the first few (families that draw predictions on an input grid: ``family.input_grid()``).
     ``cancel`` (a threading.Event, or None) is checked between inner steps (raises Cancelled)."""
-    losses, _ = adaptation_curve(params, rule, batch.xs, batch.ys, batch.xq, batch.yq, steps, cancel=cancel)
-    outcome = EvalOutcome("mse", losses.double().cpu().numpy(), list(range(steps + 1)), rule.steps)
+    metric = family.metric
+    values, _ = adaptation_curve(network, params, rule, batch.xs, batch.ys, batch.xq, batch.yq, steps, cancel=cancel,
+                                 metric=metric)
+    outcome = EvalOutcome(metric, values.double().cpu().numpy(), list(range(steps + 1)), rule.steps)
     r = min(render_tasks, len(batch))
-    if r > 0:
-        sub = type(batch)(batch.params[:r], batch.xs[:r], batch.ys[:r], batch.xq[:r], batch.yq[:r])
+    if r > 0 and hasattr(family, "input_grid"):
+        sub = batch[:r]
         grid = family.input_grid().to(batch.xs.device)
-        _, preds = adaptation_curve(params, rule, sub.xs, sub.ys, sub.xq, sub.yq, steps, grid.expand(r, *grid.shape),
-                                    cancel=cancel)
+        _, preds = adaptation_curve(network, params, rule, sub.xs, sub.ys, sub.xq, sub.yq, steps,
+                                    grid.expand(r, *grid.shape), cancel=cancel, metric=metric)
         outcome.payload = family.render(sub, preds, grid, outcome.steps)
     return outcome

@@ -6,9 +6,10 @@ consumer on another thread may keep (or even modify) them without affecting the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+from .payloads import RenderPayload
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class IterationMetrics:
 @dataclass(frozen=True)
 class Evaluation:
     iteration: int
-    metric: str  # "mse" (lower is better); RL families later report "return"
+    metric: str  # the family's: "mse" (lower is better), "accuracy" or "return" (higher is better)
     steps: list[int]  # inner steps 0..S
     per_task: np.ndarray  # (tasks, len(steps)): the adaptation curve of each held-out task
     mean: np.ndarray  # (len(steps),)
@@ -46,7 +47,9 @@ class Evaluation:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric == "return"
+        from .losses import higher_is_better
+
+        return higher_is_better(self.metric)
 
     @property
     def diverged(self) -> dict[int, int]:
@@ -68,7 +71,7 @@ class Evaluation:
 @dataclass(frozen=True)
 class Render:
     iteration: int
-    payload: dict[str, Any] = field(default_factory=dict)
+    payload: RenderPayload  # a typed payload (workbench.core.payloads); its ``view`` picks the renderer
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,25 @@
-"""Registries of task families and algorithms: adding one is adding a file and a decorator."""
+"""Registries of task families, algorithms and networks: adding one is adding a file and a decorator."""
 from __future__ import annotations
 
 import difflib
 from typing import Generic, TypeVar
 
 from .errors import ConfigError
+from .family import check_family
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, check=None):
         self.kind = kind
+        self._check = check  # raises TypeError when a class does not meet the registry's contract
         self._items: dict[str, type[T]] = {}
 
     def register(self, cls: type[T]) -> type[T]:
         name = cls.name
+        if self._check is not None:
+            self._check(cls)
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} registered twice")
         self._items[name] = cls
@@ -42,14 +46,15 @@ class Registry(Generic[T]):
 
 
 class FamiliesOfKind:
-    """The names of every registered family of one kind ("rl", "regression"), looked up when asked, so an
-    algorithm that works on any RL family supports the ones added later without a list to maintain."""
+    """The names of every registered family of some kinds ("rl"; "regression", "classification"), looked up
+    when asked, so an algorithm that works on any RL family supports the ones added later without a list to
+    maintain."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, *kinds: str):
+        self.kinds = kinds
 
     def _names(self) -> list[str]:
-        return [name for name, cls in FAMILIES.items() if getattr(cls, "kind", "regression") == self.kind]
+        return [name for name, cls in FAMILIES.items() if cls.kind in self.kinds]
 
     def __contains__(self, name) -> bool:
         return name in self._names()
@@ -58,10 +63,10 @@ class FamiliesOfKind:
         return iter(self._names())
 
     def __repr__(self) -> str:
-        return f"FamiliesOfKind({self.kind!r})"
+        return f"FamiliesOfKind{self.kinds!r}"
 
 
-FAMILIES: Registry = Registry("task family")
+FAMILIES: Registry = Registry("task family", check=check_family)  # the contract: workbench.core.family
 
 
 def family_availability(cls) -> tuple[bool, str]:
@@ -73,6 +78,7 @@ def family_availability(cls) -> tuple[bool, str]:
     ok, reason = check()
     return bool(ok), str(reason or "")
 ALGORITHMS: Registry = Registry("algorithm")
+MODELS: Registry = Registry("model")  # networks a preset's [model] name can pick (workbench.models.zoo)
 
 PLUGIN_GROUP = "workbench.plugins"  # entry points: a callable that registers families and algorithms
 BUILTIN_PLUGIN = "workbench.plugins:register_builtins"  # when the distribution's metadata is not installed

@@ -1,13 +1,15 @@
 """Forms generated from the config dataclasses: one typed, range-checked editor per field.
 
 float -> QDoubleSpinBox, int -> QSpinBox, bool -> QCheckBox, str with choices -> QComboBox,
-list[int] -> a line edit that only accepts comma-separated integers in range.  Ranges and tooltips come
+list[int] -> a line edit that only accepts comma-separated integers in range, dict -> a line edit holding
+a TOML inline table.  Ranges and tooltips come
 from the field metadata, so a new family or algorithm needs no GUI code.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 import typing
 
 from PySide6.QtCore import Signal
@@ -15,7 +17,7 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
                                QWidget)
 
-from workbench.core.config import describe_range
+from workbench.core.config import choices_of, describe_range, inline_toml
 from workbench.core.errors import ConfigError
 
 INT_MAX = 2**31 - 1  # Qt spin boxes hold 32-bit ints
@@ -104,9 +106,9 @@ class ConfigForm(QWidget):
             w.setSingleStep(max(10 ** -decimals, abs(float(default)) / 10 or 0.1))
             w.setKeyboardTracking(False)
             w.valueChanged.connect(self.changed)
-        elif tp is str and f.metadata.get("choices"):
+        elif tp is str and choices_of(f):
             w = QComboBox()
-            w.addItems([str(c) for c in f.metadata["choices"]])
+            w.addItems([str(c) for c in choices_of(f)])
             w.currentIndexChanged.connect(self.changed)
         elif typing.get_origin(tp) is list:
             w = QLineEdit()
@@ -134,6 +136,8 @@ class ConfigForm(QWidget):
                     self._exact[name] = float(value)
                 elif isinstance(e, QComboBox):
                     e.setCurrentIndex(max(0, e.findText(str(value))))
+                elif isinstance(e, QLineEdit) and self._types[name] is dict:
+                    e.setText(inline_toml(value) if value else "")
                 elif isinstance(e, QLineEdit):
                     e.setText(", ".join(str(v) for v in value) if isinstance(value, list) else str(value))
         finally:
@@ -161,6 +165,48 @@ class ConfigForm(QWidget):
                 text = e.text()
                 numbers = [int(v) for v in text.replace(" ", "").split(",") if v.isdigit()]
                 out[name] = numbers if typing.get_origin(self._types[name]) is list else (numbers or [0])[0]
+            elif self._types[name] is dict:
+                text = e.text().strip()
+                try:
+                    value = tomllib.loads(f"v = {text}")["v"] if text else {}
+                except tomllib.TOMLDecodeError:
+                    value = None
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{name} = {text!r}: expected an inline table, e.g. {{ width = 32 }}")
+                out[name] = value
             else:
                 out[name] = e.text()
         return out
+
+
+class ModelForm(ConfigForm):
+    """The [model] form: only the keys the chosen network reads are enabled (``hidden`` and ``activation``
+    for the MLP, ``channels`` for conv4; ``kwargs`` for one's own ``module``, which replaces ``name``)."""
+
+    COMMON = ("name", "module", "head")
+
+    def __init__(self, values: dict | None = None, parent=None):
+        from workbench.core.config import ModelConfig
+
+        super().__init__(ModelConfig, values, parent=parent)
+        self.changed.connect(self._sync_enabled)
+        self.editors["module"].textChanged.connect(self._sync_enabled)
+        self._sync_enabled()
+
+    def set_values(self, values: dict) -> None:
+        super().set_values(values)
+        if "module" in self.editors:
+            self._sync_enabled()
+
+    def _sync_enabled(self) -> None:
+        from workbench.core.registry import MODELS
+
+        module = self.editors["module"].text().strip()
+        if module:
+            used = {"module", "kwargs", "head"}
+        else:
+            name = self.editors["name"].currentText()
+            entry = dict(MODELS.items()).get(name)
+            used = {*self.COMMON, *(entry.keys if entry is not None else ())}
+        for key, editor in self.editors.items():
+            editor.setEnabled(key in used)

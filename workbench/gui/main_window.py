@@ -14,14 +14,15 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout,
                                QMessageBox, QProgressBar, QPushButton, QScrollArea, QStyle, QToolBar,
                                QVBoxLayout, QWidget)
 
-from workbench.core.config import ExperimentConfig, MetaInfo, ModelConfig, RunConfig
+from workbench.core.config import ExperimentConfig, MetaInfo, RunConfig
+from workbench.core.losses import higher_is_better
 from workbench.core.errors import WorkbenchError
-from workbench.core.paths import default_runs_dir, safe_run_name
-from workbench.core.presets import list_presets
+from workbench.services.paths import default_runs_dir, safe_run_name
+from workbench.services.presets import list_presets
 from workbench.core.registry import ALGORITHMS, FAMILIES, family_availability
-from workbench.core.trainer import available_devices
+from workbench.services.trainer import available_devices
 
-from .forms import ConfigForm
+from .forms import ConfigForm, ModelForm
 from .plots import AdaptationPlot, MetaLossPlot, RolloutView, export_plot_item
 from .resources import app_icon
 from .worker import EventBuffer, TrainerWorker
@@ -142,7 +143,7 @@ class MainWindow(QMainWindow):
         algo_lay.addLayout(self.algorithm_form_holder)
         lay.addWidget(algo_box)
 
-        self.model_form = ConfigForm(ModelConfig)
+        self.model_form = ModelForm()
         lay.addWidget(_group("Model", self.model_form))
 
         run_box = QGroupBox("Run")
@@ -504,7 +505,7 @@ class MainWindow(QMainWindow):
         return presets[0].path.parent if presets else Path.home()
 
     def _save_preset_dialog(self) -> None:
-        from workbench.core.paths import user_data_dir
+        from workbench.services.paths import user_data_dir
 
         name = safe_run_name(self.meta_form.values().get("name", "preset"))
         shipped = {p.path.resolve() for p in list_presets()}
@@ -657,7 +658,7 @@ class MainWindow(QMainWindow):
     def _on_started(self, event) -> None:
         self.device_label.setText(f"device {event.device}")
         self.meta_loss.x_extent = event.total_iterations
-        self.set_metric(event.train_metric)
+        self.set_metric(event.train_metric, event.eval_metric)
         self.total_iterations = event.total_iterations
 
     def _on_checkpoint(self, iteration: int, path: str) -> None:
@@ -737,11 +738,12 @@ class MainWindow(QMainWindow):
         if self.meta_loss.redraw():
             self.redraws += 1
 
-    def set_metric(self, train_metric: str) -> None:
-        """Plot this training metric (loss: log scale; return: linear, can be negative)."""
+    def set_metric(self, train_metric: str, eval_metric: str | None = None) -> None:
+        """Plot this training metric (loss: log scale; return: linear, can be negative) and held-out metric
+        (a loss such as mse: log scale; accuracy or return, where higher is better: linear)."""
         self._train_metric = train_metric
         self.meta_loss.set_metric(train_metric)
-        self.adaptation.log.setChecked(train_metric == "loss")
+        self.adaptation.log.setChecked(not higher_is_better(eval_metric or train_metric))
 
     def _update_status(self) -> None:
         """Status bar text (a few times a second: styled labels are slow to repaint)."""
@@ -774,7 +776,7 @@ class MainWindow(QMainWindow):
 
     # -- models and plots out ------------------------------------------------------------------
     def export_model(self, path) -> bool:
-        from workbench.core.bundle import load_bundle
+        from workbench.services.bundle import load_bundle
         from workbench.core.storage import MAX_TENSOR_BYTES, UnreadableFile, atomic_write_bytes, read_regular_bytes
 
         path = Path(path)
@@ -806,7 +808,7 @@ class MainWindow(QMainWindow):
     def open_model(self, path, tasks: int = 100, seed: int = 0) -> bool:
         """Load a bundle, then evaluate it on fresh tasks off the GUI thread and show its adaptation curves
         and rollouts.  Returns False (with a dialog) if the bundle cannot be loaded."""
-        from workbench.core.bundle import load_bundle
+        from workbench.services.bundle import load_bundle
 
         path = Path(path)
         if self.running:
@@ -843,7 +845,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot evaluate model", f"{payload}: {error}")
             return
         path, info, tasks, seed, (evaluation, render) = payload
-        self.set_metric("return" if evaluation.metric == "return" else "loss")
+        self.set_metric("return" if evaluation.metric == "return" else "loss", evaluation.metric)
         self.adaptation.add_evaluation(evaluation)
         if render is not None:
             self.rollouts.show_render(render.iteration, render.payload)

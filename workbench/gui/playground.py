@@ -111,7 +111,7 @@ class PlaygroundTab(QWidget):
     def set_model(self, path) -> bool:
         """Load a bundle (or a run folder) and show the page for its family.  False, with the reason in the
         tab, when it cannot be played with."""
-        from workbench.core.bundle import load_bundle
+        from workbench.services.bundle import load_bundle
 
         if self.busy():
             self.say("An adaptation is running: cancel it first", True)
@@ -186,7 +186,7 @@ class PlaygroundTab(QWidget):
     # -- the baseline --------------------------------------------------------------------------------
     def _candidates(self) -> list[tuple[str, Path]]:
         """Pretrained runs of the model's family in the runs folder that have a bundle, newest first."""
-        from workbench.core.runs import run_bundle, scan_runs
+        from workbench.services.runs import run_bundle, scan_runs
 
         if self.model is None:
             return []
@@ -259,7 +259,7 @@ class PlaygroundTab(QWidget):
         return ok
 
     def _load_baseline(self, path: Path, apply: bool) -> bool:
-        from workbench.core.bundle import load_bundle
+        from workbench.services.bundle import load_bundle
 
         try:
             baseline = load_bundle(path)

@@ -4,7 +4,7 @@ Left plot: the model (the current run's or an opened bundle) adapting to the sup
 the same adaptation from the baseline (usually the pretrained bundle), each with the inner rule it was
 trained with; below: support (and, when the true function is known, query) loss per step.
 
-The adaptation itself runs in :mod:`workbench.core.playground_regression` on a worker thread that only
+The adaptation itself runs in :mod:`workbench.services.playground_regression` on a worker thread that only
 puts :class:`StepResult` objects into a queue; a QTimer on the GUI thread drains it, showing a new step at
 most every 60 ms so the steps animate.  Cancel sets an Event the worker checks between steps.
 """
@@ -21,7 +21,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from workbench.core.playground_regression import PlaygroundError, RegressionSession, describe_rule
+from workbench.services.playground_regression import PlaygroundError, RegressionSession, describe_rule
 
 from .plots import PALETTE, fixed_plot, make_plot, scrolling_column
 

@@ -9,7 +9,7 @@ same adaptation from a pretrained baseline.
 * RL² and PEARL adapt in their hidden state / posterior: their "steps" are the episodes of a trial or the
   episodes of context, and the views say so.
 
-The adaptation (:class:`workbench.core.playground_rl.RLSession`) runs on a worker thread that never touches
+The adaptation (:class:`workbench.services.playground_rl.RLSession`) runs on a worker thread that never touches
 a widget: its result goes into a queue that a QTimer drains on the GUI thread.  **Cancel** sets an event
 the algorithm checks between steps / episodes; the controls come back as soon as the worker says it stopped.
 """
@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (QFormLayout, QFrame, QGridLayout, QHBoxLayout, QL
                                QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from workbench.core.errors import Cancelled, ConfigError, WorkbenchError
-from workbench.core.playground_rl import RLSession, summary
+from workbench.core.payloads import Frames, Trajectories2D
+from workbench.services.playground_rl import RLSession, summary
 
 from .plots import PALETTE, FramesRenderer, _step_color, make_plot, scrolling_column
 
@@ -202,8 +203,8 @@ class _NavigationView:
                 item.setZValue(z)
                 self.plot.addItem(item)
 
-    def show(self, payload: dict, names: list[str]) -> None:
-        paths = np.asarray(payload["paths"], dtype=np.float64)[0]  # (S+1, n, H+1, 2)
+    def show(self, payload: Trajectories2D, names: list[str]) -> None:
+        paths = np.asarray(payload.paths, dtype=np.float64)[0]  # (S+1, n, H+1, 2)
         self._ensure(names)
         for s in range(len(self.paths)):
             xs = np.concatenate([np.append(p[:, 0], np.nan) for p in paths[s]])
@@ -215,7 +216,7 @@ class _NavigationView:
             last = finite.shape[-1] - 1 - np.argmax(finite[:, ::-1], axis=-1)
             pts = paths[s][np.arange(len(last)), last]
             self.ends[s].setData(pts[:, 0], pts[:, 1])
-        goal = np.asarray(payload["goals"])[0]
+        goal = np.asarray(payload.goals)[0]
         self.set_goal(float(goal[0]), float(goal[1]))
         self.plot.setRange(xRange=self.bounds, yRange=self.bounds, padding=0)
 
@@ -385,7 +386,7 @@ class RLPlayground(QWidget):
     def why_not(model) -> str:
         """Why this page cannot play with ``model`` ("" if it can, or if the model is not an RL policy at all:
         another page's business)."""
-        if getattr(getattr(model, "family", None), "kind", None) != "rl":
+        if model.family.kind != "rl":
             return ""
         return RLSession.why_not(model)
 
@@ -637,7 +638,7 @@ class RLPlayground(QWidget):
             rp.setRange(xRange=(xs[0] - 0.15, xs[-1] + 0.15), yRange=(lo - pad, hi + pad), padding=0)
         if result.payload is None:
             return
-        if result.payload.get("kind") == "trajectories-2d":
+        if isinstance(result.payload, Trajectories2D):
             self.nav.show(result.payload, result.step_names)
             self.nav_legend.setText(legend_html(result.step_names))
             self.nav.plot.setTitle(self._nav_title(f"Meta-learned: {result.algorithm}", result.returns,
@@ -649,9 +650,9 @@ class RLPlayground(QWidget):
                                                                 result.baseline_final_distance), size="10pt")
             else:
                 self.nav_baseline.clear_paths()
-        elif result.payload.get("kind") == "frames":
+        elif isinstance(result.payload, Frames):
             self.frames.show_payload(result.payload)
-            self.frames_title.setText(f"<b>{result.payload.get('title', '')}</b>")
+            self.frames_title.setText(f"<b>{result.payload.title}</b>")
             self.frames_caption.setText(f"Meta-learned: {result.algorithm}")
             if result.baseline_payload is not None:
                 self.frames_baseline.show_payload(result.baseline_payload)

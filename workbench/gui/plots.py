@@ -14,6 +14,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSlider, QStackedWidget,
                                QVBoxLayout, QWidget)
 
+from workbench.core.payloads import (BanditArms, Frames, RegressionCurves, RenderPayload, StateVisitation,
+                                     Trajectories2D)
 from workbench.core.stats import ema_continue
 
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", background="#1e1f24", foreground="#d0d0d0")
@@ -513,11 +515,11 @@ class AdaptationPlot(QWidget):
             self.reference_lines.append(line)
 
 
-# -- rollouts: one renderer per payload kind --------------------------------------------------------------
+# -- rollouts: one renderer per payload view --------------------------------------------------------------
 class RegressionRenderer(pg.GraphicsLayoutWidget):
     """'regression-1d': the true function, the support points and the prediction after each inner step."""
 
-    kind = "regression-1d"
+    view = RegressionCurves.view
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -550,18 +552,18 @@ class RegressionRenderer(pg.GraphicsLayoutWidget):
             self.panels.append({"plot": plot, "truth": truth, "steps": step_items, "support": support, "title": ""})
         self._n = n
 
-    def show_payload(self, payload: dict) -> None:
-        pred = payload["pred"]
+    def show_payload(self, payload: RegressionCurves) -> None:
+        pred = payload.pred
         n, steps = pred.shape[0], pred.shape[1]
         self._ensure(n, steps)
-        x = payload["x"]
-        names = payload.get("task_param_names", [])
+        x = payload.x
+        names = payload.task_param_names
         for i, panel in enumerate(self.panels):
-            panel["truth"].setData(x, payload["y_true"][i])
+            panel["truth"].setData(x, payload.y_true[i])
             for s, item in enumerate(panel["steps"]):
                 item.setData(x, pred[i, s])
-            panel["support"].setData(payload["x_support"][i], payload["y_support"][i])
-            params = payload.get("task_params")
+            panel["support"].setData(payload.x_support[i], payload.y_support[i])
+            params = payload.task_params
             if params is not None and len(names):
                 title = "  ".join(f"{k} {v:.2f}" for k, v in zip(names, params[i]))
                 if title != panel["title"]:
@@ -575,7 +577,7 @@ class RegressionRenderer(pg.GraphicsLayoutWidget):
 class _PanelRenderer(pg.GraphicsLayoutWidget):
     """A grid of one plot per task, rebuilt only when the number of tasks or steps changes."""
 
-    kind = ""
+    view = ""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -610,11 +612,11 @@ def _step_name(s: int) -> str:
 class TrajectoryRenderer(_PanelRenderer):
     """'trajectories-2d': paths from the origin before and after each adaptation step, and the goal."""
 
-    kind = "trajectories-2d"
+    view = Trajectories2D.view
 
-    def show_payload(self, payload: dict) -> None:
-        paths, goals = payload["paths"], payload["goals"]  # (T, S+1, n, H+1, 2), (T, 2)
-        lo, hi = payload.get("bounds", [-0.7, 0.7])
+    def show_payload(self, payload: Trajectories2D) -> None:
+        paths, goals = payload.paths, payload.goals  # (T, S+1, n, H+1, 2), (T, 2)
+        lo, hi = payload.bounds
         for i, plot in enumerate(self._grid(paths.shape[0])):
             plot.clear()
             if i == 0:
@@ -627,7 +629,7 @@ class TrajectoryRenderer(_PanelRenderer):
             plot.plot([goals[i, 0]], [goals[i, 1]], pen=None, symbol="star", symbolSize=16,
                       symbolBrush="#edc948", name="goal" if i == 0 else None)
             plot.plot([0], [0], pen=None, symbol="o", symbolSize=7, symbolBrush="#d0d0d0")
-            ret = payload["returns"][i]
+            ret = payload.returns[i]
             plot.setTitle(f"return {ret[0]:.1f} → {ret[-1]:.1f}", size="9pt")
             plot.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0)
             plot.setAspectLocked(True)
@@ -636,10 +638,10 @@ class TrajectoryRenderer(_PanelRenderer):
 class BanditRenderer(_PanelRenderer):
     """'bandit-arms': how often each arm is pulled before and after adaptation, against the arm means."""
 
-    kind = "bandit-arms"
+    view = BanditArms.view
 
-    def show_payload(self, payload: dict) -> None:
-        frac, means = payload["pull_fraction"], payload["means"]  # (T, S+1, k), (T, k)
+    def show_payload(self, payload: BanditArms) -> None:
+        frac, means = payload.pull_fraction, payload.means  # (T, S+1, k), (T, k)
         k = means.shape[1]
         for i, plot in enumerate(self._grid(frac.shape[0])):
             plot.clear()
@@ -654,17 +656,17 @@ class BanditRenderer(_PanelRenderer):
             plot.plot(np.arange(k), means[i], pen=None, symbol="d", symbolSize=10, symbolBrush="#edc948",
                       name="arm mean" if i == 0 else None)
             plot.setRange(xRange=(-0.6, k - 0.4), yRange=(0, 1.05), padding=0)
-            plot.setTitle(f"best arm {int(np.argmax(means[i]))}; return {payload['returns'][i][0]:.1f} → "
-                          f"{payload['returns'][i][-1]:.1f}", size="9pt")
+            plot.setTitle(f"best arm {int(np.argmax(means[i]))}; return {payload.returns[i][0]:.1f} → "
+                          f"{payload.returns[i][-1]:.1f}", size="9pt")
 
 
 class VisitationRenderer(_PanelRenderer):
     """'state-visitation': the fraction of time spent in each state, before and after adaptation."""
 
-    kind = "state-visitation"
+    view = StateVisitation.view
 
-    def show_payload(self, payload: dict) -> None:
-        visits = payload["visits"]  # (T, S+1, states)
+    def show_payload(self, payload: StateVisitation) -> None:
+        visits = payload.visits  # (T, S+1, states)
         n = visits.shape[2]
         for i, plot in enumerate(self._grid(visits.shape[0])):
             plot.clear()
@@ -675,7 +677,7 @@ class VisitationRenderer(_PanelRenderer):
             plot.getAxis("bottom").setTicks([[(0.5, "before"), (1.5, _step_name(last))]])
             plot.setLabel("left", "state")
             plot.setRange(xRange=(0, 2), yRange=(0, n), padding=0)
-            plot.setTitle(f"return {payload['returns'][i][0]:.1f} → {payload['returns'][i][-1]:.1f}", size="9pt")
+            plot.setTitle(f"return {payload.returns[i][0]:.1f} → {payload.returns[i][-1]:.1f}", size="9pt")
 
 
 class FramesRenderer(pg.GraphicsLayoutWidget):
@@ -683,7 +685,7 @@ class FramesRenderer(pg.GraphicsLayoutWidget):
     played side by side at the payload's frame rate.  The timer only runs while the view is visible; each
     tick sets two small images (no re-layout, no auto-range)."""
 
-    kind = "frames"
+    view = Frames.view
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -706,17 +708,17 @@ class FramesRenderer(pg.GraphicsLayoutWidget):
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.advance)
 
-    def show_payload(self, payload: dict) -> None:
-        frames = np.asarray(payload["frames"])
+    def show_payload(self, payload: Frames) -> None:
+        frames = np.asarray(payload.frames)
         if frames.ndim != 5 or frames.shape[0] < 1 or frames.shape[1] < 1:
             return
         first_time = self.frames is None or self.frames.shape[2:] != frames.shape[2:]
         self.frames, self.index = frames, 0
-        returns = np.asarray(payload.get("returns", np.zeros((1, frames.shape[0]))))
-        steps = list(payload.get("frame_steps", payload.get("steps", range(frames.shape[0]))))
-        all_names = payload.get("step_names")  # algorithms that adapt in context name their steps
+        returns = np.asarray(payload.returns)
+        steps = list(payload.frame_steps)
+        all_names = payload.step_names  # algorithms that adapt in context name their steps
         if all_names:
-            index = list(payload.get("steps", []))
+            index = list(payload.steps)
             names = [all_names[index.index(steps[0])], all_names[index.index(steps[-1])]]
         else:
             names = [_step_name(steps[0]), _step_name(steps[-1])]
@@ -727,7 +729,7 @@ class FramesRenderer(pg.GraphicsLayoutWidget):
             h, w = frames.shape[2:4]
             for p in self.panels:
                 p.setRange(xRange=(0, w), yRange=(0, h), padding=0)
-        self.timer.start(int(1000 / max(15, min(60, int(payload.get("fps", 30))))))
+        self.timer.start(int(1000 / max(15, min(60, int(payload.fps)))))
 
     def advance(self) -> None:
         if self.frames is None:
@@ -751,12 +753,12 @@ class FramesRenderer(pg.GraphicsLayoutWidget):
         return list(self.panels)
 
 
-RENDERERS: dict[str, type] = {r.kind: r for r in (RegressionRenderer, TrajectoryRenderer, BanditRenderer,
-                                                  VisitationRenderer, FramesRenderer)}
+RENDERERS: dict[str, type] = {r.view: r for r in (RegressionRenderer, TrajectoryRenderer, BanditRenderer,
+                                                  VisitationRenderer, FramesRenderer)}  # payload view -> renderer
 
 
 class RolloutView(QWidget):
-    """Shows the family's render payload with the renderer registered for its ``kind``."""
+    """Shows the family's render payload with the renderer registered for its ``view``."""
 
     payloadShown = Signal(str)
 
@@ -779,7 +781,7 @@ class RolloutView(QWidget):
         lay.addWidget(self.caption)
         lay.addWidget(self.stack)
         self.renderers: dict[str, QWidget] = {}
-        self.payload: dict | None = None
+        self.payload: RenderPayload | None = None
         self.iteration: int | None = None
 
     def clear(self) -> None:
@@ -788,30 +790,30 @@ class RolloutView(QWidget):
         self.iteration_label.setText("")
         self.stack.setCurrentWidget(self.empty)
 
-    def show_render(self, iteration: int, payload: dict) -> None:
-        kind = payload.get("kind", "?")
-        renderer = self.renderers.get(kind)
+    def show_render(self, iteration: int, payload: RenderPayload) -> None:
+        view = payload.view
+        renderer = self.renderers.get(view)
         if renderer is None:
-            cls = RENDERERS.get(kind)
+            cls = RENDERERS.get(view)
             if cls is None:
-                self.empty.setText(f"No view for rollouts of kind {kind!r}.")
+                self.empty.setText(f"No view for rollouts of kind {view!r}.")
                 self.stack.setCurrentWidget(self.empty)
                 return
-            renderer = self.renderers[kind] = cls()
+            renderer = self.renderers[view] = cls()
             self.stack.addWidget(renderer)
         renderer.show_payload(payload)
         self.stack.setCurrentWidget(renderer)
         self.payload, self.iteration = payload, iteration
         extra = {"regression-1d": "; dashed: the true function; yellow: the support points",
-                 "trajectories-2d": "; star: the goal", "bandit-arms": "; diamonds: the arm means"}.get(kind, "")
+                 "trajectories-2d": "; star: the goal", "bandit-arms": "; diamonds: the arm means"}.get(view, "")
         text = f"before adaptation (red), after adaptation (green, brighter = more steps){extra}"
-        if kind == "frames":
-            text = (f"{payload.get('title', 'one episode of the first held-out task')}: before adaptation (left) and "
+        if isinstance(payload, Frames):
+            text = (f"{payload.title or 'one episode of the first held-out task'}: before adaptation (left) and "
                     f"after adaptation (right)")
         if self.caption.text() != text:  # a wrapped label re-lays the dock out: only when the kind changes
             self.caption.setText(text)
         self.iteration_label.setText(f"held-out tasks at iteration {iteration}")
-        self.payloadShown.emit(kind)
+        self.payloadShown.emit(view)
 
     def plot_items(self) -> list:
         r = self.stack.currentWidget()

@@ -1,6 +1,6 @@
 """The Runs panel: every run of a runs folder in a table, the selected runs' curves overlaid.
 
-What it shows comes from :mod:`workbench.core.runs` (listing, grouping by seed, the mean and its 95% CI
+What it shows comes from :mod:`workbench.services.runs` (listing, grouping by seed, the mean and its 95% CI
 band, min and max) and :func:`workbench.core.stats.ema_tensorboard` (smoothing): nothing is computed
 here.  A bad directory in the folder is a row that says why it is unreadable, never an exception.
 
@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QHeaderView, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton, QSizePolicy,
                                QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from workbench.core import runs as core_runs
-from workbench.core.runs import (GROUP_IGNORED, Aggregate, Curves, RunError, RunInfo, aggregate, check_run_name,
+from workbench.services import runs as core_runs
+from workbench.services.runs import (GROUP_IGNORED, Aggregate, Curves, RunError, RunInfo, aggregate, check_run_name,
                                  delete_run, load_curves, read_run, rename_run, run_bundle, scan_runs)
 from workbench.core.stats import ema_tensorboard
 from workbench.core.storage import atomic_write_text
@@ -206,8 +206,9 @@ class DrawnSeries:
 
 
 def _kind(info: RunInfo, curves: Curves) -> str:
-    """"return" (higher is better, linear axis) or "loss": runs of different kinds are not overlaid."""
-    return "return" if "return" in (info.metric, curves.train_metric) else "loss"
+    """"return" (higher is better — a return or an accuracy —, linear axis) or "loss": runs of different kinds
+    are not overlaid."""
+    return "return" if info.higher_is_better or curves.train_metric == "return" else "loss"
 
 
 def _flat(config: dict | None) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Run → Sweep…: seeds × grid values of the current experiment on Ray, per-trial progress live, then the
 grouped comparison.
 
-The sweep runs :func:`workbench.core.sweep.run_sweep` on a plain thread (it blocks, waiting on Ray) that
+The sweep runs :func:`workbench.services.sweep.run_sweep` on a plain thread (it blocks, waiting on Ray) that
 never touches a widget.  Its callback keeps the latest event of each trial in a small lock-protected dict
 (a trial's newer event replaces a waiting one, so the buffer holds at most one event per trial); a QTimer
 at ~30 Hz moves them into the trials table.  The end of the sweep is noticed by the same timer.
@@ -22,10 +22,10 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QFormLayout, QG
                                QPushButton, QSizePolicy, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
                                QVBoxLayout)
 
-from workbench.core import sweep
+from workbench.services import sweep
 from workbench.core.config import ExperimentConfig, RunConfig, fields_of
 from workbench.core.errors import ConfigError, WorkbenchError
-from workbench.core.sweep import format_value
+from workbench.services.sweep import format_value
 
 from .main_window import fmt_time
 
@@ -43,7 +43,7 @@ NOT_IN_GRID = {"task.family", "algorithm.name", "run.seed", "run.iterations"}
 
 
 class SweepEvents:
-    """The sweep thread's callback: the latest :class:`~workbench.core.sweep.TrialEvent` of each trial.
+    """The sweep thread's callback: the latest :class:`~workbench.services.sweep.TrialEvent` of each trial.
 
     Also keeps each trial's status changes (a few entries: queued, running, finished; more only with retries),
     so that a trial that ran and finished between two GUI ticks is still seen to have run.

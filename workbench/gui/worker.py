@@ -21,7 +21,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from workbench.core import events as ev
-from workbench.core.remote import train_in_child
+from workbench.services.remote import train_in_child
 
 
 

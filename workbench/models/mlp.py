@@ -37,7 +37,7 @@ class MLPSpec:
         return len(self.hidden) + 1
 
     def param_names(self) -> list[str]:
-        return [f"layer{i}.{k}" for i in range(self.n_layers) for k in ("weight", "bias")]
+        return [f"layers.{i}.{k}" for i in range(self.n_layers) for k in ("weight", "bias")]  # as modules.MLP
 
     def param_shapes(self) -> list[tuple[int, ...]]:
         s = self.sizes

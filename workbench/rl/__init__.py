@@ -1,1 +1,2 @@
-"""Reinforcement-learning core (Qt-free): functional policies, batched rollouts, returns, TRPO."""
+"""Reinforcement-learning core (Qt-free): functional policies, batched rollouts, returns, TRPO, and the base
+of the RL learners (:mod:`workbench.rl.learner`)."""

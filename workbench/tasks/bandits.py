@@ -15,6 +15,7 @@ import torch
 
 from workbench.core import seeding
 from workbench.core.config import param
+from workbench.core.payloads import BanditArms
 from workbench.core.registry import FAMILIES
 
 from .rl_base import BatchedEnv, RLFamily
@@ -85,6 +86,7 @@ def thompson_and_ucb(means: np.ndarray, pulls: int, runs: int, rng: np.random.Ge
 
 @FAMILIES.register
 class Bandits(RLFamily):
+    payload = BanditArms  # what render() gives the rollout view
     name = "bandits"
     title = "Bernoulli multi-armed bandits"
     Config = BanditConfig
@@ -109,14 +111,14 @@ class Bandits(RLFamily):
                                 self.cfg.reference_runs, rng)
         return {k: torch.as_tensor(v) for k, v in refs.items()}
 
-    def render(self, task_params, episodes, steps, cancel=None):
+    def render(self, task_params, episodes, steps, cancel=None) -> BanditArms:
         k = self.cfg.arms
         hist = []
         for ep in episodes:
             onehot = torch.nn.functional.one_hot(ep.actions.long(), k).float() * ep.mask.unsqueeze(-1)
             counts = onehot.sum((1, 2))
             hist.append(counts / counts.sum(-1, keepdim=True).clamp(min=1))
-        return {"kind": "bandit-arms", "family": self.name, "means": task_params.detach().cpu().numpy().copy(),
-                "pull_fraction": torch.stack(hist, 1).cpu().numpy().copy(),  # (T, S+1, k)
-                "returns": torch.stack([ep.returns.mean(1) for ep in episodes], 1).cpu().numpy().copy(),
-                "steps": list(steps)}
+        return BanditArms(family=self.name, means=task_params.detach().cpu().numpy().copy(),
+                          pull_fraction=torch.stack(hist, 1).cpu().numpy().copy(),  # (T, S+1, k)
+                          returns=torch.stack([ep.returns.mean(1) for ep in episodes], 1).cpu().numpy().copy(),
+                          steps=list(steps))

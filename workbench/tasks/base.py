@@ -11,15 +11,16 @@ from typing import ClassVar
 import torch
 
 from workbench.core import seeding
+from workbench.core.payloads import RegressionCurves
 
 
 @dataclass
 class TaskBatch:
     params: torch.Tensor  # (B, P) the parameters that define each task
-    xs: torch.Tensor  # (B, K, in) support inputs
-    ys: torch.Tensor  # (B, K, out) support targets
-    xq: torch.Tensor  # (B, Q, in) query inputs
-    yq: torch.Tensor  # (B, Q, out) query targets
+    xs: torch.Tensor  # (B, K, *in_shape) support inputs
+    ys: torch.Tensor  # (B, K, out) support targets; classification: (B, K) int64 class indices
+    xq: torch.Tensor  # (B, Q, *in_shape) query inputs
+    yq: torch.Tensor  # (B, Q, out) query targets; classification: (B, Q) int64
 
     def to(self, device) -> "TaskBatch":
         return TaskBatch(*(t.to(device) for t in (self.params, self.xs, self.ys, self.xq, self.yq)))
@@ -27,20 +28,51 @@ class TaskBatch:
     def __len__(self) -> int:
         return self.xs.shape[0]
 
+    def __getitem__(self, item: slice) -> "TaskBatch":
+        """The tasks ``item`` (a slice of the task dimension)."""
+        return TaskBatch(*(t[item] for t in (self.params, self.xs, self.ys, self.xq, self.yq)))
 
-class RegressionFamily:
-    """Few-shot regression: y = f_task(x)."""
+
+class SupervisedFamily:
+    """A supervised few-shot family (the contract: :mod:`workbench.core.family`): tasks are support and
+    query sets of (x, y) with x of shape (N, *in_shape); y (N, out_dim) floats for regression, (N,) class
+    indices for classification."""
 
     name: ClassVar[str]
     title: ClassVar[str]
     Config: ClassVar[type]
-    kind: ClassVar[str] = "regression"
-    in_dim: ClassVar[int] = 1
+    kind: ClassVar[str]
+    loss: ClassVar[str]
+    metric: ClassVar[str]
+    payload: ClassVar[type | None] = None  # the RenderPayload class render() gives; None: no rollout view
     out_dim: ClassVar[int] = 1
     task_param_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg):
         self.cfg = cfg
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def evaluation_batch(self, n: int, seed: int, shots: int | None = None, query: int | None = None,
+                         stream: str = seeding.HELD_OUT) -> TaskBatch:
+        raise NotImplementedError
+
+
+class RegressionFamily(SupervisedFamily):
+    """Few-shot regression: y = f_task(x)."""
+
+    kind: ClassVar[str] = "regression"
+    payload: ClassVar[type] = RegressionCurves
+    loss: ClassVar[str] = "mse"
+    metric: ClassVar[str] = "mse"
+    in_dim: ClassVar[int] = 1
+    out_dim: ClassVar[int] = 1
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return (self.in_dim,)
 
     # -- to implement --------------------------------------------------------------------------
     def sample_task_params(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -80,22 +112,22 @@ class RegressionFamily:
         params = self.sample_task_params(n, g)
         return self.batch_for(params, g, shots, self.cfg.eval_query if query is None else query)
 
-    def render(self, batch: TaskBatch, preds: torch.Tensor, grid: torch.Tensor, steps: list[int]) -> dict:
+    def render(self, batch: TaskBatch, preds: torch.Tensor, grid: torch.Tensor,
+               steps: list[int]) -> RegressionCurves:
         """The render payload for the GUI's rollout view (numpy arrays only)."""
         truth = self.function(batch.params, grid.expand(len(batch), *grid.shape))
 
         def arr(t: torch.Tensor):  # a copy: the payload must share no memory with the trainer's tensors
             return t.detach().cpu().numpy().copy()
 
-        return {
-            "kind": "regression-1d",
-            "family": self.name,
-            "task_params": arr(batch.params),
-            "task_param_names": list(self.task_param_names),
-            "x": arr(grid[:, 0].double()),
-            "y_true": arr(truth[..., 0]),
-            "x_support": arr(batch.xs[..., 0]),
-            "y_support": arr(batch.ys[..., 0]),
-            "steps": list(steps),
-            "pred": arr(preds[..., 0]),  # (tasks, steps+1, G)
-        }
+        return RegressionCurves(
+            family=self.name,
+            task_params=arr(batch.params),
+            task_param_names=list(self.task_param_names),
+            x=arr(grid[:, 0].double()),
+            y_true=arr(truth[..., 0]),
+            x_support=arr(batch.xs[..., 0]),
+            y_support=arr(batch.ys[..., 0]),
+            steps=list(steps),
+            pred=arr(preds[..., 0]),  # (tasks, steps+1, G)
+        )

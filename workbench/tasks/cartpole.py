@@ -19,6 +19,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from workbench.core.config import param
 from workbench.core.errors import ConfigError
+from workbench.core.payloads import Frames
 from workbench.core.registry import FAMILIES
 
 from . import frames as fr
@@ -164,6 +165,7 @@ def draw(states: np.ndarray, pole_length: float, actions: np.ndarray | None = No
 # -- the family ------------------------------------------------------------------------------------------
 @FAMILIES.register
 class CartPolePhysics(RLFamily):
+    payload = Frames  # what render() gives the rollout view
     name = "cartpole"
     title = "CartPole with randomised physics"
     Config = CartPoleConfig
@@ -181,13 +183,13 @@ class CartPolePhysics(RLFamily):
     def playground_params(self):
         return physics_params(self.cfg, PARAMS, LABELS)
 
-    def render(self, task_params, episodes, steps, cancel=None):
+    def render(self, task_params, episodes, steps, cancel=None) -> Frames:
         """Frames of one episode (task 0, trajectory 0) after each adaptation step."""
         task = {k: float(v) for k, v in zip(PARAMS, task_params[0].detach().cpu().tolist())}
         frames, returns = fr.episode_frames(episodes, lambda obs, act: draw(obs, task["pole_length"], act))
-        return {"kind": "frames", "family": self.name, "frames": frames, "returns": returns, "steps": list(steps),
-                "frame_steps": [steps[0], steps[-1]] if len(steps) > 1 else list(steps),
-                "fps": 30, "task": task, "title": describe(task)}
+        return Frames(family=self.name, frames=frames, returns=returns, steps=list(steps),
+                      frame_steps=[steps[0], steps[-1]] if len(steps) > 1 else list(steps),
+                      fps=30, task=task, title=describe(task))
 
 
 def describe(task: dict) -> str:

@@ -43,6 +43,7 @@ import torch
 
 from workbench.core.config import param
 from workbench.core.errors import Cancelled, ConfigError, TrainingDiverged
+from workbench.core.payloads import Frames
 from workbench.core.registry import FAMILIES
 
 from .rl_base import BatchedEnv, RLFamily, TaskParam
@@ -373,6 +374,7 @@ class CheetahDirConfig:
 
 # -- the families ----------------------------------------------------------------------------------------
 class _CheetahFamily(RLFamily):
+    payload = Frames  # what render() gives the rollout view
     obs_dim, act_dim = OBS_DIM, ACT_DIM
     short: ClassVar[str]  # the gymnasium face's class name
 
@@ -438,7 +440,7 @@ class _CheetahFamily(RLFamily):
         o = obs0.detach().to("cpu", torch.float64).numpy()
         return np.concatenate([[0.0], o[:8]]), o[8:].copy()
 
-    def render(self, task_params, episodes, steps, cancel=None):
+    def render(self, task_params, episodes, steps, cancel=None) -> Frames:
         """Frames of one episode (task 0, trajectory 0) after each adaptation step, replayed offscreen.
         ``cancel`` (a threading.Event; the playground's) is checked at every frame (a second or more of work)."""
         ok, why = rendering_status()
@@ -479,16 +481,16 @@ class _CheetahFamily(RLFamily):
         finally:
             renderer.close()
         task = self.task_dict(task_params[0])
-        return {
-            "kind": "frames", "family": self.name,
-            "frames": frames,
-            "returns": torch.stack([ep.returns.mean(1) for ep in episodes], 1).detach().cpu().numpy().copy(),
-            "steps": list(steps),
-            "frame_steps": [steps[0], steps[-1]] if len(episodes) > 1 else [steps[0]],
-            "fps": FPS,
-            "task": task,
-            "title": f"{self.title.split(' (')[0]}: {self.describe(task)}",
-        }
+        return Frames(
+            family=self.name,
+            frames=frames,
+            returns=torch.stack([ep.returns.mean(1) for ep in episodes], 1).detach().cpu().numpy().copy(),
+            steps=list(steps),
+            frame_steps=[steps[0], steps[-1]] if len(episodes) > 1 else [steps[0]],
+            fps=FPS,
+            task=task,
+            title=f"{self.title.split(' (')[0]}: {self.describe(task)}",
+        )
 
 
 @FAMILIES.register

@@ -17,6 +17,7 @@ import torch
 
 from workbench.core.config import param
 from workbench.core.errors import ConfigError
+from workbench.core.payloads import Trajectories2D
 from workbench.core.registry import FAMILIES
 
 from .rl_base import BatchedEnv, RLFamily, TaskParam
@@ -55,6 +56,7 @@ class NavigationBatch(BatchedEnv):
 
 @FAMILIES.register
 class Navigation(RLFamily):
+    payload = Trajectories2D  # what render() gives the rollout view
     name = "navigation"
     title = "2D navigation (point robot, goal reaching)"
     Config = NavigationConfig
@@ -73,7 +75,7 @@ class Navigation(RLFamily):
         return [TaskParam("goal_x", "goal x", lo, hi, lo + 0.8 * (hi - lo)),
                 TaskParam("goal_y", "goal y", lo, hi, lo + 0.3 * (hi - lo))]
 
-    def render(self, task_params, episodes, steps, cancel=None):
+    def render(self, task_params, episodes, steps, cancel=None) -> Trajectories2D:
         """Trajectories (from the origin) of a few episodes after each adaptation step, with the goal."""
         n_show = min(4, episodes[0].obs.shape[1])
         paths = []
@@ -85,14 +87,14 @@ class Navigation(RLFamily):
             alive = torch.cat([ep.mask[:, :n_show], ep.mask[:, :n_show, -1:]], 2).unsqueeze(-1)
             pts = torch.where(alive > 0, pts, torch.full_like(pts, float("nan")))
             paths.append(pts)
-        return {
-            "kind": "trajectories-2d", "family": self.name,
-            "goals": task_params.detach().cpu().numpy().copy(),
-            "paths": torch.stack(paths, 1).detach().cpu().numpy().copy(),  # (T, S+1, n, H+1, 2)
-            "returns": torch.stack([ep.returns.mean(1) for ep in episodes], 1).cpu().numpy().copy(),
-            "steps": list(steps),
-            "bounds": [min(self.cfg.goal_low, -0.1) - 0.1, max(self.cfg.goal_high, 0.1) + 0.1],
-        }
+        return Trajectories2D(
+            family=self.name,
+            goals=task_params.detach().cpu().numpy().copy(),
+            paths=torch.stack(paths, 1).detach().cpu().numpy().copy(),  # (T, S+1, n, H+1, 2)
+            returns=torch.stack([ep.returns.mean(1) for ep in episodes], 1).cpu().numpy().copy(),
+            steps=list(steps),
+            bounds=[min(self.cfg.goal_low, -0.1) - 0.1, max(self.cfg.goal_high, 0.1) + 0.1],
+        )
 
 
 class Navigation2DEnv(gym.Env):

@@ -16,6 +16,7 @@ import torch
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from workbench.core.config import param
+from workbench.core.payloads import Frames
 from workbench.core.registry import FAMILIES
 
 from . import frames as fr
@@ -112,6 +113,7 @@ def draw(thetas: np.ndarray, length: float, torques: np.ndarray | None = None,
 # -- the family ------------------------------------------------------------------------------------------
 @FAMILIES.register
 class PendulumPhysics(RLFamily):
+    payload = Frames  # what render() gives the rollout view
     name = "pendulum"
     title = "Pendulum swing-up with randomised physics"
     Config = PendulumConfig
@@ -133,7 +135,7 @@ class PendulumPhysics(RLFamily):
     def playground_params(self):
         return physics_params(self.cfg, PARAMS, LABELS)
 
-    def render(self, task_params, episodes, steps, cancel=None):
+    def render(self, task_params, episodes, steps, cancel=None) -> Frames:
         """Frames of one episode (task 0, trajectory 0) after each adaptation step."""
         task = {k: float(v) for k, v in zip(PARAMS, task_params[0].detach().cpu().tolist())}
         bound = max(2.2, 1.1 * self.cfg.length_high)  # the same scale for every task of the family
@@ -142,9 +144,9 @@ class PendulumPhysics(RLFamily):
             return draw(np.arctan2(obs[:, 1], obs[:, 0]), task["length"], act.reshape(len(obs), -1)[:, 0], bound)
 
         frames, returns = fr.episode_frames(episodes, draw_episode)
-        return {"kind": "frames", "family": self.name, "frames": frames, "returns": returns, "steps": list(steps),
-                "frame_steps": [steps[0], steps[-1]] if len(steps) > 1 else list(steps),
-                "fps": 30, "task": task, "title": describe(task)}
+        return Frames(family=self.name, frames=frames, returns=returns, steps=list(steps),
+                      frame_steps=[steps[0], steps[-1]] if len(steps) > 1 else list(steps),
+                      fps=30, task=task, title=describe(task))
 
 
 def describe(task: dict) -> str:

@@ -10,6 +10,7 @@ import torch
 
 from workbench.core import seeding
 from workbench.core.errors import ConfigError
+from workbench.core.payloads import RenderPayload
 
 
 @dataclass
@@ -66,6 +67,9 @@ class RLFamily:
     title: ClassVar[str]
     Config: ClassVar[type]
     kind: ClassVar[str] = "rl"
+    payload: ClassVar[type]  # the RenderPayload class render() gives (workbench.core.payloads)
+    loss: ClassVar[str] = "return"
+    metric: ClassVar[str] = "return"
     discrete_actions: ClassVar[bool] = False
     obs_dim: ClassVar[int] = 1
     act_dim: ClassVar[int] = 1
@@ -99,7 +103,7 @@ class RLFamily:
     def make_env(self, task_params: torch.Tensor) -> BatchedEnv:
         raise NotImplementedError
 
-    def render(self, task_params: torch.Tensor, episodes: list, steps: list[int], cancel=None) -> dict:
+    def render(self, task_params: torch.Tensor, episodes: list, steps: list[int], cancel=None) -> RenderPayload:
         """Payload for the rollout view from the episodes collected after 0..S adaptation steps.  ``cancel``
         (a threading.Event, or None) is for renders slow enough to check it as they go (MuJoCo frames)."""
         raise NotImplementedError

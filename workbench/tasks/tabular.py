@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from workbench.core.config import param
+from workbench.core.payloads import StateVisitation
 from workbench.core.registry import FAMILIES
 
 from .rl_base import BatchedEnv, RLFamily
@@ -48,6 +49,7 @@ class TabularBatch(BatchedEnv):
 
 @FAMILIES.register
 class TabularMDP(RLFamily):
+    payload = StateVisitation  # what render() gives the rollout view
     name = "tabular"
     title = "Random tabular MDPs"
     Config = TabularConfig
@@ -74,12 +76,12 @@ class TabularMDP(RLFamily):
         return TabularBatch(task_params[:, : s * a * s].reshape(n, s, a, s), task_params[:, s * a * s:].reshape(n, s, a),
                             self.cfg)
 
-    def render(self, task_params, episodes, steps, cancel=None):
+    def render(self, task_params, episodes, steps, cancel=None) -> StateVisitation:
         visits = []
         for ep in episodes:
             v = ep.obs.sum((1, 2)) if ep.obs.shape[-1] == self.cfg.states else ep.obs[..., : self.cfg.states].sum((1, 2))
             visits.append(v / v.sum(-1, keepdim=True).clamp(min=1))
-        return {"kind": "state-visitation", "family": self.name,
-                "visits": torch.stack(visits, 1).cpu().numpy().copy(),  # (T, S+1, states)
-                "returns": torch.stack([ep.returns.mean(1) for ep in episodes], 1).cpu().numpy().copy(),
-                "steps": list(steps)}
+        return StateVisitation(family=self.name,
+                               visits=torch.stack(visits, 1).cpu().numpy().copy(),  # (T, S+1, states)
+                               returns=torch.stack([ep.returns.mean(1) for ep in episodes], 1).cpu().numpy().copy(),
+                               steps=list(steps))

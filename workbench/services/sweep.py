@@ -51,8 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import ExperimentConfig, apply_override, parse_literal, read_toml
-from .errors import ConfigError, WorkbenchError
+from workbench.core.config import ExperimentConfig, apply_override, parse_literal, read_toml
+from workbench.core.errors import ConfigError, WorkbenchError
 from .paths import safe_run_name
 from .runs import SWEEP as SWEEP_FILE  # the trial's sweep.json (one name for the run folder's files)
 from .runs import is_run_file
@@ -393,7 +393,7 @@ class _Reporter:
                 self.trainer.stop()
 
     def __call__(self, event) -> None:
-        from . import events as ev
+        from workbench.core import events as ev
 
         if isinstance(event, ev.Evaluation):
             self.metric, self.value = event.metric, float(event.after)
@@ -428,7 +428,7 @@ def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, 
     root = Path(tempfile.mkdtemp(prefix="workbench-trial-")) if shipped else Path(runs_dir)
     run_dir = root / run_name
     run_dir.mkdir(parents=True, exist_ok=True)
-    from .storage import atomic_write_text
+    from workbench.core.storage import atomic_write_text
 
     atomic_write_text(run_dir / SWEEP_FILE, json.dumps({
         "sweep_id": sweep_id, "trial": trial.name, "values": trial.values, "seed": trial.seed,

@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from .errors import ConfigError
+from workbench.core.errors import ConfigError
 
 LOCK = ".lock"
 

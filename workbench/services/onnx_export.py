@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import WorkbenchError
-from .storage import atomic_write_bytes
+from workbench.core.errors import WorkbenchError
+from workbench.core.storage import atomic_write_bytes
 
 
 def write_onnx(path: str | Path, weights: list[np.ndarray], spec) -> Path:

@@ -1,6 +1,6 @@
 """Run history: list, group, aggregate, rename and delete the runs in a runs folder.  No Qt here.
 
-A run is a directory written by :class:`workbench.core.recorder.RunRecorder` (config.toml, status.json,
+A run is a directory written by :class:`workbench.services.recorder.RunRecorder` (config.toml, status.json,
 metrics.csv, eval.csv, ...).  :func:`scan_runs` lists every directory of a runs folder and never raises
 for a bad one: a half-written, foreign or corrupt directory comes back with ``error`` saying why.  A
 directory that is not a run but holds runs (a sweep's folder) is listed through, one level deep.
@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 from .paths import safe_run_name
-from .stats import t975
+from workbench.core.stats import t975
 from .runlock import LOCK, is_locked
-from .storage import MAX_CSV_BYTES, MAX_TEXT_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
+from workbench.core.storage import MAX_CSV_BYTES, MAX_TEXT_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
 
 CONFIG = "config.toml"
 STATUS = "status.json"
@@ -73,7 +73,7 @@ class RunInfo:
     status: str = ""  # running / finished / stopped / failed ("" when status.json is missing or bad)
     iterations: int = 0  # meta-iterations done
     total_iterations: int | None = None  # run.iterations of the config
-    metric: str = ""  # the held-out metric: "mse" (lower is better) or "return"
+    metric: str = ""  # the held-out metric: "mse" (lower is better), "accuracy" or "return" (core/losses.py)
     final: float | None = None  # the last held-out evaluation after adaptation (None: none yet / diverged)
     date: _dt.datetime | None = None  # when the run started (timezone-aware, UTC)
     sweep_id: str | None = None
@@ -98,7 +98,9 @@ class RunInfo:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric == "return"
+        from workbench.core.losses import higher_is_better
+
+        return higher_is_better(self.metric)
 
 
 @dataclass
@@ -317,7 +319,7 @@ def _read_sweep(path: Path) -> tuple[dict, str | None]:
 
 
 def _fill_sweep(info: RunInfo) -> None:
-    """sweep.json, written by core/sweep.py into each trial's run: {"sweep_id", "trial", "values", ...}."""
+    """sweep.json, written by services/sweep.py into each trial's run: {"sweep_id", "trial", "values", ...}."""
     sweep, err = _read_sweep(info.path)
     if err:
         info.warning = err
@@ -806,7 +808,7 @@ def _repoint_status(old: Path, new: Path) -> None:
 CHECKPOINT = "checkpoint.safetensors"
 ONNX = "model.onnx"  # `workbench export` next to the bundle
 RUN_FILES = frozenset({CONFIG, STATUS, METRICS, EVAL, EVAL_TASKS, SWEEP, CHECKPOINT, BUNDLE, ONNX, LOCK})
-EVENT_FILE_PREFIX = "events.out.tfevents."  # core/tensorboard.py, one per session
+EVENT_FILE_PREFIX = "events.out.tfevents."  # services/tensorboard.py, one per session
 
 
 def is_run_file(name: str) -> bool:

@@ -1,10 +1,12 @@
 """Model bundles: one ``.safetensors`` file holding the meta-learned weights, with a JSON document in
-its header (format version, family, algorithm, model spec, adaptation hyperparameters including any
-learned learning rates, training summary, workbench version).  Loading never unpickles anything.
+its header (format version, family, algorithm, the network's ``[model]`` table and parameter names,
+adaptation hyperparameters including any learned learning rates, training summary, workbench version).
+Loading never unpickles anything.  A bundle of a user's own ``nn.Module`` records its import path and
+constructor kwargs; loading it imports that module (and says which one it needs when it does not import).
 
     model = workbench.load_model("runs/maml-sinusoid/model.safetensors")
-    adapted = model.adapt(x_support, y_support)      # numpy (K, 1) each; steps default to the trained ones
-    y = adapted.predict(x)                           # numpy (Q, 1)
+    adapted = model.adapt(x_support, y_support)      # numpy (K, *in_shape) and (K, out) / (K,) labels
+    y = adapted.predict(x)                           # numpy (Q, out): predictions, or logits of the classes
 """
 from __future__ import annotations
 
@@ -18,17 +20,20 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from . import budget, seeding
-from .adaptation import AdaptationRule, adaptation_curve, inner_step
-from .evaluation import events_from, supervised_outcome
-from .config import build_section
-from .errors import AdaptationDiverged, BundleError, ConfigError
-from .registry import FAMILIES
-from .stats import divergence, mean_ci95
-from .storage import MAX_TENSOR_BYTES, UnreadableFile, load_tensors, save_tensors
+from workbench.core import seeding
+
+from . import budget
+from workbench.core.adaptation import AdaptationRule, adaptation_curve, inner_step
+from workbench.core.evaluation import events_from, supervised_outcome
+from workbench.core.config import build_section
+from workbench.core.errors import AdaptationDiverged, BundleError, ConfigError
+from workbench.core.family import KINDS
+from workbench.core.registry import FAMILIES
+from workbench.core.stats import divergence, mean_ci95
+from workbench.core.storage import MAX_TENSOR_BYTES, UnreadableFile, load_tensors, save_tensors
 
 FORMAT = "workbench-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: any network ([model] table + parameter names), adaptation.first is a parameter index
 # Bounds on what a bundle (or a caller) may ask for: checked before anything is allocated or looped over.
 MAX_ADAPT_STEPS = 10_000  # inner steps of adapt() / evaluate(), and adaptation.steps (as `workbench eval --steps`)
 MAX_EVAL_TASKS = 100_000  # as `workbench eval --tasks`
@@ -38,32 +43,34 @@ MAX_TENSORS = 100_000
 
 
 def write_bundle(path: str | Path, learner, config, summary: dict) -> Path:
-    if getattr(learner.family, "kind", "regression") == "rl":
+    if learner.family.kind == "rl":
         return _write_rl_bundle(path, learner, config, summary)
     rule: AdaptationRule = learner.adaptation_rule()
+    net = learner.network
     tensors = {f"param.{i}": p for i, p in enumerate(learner.params)}
     per_param = not all(isinstance(lr, float) for lr in rule.lrs)
     if per_param:
         tensors.update({f"lr.{i}": torch.as_tensor(lr) for i, lr in enumerate(rule.lrs)})
-    meta = {**_common_meta(config, learner, summary),
-            "adaptation": {"first_layer": rule.first_layer, "steps": rule.steps,
+    model = {**dataclasses.asdict(config.model), "in_shape": list(net.in_shape), "out_dim": net.out_dim,
+             "param_names": list(net.names)}
+    meta = {**_common_meta(config, learner, summary), "kind": learner.family.kind, "model": model,
+            "adaptation": {"first": rule.first, "steps": rule.steps, "loss": rule.loss,
                            "lr": "per-parameter" if per_param else rule.lrs[0]}}
     save_tensors(path, tensors, meta)
     return Path(path)
 
 
 class AdaptedModel:
-    """A network adapted to one task: ``predict(x)`` maps numpy (Q, in) to numpy (Q, out)."""
+    """A network adapted to one task: ``predict(x)`` maps numpy (Q, *in_shape) to numpy (Q, out) (a
+    classifier's logits: ``.argmax(-1)`` are the predicted classes)."""
 
-    def __init__(self, params: list[torch.Tensor], activation: str, in_dim: int):
-        self._params, self._activation, self._in_dim = params, activation, in_dim
+    def __init__(self, network, params: list[torch.Tensor]):
+        self.network, self._params = network, params
 
     def predict(self, x) -> np.ndarray:
-        from workbench.models import mlp
-
-        x = _as_input(x, self._in_dim, "x")
+        x = _as_input(x, self.network.in_shape, "x")
         with torch.no_grad():
-            y = mlp.forward(self._params, x.unsqueeze(0), self._activation)[0]
+            y = self.network.forward(self._params, x.unsqueeze(0))[0]
         return y.numpy()
 
 
@@ -112,23 +119,45 @@ def _step_list(steps, name: str = "steps") -> list[int]:
     return sorted(set(_count(s, name, 0, MAX_ADAPT_STEPS) for s in items))
 
 
-def _as_input(a, dim: int, name: str) -> torch.Tensor:
-    arr = np.asarray(a, dtype=np.float32)
-    if arr.ndim == 1 and dim == 1:
+def _as_input(a, shape: tuple[int, ...], name: str) -> torch.Tensor:
+    """``a`` as a float32 tensor (N, *shape); a 1-D array stands for (N, 1) when shape is (1,)."""
+    try:
+        arr = np.asarray(a, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a numeric array of shape (N, {', '.join(map(str, shape))})") from None
+    if arr.ndim == 1 and tuple(shape) == (1,):
         arr = arr[:, None]
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise ValueError(f"{name} must have shape (N, {dim}), got {np.shape(a)}")
+    if arr.ndim != 1 + len(shape) or tuple(arr.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}), got {np.shape(a)}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return torch.from_numpy(arr)
 
 
+def _as_labels(a, classes: int, name: str) -> torch.Tensor:
+    """Class indices (N,) in [0, classes) as int64."""
+    arr = np.asarray(a)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or (
+            np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and (arr == np.round(arr)).all())):
+        raise ValueError(f"{name} must be class indices of shape (N,), got {arr.dtype} {np.shape(a)}")
+    if arr.size and (arr.min() < 0 or arr.max() >= classes):
+        raise ValueError(f"{name} must hold class indices in [0, {classes}), got {arr.min()}..{arr.max()}")
+    return torch.from_numpy(arr.astype(np.int64))
+
+
 class MetaModel(AdaptedModel):
     """A meta-learned model loaded from a bundle."""
 
-    def __init__(self, path: Path, params, rule: AdaptationRule, meta: dict, family, spec):
-        super().__init__(params, spec.activation, spec.in_dim)
-        self.path, self.rule, self.meta, self.family, self.spec = path, rule, meta, family, spec
+    def __init__(self, path: Path, network, params, rule: AdaptationRule, meta: dict, family):
+        super().__init__(network, params)
+        self.path, self.rule, self.meta, self.family = path, rule, meta, family
+
+    @property
+    def spec(self):
+        """The MLP's spec when the network is the built-in MLP (its ONNX export), else None."""
+        return getattr(self.network, "spec", None)
 
     @property
     def algorithm(self) -> str:
@@ -141,9 +170,12 @@ class MetaModel(AdaptedModel):
         return self._params
 
     def adapt(self, x_support, y_support, steps: int | None = None) -> AdaptedModel:
-        """Adapt to a new task from its support set with the trained inner-loop rule."""
-        xs = _as_input(x_support, self.spec.in_dim, "x_support")
-        ys = _as_input(y_support, self.spec.out_dim, "y_support")
+        """Adapt to a new task from its support set with the trained inner-loop rule: ``x_support`` (K,
+        *in_shape), ``y_support`` (K, out) targets or, for a classifier, (K,) class indices."""
+        net = self.network
+        xs = _as_input(x_support, net.in_shape, "x_support")
+        ys = (_as_labels(y_support, net.out_dim, "y_support") if self.rule.loss == "cross_entropy"
+              else _as_input(y_support, (net.out_dim,), "y_support"))
         if xs.shape[0] != ys.shape[0]:
             raise ValueError(f"x_support has {xs.shape[0]} rows but y_support has {ys.shape[0]}")
         if xs.shape[0] == 0:
@@ -152,25 +184,27 @@ class MetaModel(AdaptedModel):
         fast = self._params
         with torch.no_grad():
             for step in range(1, steps + 1):
-                fast = inner_step(fast, self.rule, xs.unsqueeze(0), ys.unsqueeze(0))
+                fast = inner_step(net, fast, self.rule, xs.unsqueeze(0), ys.unsqueeze(0))
                 if not all(bool(torch.isfinite(p).all()) for p in fast):  # the reporting rule: never silent
                     raise AdaptationDiverged(
                         f"adaptation diverged at inner step {step} of {steps}: the parameters overflowed (this "
                         f"model was trained with {self.rule.steps} inner step(s); adapt with fewer steps)")
-        return AdaptedModel([p[0] if p.dim() > s.dim() else p for p, s in zip(fast, self._params)],
-                            self._activation, self._in_dim)
+        return AdaptedModel(net, [p[0] if p.dim() > s.dim() else p for p, s in zip(fast, self._params)])
 
     def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots: int | None = None,
                  query: int | None = None) -> dict:
-        """Mean query MSE ± 95% CI after each number of inner steps, on ``tasks`` fresh tasks."""
+        """Mean query metric (the family's: MSE, accuracy) ± 95% CI after each number of inner steps, on
+        ``tasks`` fresh tasks."""
         steps = _step_list(steps if steps is not None else (0, 1, 10))
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         shots = None if shots is None else _count(shots, "shots", 1, MAX_POINTS)
         query = None if query is None else _count(query, "query", 1, MAX_POINTS)
         _check_memory(self, tasks, max(steps))
         batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query, stream=seeding.TEST)
-        losses, _ = adaptation_curve(self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq, max(steps))
-        return {"metric": "mse", **_curve_report(losses.double().numpy(), steps), "tasks": tasks,
+        metric = self.family.metric
+        values, _ = adaptation_curve(self.network, self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq,
+                                     max(steps), metric=metric)
+        return {"metric": metric, **_curve_report(values.double().numpy(), steps), "tasks": tasks,
                 "seed": seed, "shots": batch.xs.shape[1], "family": self.meta["family"], "algorithm": self.algorithm}
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
@@ -179,12 +213,16 @@ class MetaModel(AdaptedModel):
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         _check_memory(self, tasks, steps)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
-        outcome = supervised_outcome(self._params, self.rule, self.family, batch, steps, render_tasks)
+        outcome = supervised_outcome(self.network, self._params, self.rule, self.family, batch, steps, render_tasks)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
 
     def to_onnx(self, path: str | Path) -> Path:
         from .onnx_export import write_onnx
 
+        if self.spec is None:
+            raise BundleError(f"{self.path}: ONNX export covers the built-in MLP; this {self.meta['model'].get('name')}"
+                              f"{' / ' + self.meta['model']['module'] if self.meta['model'].get('module') else ''} "
+                              f"network is not exportable to ONNX here")
         return write_onnx(path, [p.numpy() for p in self._params], self.spec)
 
 
@@ -194,12 +232,13 @@ def _common_meta(config, learner, summary) -> dict:
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "workbench_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "family": config.family, "task": dataclasses.asdict(config.task), "algorithm": config.algorithm_name,
-            "algorithm_config": dataclasses.asdict(config.algorithm), "model": learner.spec.to_dict(),
+            "algorithm_config": dataclasses.asdict(config.algorithm),
             "training": summary, "preset": dataclasses.asdict(config.meta)}
 
 
 def _write_rl_bundle(path, learner, config, summary) -> Path:
-    meta = {**_common_meta(config, learner, summary), "kind": "rl", "n_params": len(learner.params)}
+    meta = {**_common_meta(config, learner, summary), "kind": "rl", "n_params": len(learner.params),
+            "model": learner.spec.to_dict()}
     save_tensors(path, {f"param.{i}": p for i, p in enumerate(learner.params)}, meta)
     return Path(path)
 
@@ -274,8 +313,9 @@ class BundleSpec:
     family: object
     algo_cls: type
     algo_cfg: object
-    spec: object  # MLPSpec
-    first_layer: int = 0  # regression: the adaptation rule
+    spec: object  # MLPSpec of an MLP policy, or of a format-1 bundle's MLP; None otherwise
+    model_cfg: object  # the [model] table as a ModelConfig
+    first: int = 0  # supervised: the adaptation rule (params[first:] adapt)
     steps: int = 0
     lr: object = None  # a float, or "per-parameter"
     n_params: int = 0  # rl
@@ -320,61 +360,11 @@ def _mlp_count(sizes: list[int]) -> int:
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-def _registered(path, meta: dict, key: str, registry):
-    """The class that metadata ``key`` names in ``registry`` (the families' or the algorithms')."""
-    if key not in meta:
-        raise BundleError(f"{path}: {key}: missing from the bundle metadata")
-    try:
-        return registry.get(meta[key], where=f"{path}: {key}")
-    except ConfigError as e:
-        raise BundleError(str(e)) from None
-
-
-def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
-    """Check a bundle's metadata (types, allowed values, consistency of kind / family / algorithm, and the
-    sizes it asks for) and its tensors' names, dtypes and shapes against it, before anything is allocated.
-    Raises :class:`BundleError` with one line naming the file, the key and the value."""
+def _validate_mlp_table(path, model: dict, family, family_cls):
+    """A model table of an MLP policy (and of format 1): in_dim, out_dim, hidden, activation."""
     from workbench.core.config import ModelConfig, coerce_value
-    from workbench.core.registry import ALGORITHMS
     from workbench.models.mlp import MLPSpec
 
-    if not isinstance(meta, dict):
-        raise BundleError(f"{path}: not a workbench model bundle (no metadata object)")
-    fmt = meta.get("format")
-    if fmt != FORMAT:
-        raise BundleError(f"{path}: not a workbench model bundle (format {_short(fmt)})")
-    version = meta.get("format_version")
-    if not _is_int(version) or version < 1:
-        raise BundleError(f"{path}: bundle format version {_short(version)} is not valid")
-    if version > FORMAT_VERSION:
-        raise BundleError(f"{path}: bundle format version {version!r} is newer than this workbench supports "
-                          f"({FORMAT_VERSION}); upgrade the workbench")
-    for key in ("workbench_version", "created"):
-        if key in meta and not isinstance(meta[key], str):
-            raise _bad(path, key, meta[key], "a string")
-    # -- family, kind, task
-    family_cls = _registered(path, meta, "family", FAMILIES)
-    family_kind = getattr(family_cls, "kind", "regression")
-    kind = meta.get("kind", "regression")
-    if kind not in ("regression", "rl"):
-        raise _bad(path, "kind", kind, "'rl' (a reinforcement-learning policy) or no kind (a regression model)")
-    if kind != family_kind:
-        want = "'rl'" if family_kind == "rl" else "no kind (or 'regression')"
-        raise _bad(path, "kind", meta.get("kind"), f"{want} for the {family_kind} family {family_cls.name!r}")
-    task_cfg = _section(path, family_cls.Config, _table(path, meta, "task"), "task")
-    try:
-        family = family_cls(task_cfg)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, ImportError, RuntimeError, OSError) as e:
-        raise BundleError(f"{path}: task: the {family_cls.name} family cannot be built from it here "
-                          f"({type(e).__name__}: {e})".replace("\n", " ")) from None
-    # -- algorithm
-    algo_cls = _registered(path, meta, "algorithm", ALGORITHMS)
-    if family_cls.name not in algo_cls.families:
-        raise _bad(path, "algorithm", meta["algorithm"], f"an algorithm for the family {family_cls.name!r} "
-                   f"({algo_cls.name} supports: {', '.join(algo_cls.families) or 'none'})")
-    algo_cfg = _section(path, algo_cls.Config, _table(path, meta, "algorithm_config"), "algorithm_config")
-    # -- the network, and its size before anything is allocated
-    model = _table(path, meta, "model")
     for key in model:
         if key not in ("in_dim", "out_dim", "hidden", "activation"):
             raise BundleError(f"{path}: model.{key}: unknown key; known: activation, hidden, in_dim, out_dim")
@@ -399,6 +389,106 @@ def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
     if n_weights > budget.max_network_weights():  # the same bound as a run's (budget.check_memory)
         raise _bad(path, "model.hidden", hidden, f"a network of at most {budget.max_network_weights()} weights, "
                    f"what this machine's memory holds (this one has {n_weights})")
+    return spec
+
+
+def _validate_model_table(path, model: dict, family, family_cls):
+    """A format-2 model table: the run's [model] keys, in_shape, out_dim and param_names (checked against
+    the network once it is built, in load_bundle)."""
+    from workbench.core.config import ModelConfig, coerce_value, fields_of
+
+    extra = ("in_shape", "out_dim", "param_names")
+    known = fields_of(ModelConfig)
+    values = {}
+    for key, value in model.items():
+        if key in extra:
+            continue
+        if key not in known:
+            raise BundleError(f"{path}: model.{key}: unknown key; known: {', '.join(sorted([*known, *extra]))}")
+        if key == "hidden" and isinstance(value, list) and len(value) > MAX_HIDDEN_LAYERS:
+            raise _bad(path, "model.hidden", value, f"a list of at most {MAX_HIDDEN_LAYERS} layer widths")
+        try:
+            values[key] = coerce_value(ModelConfig, key, value, "")
+        except ConfigError as e:
+            raise BundleError(f"{path}: model.{key} = {_short(value)}: "
+                              f"{str(e).partition(f'{key} = {value!r}: ')[2] or e}") from None
+    cfg = ModelConfig(**values)
+    shape = model.get("in_shape")
+    if not isinstance(shape, list) or [s for s in shape if not _is_int(s)] or list(shape) != list(family.in_shape):
+        raise _bad(path, "model.in_shape", shape, f"{list(family.in_shape)}, the input shape of the family "
+                   f"{family_cls.name!r}")
+    if not _is_int(model.get("out_dim")) or model["out_dim"] != family.out_dim:
+        raise _bad(path, "model.out_dim", model.get("out_dim"), f"{family.out_dim}, the output size of the family "
+                   f"{family_cls.name!r}")
+    names = model.get("param_names")
+    if not isinstance(names, list) or len(names) > MAX_TENSORS or not all(isinstance(n, str) for n in names):
+        raise _bad(path, "model.param_names", names, f"a list of at most {MAX_TENSORS} parameter names")
+    weights = budget.network_size(cfg, family)[0]
+    if weights > budget.max_network_weights():  # the same bound as a run's (budget.check_memory)
+        key = "channels" if cfg.name == "conv4" else "hidden"
+        raise _bad(path, f"model.{key}", getattr(cfg, key), f"a network of at most {budget.max_network_weights()} "
+                   f"weights, what this machine's memory holds (this one has {weights})")
+    return cfg
+
+
+def _registered(path, meta: dict, key: str, registry):
+    """The class that metadata ``key`` names in ``registry`` (the families' or the algorithms')."""
+    if key not in meta:
+        raise BundleError(f"{path}: {key}: missing from the bundle metadata")
+    try:
+        return registry.get(meta[key], where=f"{path}: {key}")
+    except ConfigError as e:
+        raise BundleError(str(e)) from None
+
+
+def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
+    """Check a bundle's metadata (types, allowed values, consistency of kind / family / algorithm, and the
+    sizes it asks for) and its tensors' names, dtypes and shapes against it, before anything is allocated.
+    Raises :class:`BundleError` with one line naming the file, the key and the value."""
+    from workbench.core.config import ModelConfig
+    from workbench.core.registry import ALGORITHMS
+
+    if not isinstance(meta, dict):
+        raise BundleError(f"{path}: not a workbench model bundle (no metadata object)")
+    fmt = meta.get("format")
+    if fmt != FORMAT:
+        raise BundleError(f"{path}: not a workbench model bundle (format {_short(fmt)})")
+    version = meta.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise BundleError(f"{path}: bundle format version {_short(version)} is not valid")
+    if version > FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format version {version!r} is newer than this workbench supports "
+                          f"({FORMAT_VERSION}); upgrade the workbench")
+    for key in ("workbench_version", "created"):
+        if key in meta and not isinstance(meta[key], str):
+            raise _bad(path, key, meta[key], "a string")
+    # -- family, kind, task
+    family_cls = _registered(path, meta, "family", FAMILIES)
+    family_kind = family_cls.kind
+    kind = meta.get("kind", "regression")
+    if kind not in KINDS:
+        raise _bad(path, "kind", kind, f"one of {', '.join(map(repr, KINDS))} (no kind: 'regression')")
+    if kind != family_kind:
+        raise _bad(path, "kind", meta.get("kind"), f"{family_kind!r} for the {family_kind} family {family_cls.name!r}")
+    task_cfg = _section(path, family_cls.Config, _table(path, meta, "task"), "task")
+    try:
+        family = family_cls(task_cfg)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, ImportError, RuntimeError, OSError) as e:
+        raise BundleError(f"{path}: task: the {family_cls.name} family cannot be built from it here "
+                          f"({type(e).__name__}: {e})".replace("\n", " ")) from None
+    # -- algorithm
+    algo_cls = _registered(path, meta, "algorithm", ALGORITHMS)
+    if family_cls.name not in algo_cls.families:
+        raise _bad(path, "algorithm", meta["algorithm"], f"an algorithm for the family {family_cls.name!r} "
+                   f"({algo_cls.name} supports: {', '.join(algo_cls.families) or 'none'})")
+    algo_cfg = _section(path, algo_cls.Config, _table(path, meta, "algorithm_config"), "algorithm_config")
+    # -- the network, and its size before anything is allocated
+    model = _table(path, meta, "model")
+    if kind == "rl" or "name" not in model:  # an MLP policy, or a format-1 bundle of an MLP
+        spec = _validate_mlp_table(path, model, family, family_cls)
+        model_cfg = ModelConfig(hidden=list(spec.hidden), activation=spec.activation)
+    else:
+        spec, model_cfg = None, _validate_model_table(path, model, family, family_cls)
     # -- what is only shown
     training = _table(path, meta, "training", required=False)
     if "iterations" in training and (not _is_int(training["iterations"]) or training["iterations"] < 0):
@@ -413,8 +503,8 @@ def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
     for name, t in tensors.items():
         if not t.dtype.is_floating_point:
             raise BundleError(f"{path}: {name}: dtype {str(t.dtype).removeprefix('torch.')}: expected floating point")
-    out = BundleSpec(path, meta, kind, family_cls, family, algo_cls, algo_cfg, spec)
-    out.sizes = SimpleNamespace(task=task_cfg, algorithm=algo_cfg, model=SimpleNamespace(hidden=list(hidden)))
+    out = BundleSpec(path, meta, kind, family_cls, family, algo_cls, algo_cfg, spec, model_cfg)
+    out.sizes = SimpleNamespace(task=task_cfg, algorithm=algo_cfg, model=model_cfg)
     if kind == "rl":
         _validate_rl(out, tensors)
     else:
@@ -429,35 +519,52 @@ def _param(path, tensors: dict, name: str) -> torch.Tensor:
 
 
 def _validate_regression(b: BundleSpec, tensors: dict) -> None:
-    path, spec = b.path, b.spec
+    """The adaptation table (first, steps, lr) of a supervised bundle; the tensors' shapes are checked
+    against the network when it is built (load_bundle)."""
+    path = b.path
     ad = _table(path, b.meta, "adaptation")
-    for i, shape in enumerate(spec.param_shapes()):
-        p = _param(path, tensors, f"param.{i}")
-        if tuple(p.shape) != tuple(shape):
-            raise BundleError(f"{path}: param.{i} has shape {tuple(p.shape)}, the model spec says {shape}")
-    first, steps, lr = ad.get("first_layer"), ad.get("steps"), ad.get("lr")
-    if not _is_int(first):
-        raise _bad(path, "adaptation.first_layer", first, "an integer layer index")
-    if not 0 <= first < spec.n_layers:
-        raise BundleError(f"{path}: adaptation.first_layer = {first} but the model has {spec.n_layers} layers")
+    steps, lr = ad.get("steps"), ad.get("lr")
+    if "first" in ad:
+        first = ad["first"]
+        if not _is_int(first) or first < 0:
+            raise _bad(path, "adaptation.first", first, "the index of the first adapted parameter")
+    else:  # format 1: a layer of the MLP
+        first = ad.get("first_layer")
+        if not _is_int(first):
+            raise _bad(path, "adaptation.first_layer", first, "an integer layer index")
+        if not 0 <= first < b.spec.n_layers:
+            raise BundleError(f"{path}: adaptation.first_layer = {first} but the model has {b.spec.n_layers} layers")
+        first = 2 * first
+    loss = ad.get("loss", b.family.loss)
+    if loss != b.family.loss:
+        raise _bad(path, "adaptation.loss", loss, f"{b.family.loss!r}, the loss of the family {b.family_cls.name!r}")
     if not _is_int(steps):
         raise _bad(path, "adaptation.steps", steps, "an integer number of inner steps")
     if steps < 0:
         raise BundleError(f"{path}: adaptation.steps = {steps} is negative")
     if steps > MAX_ADAPT_STEPS:
         raise _bad(path, "adaptation.steps", steps, f"at most {MAX_ADAPT_STEPS} inner steps")
-    if lr == "per-parameter":
-        k = 2 * first
-        for i, p in enumerate(spec.param_shapes()[k:]):
-            t = _param(path, tensors, f"lr.{i}")
-            if tuple(t.shape) != tuple(p):
-                raise BundleError(f"{path}: lr.{i} must be finite with the shape of its parameter {tuple(p)}, "
-                                  f"got {tuple(t.shape)}")
-    elif isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        raise _bad(path, "adaptation.lr", lr, "a number or 'per-parameter'")
-    elif not math.isfinite(lr):
-        raise BundleError(f"{path}: adaptation.lr = {lr!r} is not a finite number")
-    b.first_layer, b.steps, b.lr = first, steps, lr
+    if lr != "per-parameter":
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+            raise _bad(path, "adaptation.lr", lr, "a number or 'per-parameter'")
+        if not math.isfinite(lr):
+            raise BundleError(f"{path}: adaptation.lr = {lr!r} is not a finite number")
+    b.first, b.steps, b.lr = first, steps, lr
+
+
+def _build_network(b: BundleSpec):
+    """The bundle's network (a user's module is imported now; the error says which module it needs)."""
+    from workbench.models.network import FastMLP
+    from workbench.models.zoo import build_network
+
+    if b.spec is not None:
+        return FastMLP(b.spec)
+    cfg = b.model_cfg
+    try:
+        return build_network(cfg, b.family.in_shape, b.family.out_dim, b.family.loss, f"{b.path}: model")
+    except ConfigError as e:
+        needs = f" (this model needs the module {cfg.module!r})" if cfg.module and "cannot import" in str(e) else ""
+        raise BundleError(f"{e}{needs}") from None
 
 
 def _rl_param_shapes(b: BundleSpec) -> list[tuple[int, ...]] | None:
@@ -465,7 +572,7 @@ def _rl_param_shapes(b: BundleSpec) -> list[tuple[int, ...]] | None:
     allocate nothing); None when this algorithm's structure is not known here (the counts are then checked
     after it is built)."""
     try:
-        from workbench.algorithms.maml_trpo import RLMetaLearner
+        from workbench.rl.learner import RLMetaLearner
         from workbench.algorithms.pearl import PEARL, _Nets
         from workbench.rl.policies import GaussianPolicy, make_policy
     except ImportError:
@@ -550,22 +657,35 @@ def load_bundle(path: str | Path) -> MetaModel | RLModel:
     b = validate_bundle(path, meta, tensors)
     if b.kind == "rl":
         return _load_rl(b, tensors)
-    spec = b.spec
-    n = 2 * spec.n_layers
-    params = [tensors[f"param.{i}"].float() for i in range(n)]
-    for i, p in enumerate(params):
+    network = _build_network(b)
+    n = len(network.names)
+    names = b.meta["model"].get("param_names")
+    if names is not None and list(names) != list(network.names):
+        raise BundleError(f"{path}: model.param_names: the bundle's parameters ({_short(names)}) are not the "
+                          f"network's ({_short(list(network.names))})")
+    params = []
+    for i, shape in enumerate(network.shapes):
+        p = _param(path, tensors, f"param.{i}")
+        if tuple(p.shape) != tuple(shape):
+            raise BundleError(f"{path}: param.{i} has shape {tuple(p.shape)}, the network's "
+                              f"{network.names[i]} has {tuple(shape)}")
         if not torch.isfinite(p).all():
             raise BundleError(f"{path}: param.{i} holds NaN or infinite weights")
-    k = 2 * b.first_layer
+        params.append(p.float())
+    k = b.first
+    if k >= n:
+        raise BundleError(f"{path}: adaptation.first = {k} but the network has {n} parameters")
     if b.lr == "per-parameter":
-        lrs = [tensors[f"lr.{i}"].float() for i in range(n - k)]
-        for i, (lr, p) in enumerate(zip(lrs, params[k:])):
+        lrs = []
+        for i, p in enumerate(params[k:]):
+            lr = _param(path, tensors, f"lr.{i}")
             if lr.shape != p.shape or not torch.isfinite(lr).all():
                 raise BundleError(f"{path}: lr.{i} must be finite with the shape of its parameter "
                                   f"{tuple(p.shape)}, got {tuple(lr.shape)}")
+            lrs.append(lr.float())
     else:
         lrs = [float(b.lr)] * (n - k)
-    rule = AdaptationRule(lrs, b.first_layer, b.steps, spec.activation)
-    model = MetaModel(path, params, rule, b.meta, b.family, spec)
+    rule = AdaptationRule(lrs, k, b.steps, b.family.loss)
+    model = MetaModel(path, network, params, rule, b.meta, b.family)
     model.sizes = b.sizes
     return model

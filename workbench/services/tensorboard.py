@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .storage import atomic_write_bytes
+from workbench.core.storage import atomic_write_bytes
 
 EVENT_FILE_MARK = "tfevents"
 PLUGIN_HPARAMS = "hparams"

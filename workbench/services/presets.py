@@ -12,8 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
-from .storage import MAX_TEXT_BYTES, UnreadableFile, check_regular, read_regular_bytes
+from workbench.core.errors import ConfigError
+from workbench.core.storage import MAX_TEXT_BYTES, UnreadableFile, check_regular, read_regular_bytes
 
 MAX_PRESET_BYTES = MAX_TEXT_BYTES
 SECTIONS = ("meta", "task", "algorithm", "model", "run")  # as ExperimentConfig.SECTIONS (no torch import here)

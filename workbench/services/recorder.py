@@ -6,7 +6,7 @@
     eval_tasks.csv       iteration, task, inner step, loss (every held-out adaptation curve)
     status.json          the run's status (running / finished / stopped / failed) and message, when it
                          started, the process writing it (pid, host) and the last evaluation
-    events.out.tfevents.*  the same scalars and the hyperparameters for TensorBoard (core/tensorboard.py;
+    events.out.tfevents.*  the same scalars and the hyperparameters for TensorBoard (services/tensorboard.py;
                          one file per session, buffered, flushed at checkpoints and at the end)
     checkpoint.safetensors, model.safetensors    written by the trainer
 """
@@ -24,9 +24,9 @@ import stat
 import warnings
 from pathlib import Path
 
-from . import events as ev
-from .errors import ConfigError, with_path
-from .storage import MAX_CSV_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
+from workbench.core import events as ev
+from workbench.core.errors import ConfigError, with_path
+from workbench.core.storage import MAX_CSV_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
 
 
 class RunRecorder:
@@ -176,8 +176,8 @@ class RunRecorder:
     def _status(self, status: str, message: str, **extra) -> None:
         path = self.run_dir / "status.json"
         text = json.dumps({"status": status, "message": message, **extra, **self._info}, indent=1)
-        try:
-            atomic_write_text(path, text)
+        try:  # the progress of a running run is rewritten at the next event: no fsync (~0.1 s each) for it
+            atomic_write_text(path, text, durable=status != "running")
         except OSError as e:
             if e.errno != errno.ENOSPC or not _overwrite_in_place(path, text.encode("utf-8")):
                 raise

@@ -1,6 +1,6 @@
 """The regression playground, without Qt: adapt a meta-learned model to support points a person chose.
 
-A :class:`RegressionSession` wraps a supervised :class:`~workbench.core.bundle.MetaModel` of a 1-D
+A :class:`RegressionSession` wraps a supervised :class:`~workbench.services.bundle.MetaModel` of a 1-D
 regression family whose true function is known (the sinusoid), and optionally a baseline model of the same
 family (usually the pretrained one).  From a set of support points it adapts both, one inner step at a
 time, each with the inner rule it was trained with (learning rates, Meta-SGD's per-parameter rates,
@@ -25,9 +25,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from workbench.models import mlp
-
-from .errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 SUPPORTED_FAMILIES = ("sinusoid",)  # 1-D regression families whose true function the playground can draw
 GRID_POINTS = 200
@@ -63,9 +61,9 @@ def describe_rule(model) -> str:
     rule = model.rule
     lr = ("learned per-parameter learning rates" if not all(isinstance(v, float) for v in rule.lrs)
           else f"inner lr {rule.lrs[0]:g}" if rule.lrs else "no adapted parameters")
-    n_layers = model.spec.n_layers
-    layers = ("all layers adapt" if rule.first_layer == 0 else "only the head adapts"
-              if rule.first_layer == n_layers - 1 else f"layers {rule.first_layer}..{n_layers - 1} adapt")
+    net = model.network
+    layers = ("all layers adapt" if rule.first == 0 else "only the head adapts" if rule.first == net.head_start
+              else f"parameters {', '.join(net.names[rule.first:])} adapt")
     return f"{model.algorithm}: {lr}, {layers}, trained with {rule.steps} step{'s' if rule.steps != 1 else ''}"
 
 
@@ -106,7 +104,7 @@ class RegressionSession:
             return (f"a {family} model adapts from the trajectories it collects; the regression playground "
                     f"takes a supervised 1-D regression model (sinusoid)")
         family = model.meta.get("family", getattr(model.family, "name", "?"))
-        if family not in SUPPORTED_FAMILIES or model.spec.in_dim != 1 or model.spec.out_dim != 1:
+        if family not in SUPPORTED_FAMILIES or model.network.in_shape != (1,) or model.network.out_dim != 1:
             return (f"the regression playground works on 1-D regression families with a known true function "
                     f"({', '.join(SUPPORTED_FAMILIES)}), not on {family!r}")
         return ""
@@ -198,16 +196,16 @@ class _Learner:
         self.fast = [p.detach() for p in model.params]
 
     def step(self) -> None:
-        from .adaptation import inner_step
+        from workbench.core.adaptation import inner_step
 
         with torch.no_grad():
-            self.fast = inner_step(self.fast, self.rule, self.xs, self.ys)
+            self.fast = inner_step(self.model.network, self.fast, self.rule, self.xs, self.ys)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         # the same parameters, in the same layout, as MetaModel.adapt(...).predict(x)
         params = [p[0] if p.dim() > s.dim() else p for p, s in zip(self.fast, self.model.params)]
         with torch.no_grad():
-            return mlp.forward(params, x.unsqueeze(0), self.rule.activation)[0]
+            return self.model.network.forward(params, x.unsqueeze(0))[0]
 
 
 class Adaptation:

@@ -15,18 +15,18 @@ from typing import Callable
 
 import torch
 
-from . import events as ev
-from . import seeding
-from .evaluation import copy_evaluation, events_from
+from workbench.core import events as ev
+from workbench.core import seeding
+from workbench.core.evaluation import copy_evaluation, events_from
 from .bundle import write_bundle
-from .config import ExperimentConfig
+from workbench.core.config import ExperimentConfig
 from .budget import check_memory, physical_memory
-from .errors import Cancelled, ConfigError, TrainingDiverged, is_out_of_memory
+from workbench.core.errors import Cancelled, ConfigError, TrainingDiverged, is_out_of_memory
 from .recorder import RunRecorder, read_status
-from .registry import ALGORITHMS, FAMILIES
+from workbench.core.registry import ALGORITHMS, FAMILIES
 from .runlock import LOCK, RunLock
 from .runs import BUNDLE, CHECKPOINT, CONFIG, SWEEP, is_run_file  # the run folder's files (SWEEP: a sweep's trial)
-from .storage import MAX_TENSOR_BYTES, UnreadableFile, load_tensors, save_tensors
+from workbench.core.storage import MAX_TENSOR_BYTES, UnreadableFile, load_tensors, save_tensors
 
 
 
@@ -107,15 +107,14 @@ class Trainer:
         self.family = FAMILIES.get(config.family)(config.task)
         check_memory(config, self.family)  # before anything large is allocated
         self.algo_cls = ALGORITHMS.get(config.algorithm_name)
-        from workbench.models.mlp import MLPSpec
-
-        self.spec = MLPSpec(self.family.in_dim, self.family.out_dim, tuple(config.model.hidden),
-                            config.model.activation)
+        # the network (any nn.Module for the supervised learners; an MLP policy spec for the RL ones): a
+        # user's module is imported here, when the run is built, never when the preset is read
+        self.model = self.algo_cls.make_model(config.model, self.family, config.where("model"))
         seed = config.run.seed
         init_gen = seeding.generator(seeding.INIT, seed)
         # Training tasks, the held-out set and test tasks come from separate streams (core/seeding.py).
         self.task_gen = seeding.generator(seeding.TRAIN, seed)
-        self.learner = self.algo_cls(config.algorithm, self.spec, self.device, init_gen, config.run.iterations,
+        self.learner = self.algo_cls(config.algorithm, self.model, self.device, init_gen, config.run.iterations,
                                      family=self.family)
         self.eval_batch = self.family.evaluation_batch(config.run.eval_tasks, config.run.eval_seed).to(self.device)
         self.iteration = 0

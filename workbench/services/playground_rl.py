@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import Cancelled, ConfigError
+from workbench.core.errors import Cancelled, ConfigError
+from workbench.core.payloads import RenderPayload, Trajectories2D
 
 GRADIENT, TRIAL, CONTEXT = "gradient", "trial", "context"
 MAX_GRADIENT_STEPS = 10
@@ -55,14 +56,14 @@ class RLResult:
     step_label: str  # what the steps count
     step_names: list[str]  # a legend name per step ("before adaptation", "after 1 step", "episode 2 of the trial")
     returns: np.ndarray  # (S+1,) mean return of the task's trajectories after each step
-    payload: dict | None  # the family's render payload (one task): "trajectories-2d" or "frames"
+    payload: RenderPayload | None  # the family's render payload (one task): Trajectories2D or Frames
     final_distance: np.ndarray | None = None  # navigation: mean distance of the shown paths' ends to the goal
     baseline_algorithm: str | None = None
     baseline_steps: list[int] = field(default_factory=list)
     baseline_step_label: str = ""
     baseline_step_names: list[str] = field(default_factory=list)
     baseline_returns: np.ndarray | None = None
-    baseline_payload: dict | None = None
+    baseline_payload: RenderPayload | None = None
     baseline_final_distance: np.ndarray | None = None
     seconds: float = 0.0
     note: str = ""  # e.g. why frames are not shown
@@ -80,11 +81,11 @@ def _mode(learner) -> str:
     return CONTEXT
 
 
-def final_distances(payload: dict) -> np.ndarray:
+def final_distances(payload: Trajectories2D) -> np.ndarray:
     """Mean over the shown trajectories of the distance from each path's last position to the goal, per step:
     (S+1,).  Paths hold NaN after an episode ended (the point reached the goal)."""
-    paths = np.asarray(payload["paths"], dtype=np.float64)[0]  # (S+1, n, H+1, 2)
-    goal = np.asarray(payload["goals"], dtype=np.float64)[0]
+    paths = np.asarray(payload.paths, dtype=np.float64)[0]  # (S+1, n, H+1, 2)
+    goal = np.asarray(payload.goals, dtype=np.float64)[0]
     finite = np.isfinite(paths).all(-1)  # (S+1, n, H+1)
     last = finite.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1)  # the index of the last finite point
     ends = np.take_along_axis(paths, last[..., None, None].repeat(2, -1), axis=2)[:, :, 0]  # (S+1, n, 2)
@@ -111,7 +112,7 @@ class RLSession:
         """"" if the model has an RL playground, else why not (one sentence for the user)."""
         family = _family_of(model)
         name = (getattr(model, "meta", None) or {}).get("family") or getattr(family, "name", "?")
-        if family is None or getattr(family, "kind", None) != "rl" or not hasattr(model, "learner"):
+        if family is None or family.kind != "rl" or not hasattr(model, "learner"):
             return f"a {name} model is not a reinforcement-learning policy"
         if family.playground_params() is None:
             msg = family.playground_unavailable()
@@ -216,7 +217,7 @@ class RLSession:
         outcome = learner.evaluate(self.family, batch, curve_steps, render, cancel=cancel)
         returns = np.asarray(outcome.per_task, dtype=np.float64)[0].copy()
         payload = outcome.payload
-        names = list((payload or {}).get("step_names") or [])
+        names = list((payload.step_names if payload is not None else None) or [])
         if mode == TRIAL:
             xs, label = [s + 1 for s in outcome.steps], "episode of the trial"
             names = names or [f"episode {s} of the trial" for s in xs]
@@ -227,10 +228,9 @@ class RLSession:
             xs, label = list(outcome.steps), outcome.step_label
             names = ["before adaptation" if s == 0 else f"after {s} step{'s' if s > 1 else ''}" for s in xs]
         if payload is not None:
-            payload = dict(payload)
-            payload["step_names"] = names
+            payload = dataclasses.replace(payload, step_names=names)
         distance = None
-        if payload is not None and payload.get("kind") == "trajectories-2d":
+        if isinstance(payload, Trajectories2D):
             distance = final_distances(payload)
         return xs, label, names, returns, payload, distance
 

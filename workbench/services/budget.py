@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import ConfigError
+from workbench.core.errors import ConfigError
 
 FLOAT = 4  # bytes per float32
 KEEP = 3  # tensors kept per value for the backward pass (value, gradient, an intermediate)
@@ -53,6 +53,29 @@ def parameter_count(in_dim: int, hidden: list[int], out_dim: int) -> int:
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
+def network_size(model, family) -> tuple[int, int]:
+    """(weights, floats of one point's forward pass) of the network ``model`` (a ModelConfig) on ``family``.
+    A user's module is not imported to be measured: its inputs and outputs are counted, not its layers."""
+    shape = tuple(getattr(family, "in_shape", None) or (int(family.in_dim),))
+    size_in, out_dim = 1, int(family.out_dim)
+    for s in shape:
+        size_in *= int(s)
+    name, module = getattr(model, "name", "mlp"), getattr(model, "module", "")
+    if module:
+        return 0, size_in + out_dim
+    if name == "conv4" and len(shape) == 3:
+        c, h, w = (int(s) for s in shape)
+        ch = int(model.channels)
+        params, width, cin = 0, size_in + out_dim, c
+        for _ in range(4):  # conv, batch norm (2 tensors kept), pool per block
+            params += ch * cin * 9 + ch + 2 * ch
+            width += 3 * ch * h * w + ch * (h // 2) * (w // 2)
+            cin, h, w = ch, h // 2, w // 2
+        return params + ch * h * w * out_dim + out_dim, width
+    hidden = list(model.hidden)
+    return parameter_count(size_in, hidden, out_dim), size_in + out_dim + sum(hidden)
+
+
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
@@ -61,15 +84,13 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
     """[(what, bytes)] for the parts of a run that scale with its config: the network, a meta-batch, the
     held-out evaluation (``eval_tasks`` x ``eval_steps``; default the run's) and replay buffers.
 
-    ``config`` needs ``task``, ``algorithm``, ``model.hidden`` and (without the two arguments) ``run``;
+    ``config`` needs ``task``, ``algorithm``, ``model`` and (without the two arguments) ``run``;
     a bundle's metadata gives the same (see bundle.py)."""
-    task, algo, hidden = config.task, config.algorithm, list(config.model.hidden)
+    task, algo = config.task, config.algorithm
     eval_tasks = int(config.run.eval_tasks if eval_tasks is None else eval_tasks)
     eval_steps = int(config.run.eval_steps if eval_steps is None else eval_steps)
-    in_dim, out_dim = int(family.in_dim), int(family.out_dim)
-    params = parameter_count(in_dim, hidden, out_dim)
-    width = in_dim + out_dim + sum(hidden)  # floats per row of one forward pass
-    rl = getattr(family, "kind", "") != "regression"
+    params, width = network_size(config.model, family)
+    rl = family.kind == "rl"
     horizon = int(getattr(task, "horizon", getattr(task, "pulls", 1)))
     trajectories = int(getattr(algo, "trajectories", 1))
     episodes = int(getattr(algo, "episodes", 1))
@@ -103,7 +124,7 @@ def replay_bytes(algo, family) -> int:
     """PEARL's per-task replay buffers: train_tasks x buffer_size transitions (obs, next obs, action,
     reward, done)."""
     act = family.n_actions if getattr(family, "discrete_actions", False) else int(getattr(family, "act_dim", 1))
-    width = 2 * int(getattr(family, "obs_dim", family.in_dim)) + act + 2
+    width = 2 * int(family.obs_dim) + act + 2
     return int(algo.train_tasks) * int(algo.buffer_size) * width * FLOAT
 
 
@@ -118,7 +139,10 @@ def check_memory(config, family, where: str = "", eval_tasks: int | None = None,
     if total <= limit:
         return
     what, size = max(parts, key=lambda p: p[1])
-    task, algo, hidden = config.task, config.algorithm, ("model.hidden", list(config.model.hidden))
+    task, algo = config.task, config.algorithm
+    model = config.model
+    hidden = (("model.channels", model.channels) if getattr(model, "name", "mlp") == "conv4" and not
+              getattr(model, "module", "") else ("model.hidden", list(model.hidden)))
 
     def of(section: str, obj, names) -> list:
         section = algorithm_section if section == "algorithm" else section

@@ -59,7 +59,7 @@ def train_in_child(config: dict | None, run_dir: str | None, resume: bool, conn,
     conn = _Link(conn)
     try:
         from workbench.core.config import ExperimentConfig
-        from workbench.core.trainer import Trainer
+        from workbench.services.trainer import Trainer
 
         batcher = _Batcher(conn)
         if resume:
