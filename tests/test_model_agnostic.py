@@ -198,7 +198,7 @@ def test_conv4_is_the_few_shot_standard():
     reference = x
     for block in net.features[:4]:  # pooling before the ReLU is the same function as after it
         reference = torch.nn.functional.max_pool2d(torch.relu(block.norm(block.conv(reference))), 2)
-    assert torch.allclose(net(x), net.head(reference.flatten(1)), atol=1e-6)
+    assert torch.allclose(net(x), net.head(reference.flatten(1)), atol=1e-5)  # another summation order
 
 
 def wb(*args):
