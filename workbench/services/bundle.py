@@ -147,7 +147,18 @@ def _as_labels(a, classes: int, name: str) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.int64))
 
 
-class MetaModel(AdaptedModel):
+class _Loaded:
+    """What every model loaded from a bundle has: its metadata, the algorithm that trained it, and the sizes
+    budget.check_memory needs to bound an evaluation."""
+    meta: dict
+    sizes = None  # set by load_bundle
+
+    @property
+    def algorithm(self) -> str:
+        return self.meta["algorithm"]
+
+
+class MetaModel(_Loaded, AdaptedModel):
     """A meta-learned model loaded from a bundle."""
 
     def __init__(self, path: Path, network, params, rule: AdaptationRule, meta: dict, family):
@@ -158,12 +169,6 @@ class MetaModel(AdaptedModel):
     def spec(self):
         """The MLP's spec when the network is the built-in MLP (its ONNX export), else None."""
         return getattr(self.network, "spec", None)
-
-    @property
-    def algorithm(self) -> str:
-        return self.meta["algorithm"]
-
-    sizes = None  # set by load_bundle: what budget.check_memory needs to know of the bundle
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -243,18 +248,12 @@ def _write_rl_bundle(path, learner, config, summary) -> Path:
     return Path(path)
 
 
-class RLModel:
+class RLModel(_Loaded):
     """A meta-RL policy loaded from a bundle: it adapts from trajectories it collects itself."""
 
     def __init__(self, path: Path, meta: dict, learner, family):
         self.path, self.meta, self.learner, self.family = path, meta, learner, family
         self.spec = learner.spec
-
-    @property
-    def algorithm(self) -> str:
-        return self.meta["algorithm"]
-
-    sizes = None  # set by load_bundle: what budget.check_memory needs to know of the bundle
 
     @property
     def params(self) -> list[torch.Tensor]:
