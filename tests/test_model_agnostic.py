@@ -250,3 +250,41 @@ def test_the_readme_example_of_ones_own_network_runs(tmp_path):
 
     _, meta = load_tensors(tmp_path / "run" / "model.safetensors")
     assert meta["model"]["module"] == "mynets:SineNet" and meta["model"]["kwargs"] == {"width": 64}
+
+
+@pytest.mark.parametrize("algo, cfg, activation, loss", [
+    ("maml", {"inner_steps": 1, "inner_lr": 0.05}, "relu", "mse"),
+    ("maml", {"inner_steps": 3, "inner_lr": 0.05}, "tanh", "mse"),
+    ("maml", {"first_order": True, "inner_steps": 2}, "relu", "mse"),
+    ("metasgd", {"inner_steps": 2}, "tanh", "mse"),
+    ("anil", {"inner_steps": 2, "inner_lr": 0.1}, "relu", "mse"),
+    ("anil", {"inner_steps": 1, "inner_lr": 0.1}, "tanh", "mse"),
+    ("maml", {"inner_steps": 2, "inner_lr": 0.5}, "tanh", "cross_entropy"),
+    ("metasgd", {"inner_steps": 1}, "relu", "cross_entropy"),
+])
+def test_the_fused_mlps_hand_written_meta_gradient_equals_autograd(algo, cfg, activation, loss):
+    """The fused MLP's meta-gradient (R-operator, no autograd) against autograd through its differentiable
+    inner step, in float64: parameters and Meta-SGD's learning rates, every inner-step count."""
+    g = torch.Generator().manual_seed(7)
+    if loss == "mse":
+        fam, spec = family(), MLPSpec(1, 1, (16, 12), activation)
+        batch = double_batch(fam.sample_batch(5, g))
+    else:
+        class Vectors:  # 3-way classification of 4-d points
+            kind, loss, metric, in_shape, out_dim = "classification", "cross_entropy", "accuracy", (4,), 3
+        fam, spec = Vectors(), MLPSpec(4, 3, (16, 12), activation)
+        xs, xq = torch.randn(5, 6, 4, generator=g).double(), torch.randn(5, 9, 4, generator=g).double()
+        ys, yq = torch.arange(3).repeat(2).expand(5, -1), torch.arange(3).repeat(3).expand(5, -1)
+        from workbench.tasks.base import TaskBatch
+        batch = TaskBatch(torch.zeros(5, 1), xs, ys, xq, yq)
+    learner = as_double(make(algo, FastMLP(spec), fam, **cfg))
+    loss_ref, grads_ref = meta_gradient(learner, batch)
+    manual = learner.network.meta_gradient(learner.params, learner.adaptation_rule(), learner.cfg.inner_steps,
+                                           learner.cfg.first_order, batch)
+    assert manual is not None
+    value, grads, lr_grads = manual
+    grads = grads + (lr_grads or [])
+    assert torch.allclose(value, loss_ref.detach(), rtol=1e-12)
+    assert len(grads) == len(grads_ref)
+    for a, b in zip(grads, grads_ref):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), (a - b).abs().max()

@@ -6,7 +6,9 @@
 
 All tasks adapt at once: θ'_i is a task-batched parameter list.  L is the family's loss (MSE, cross-entropy)
 on any network.  The inner gradient stays differentiable (``create_graph``), so the outer gradient is the
-exact second-order meta-gradient; with ``first_order`` it is treated as a constant (FOMAML).
+exact second-order meta-gradient; with ``first_order`` it is treated as a constant (FOMAML).  On the fused
+MLP the whole meta-gradient is written out instead (``Network.meta_gradient``: the R-operator gives the
+Hessian-vector products), which the tests check against autograd; on any other network, autograd.
 """
 from __future__ import annotations
 
@@ -40,6 +42,18 @@ class MAML(MetaLearner):
 
     def setup(self, generator):
         self.optimizer = Adam(self.meta_parameters(), self.cfg.outer_lr)
+
+    def meta_step(self, batch, iteration):
+        # the network's own meta-gradient where it has one (the fused MLP), else autograd through outer_loss
+        manual = self.network.meta_gradient(self.params, self.adaptation_rule(), self.cfg.inner_steps,
+                                            self.cfg.first_order, batch)
+        if manual is None:
+            return super().meta_step(batch, iteration)
+        loss, grads, lr_grads = manual
+        grads = grads + (lr_grads if lr_grads is not None else [])
+        value = self.check_finite(loss, grads)
+        self.optimizer.step(grads)
+        return {"loss": value}
 
     def outer_loss(self, params, batch):
         rule = self.adaptation_rule()

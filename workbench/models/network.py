@@ -8,7 +8,8 @@ are (B, N, out_dim).
 Two implementations behind the same interface:
 
 * :class:`FastMLP` — the hand-fused MLP kernel of :mod:`workbench.models.mlp` (batched matrix products,
-  the backward written as differentiable ops).  Chosen automatically for the built-in ``mlp``.
+  the backward written as differentiable ops, and the whole second-order MAML meta-gradient written out
+  with the R-operator, :meth:`Network.meta_gradient`).  Chosen automatically for the built-in ``mlp``.
 * :class:`FunctionalNetwork` — any ``torch.nn.Module``: ``torch.func.functional_call`` over the parameter
   list, ``torch.func.vmap`` over the task dimension, ``torch.autograd.grad`` for the inner gradient.
   Convolutional modules run task by task instead (``task_chunk = 1``): measured on this project's CPU
@@ -56,6 +57,12 @@ class Network:
         are constants.  Works inside ``torch.no_grad()`` too (evaluation)."""
         raise NotImplementedError
 
+    def meta_gradient(self, params: list[torch.Tensor], rule, steps: int, first_order: bool, batch):
+        """A hand-written MAML meta-gradient, when this network has one: ``(loss, grads of params, grads of
+        tensor learning rates or None)`` for the mean query loss after ``steps`` inner steps of ``rule``;
+        None when it has none (the learner then differentiates :meth:`loss_grads` with autograd)."""
+        return None
+
     def is_batched(self, params: list[torch.Tensor]) -> list[bool]:
         return [p.dim() > len(s) for p, s in zip(params, self.shapes)]
 
@@ -81,6 +88,15 @@ class FastMLP(Network):
 
     def forward(self, params, x):
         return mlp.forward(params, x, self.spec.activation)
+
+    def meta_gradient(self, params, rule, steps, first_order, batch):
+        if rule.first % 2 or rule.loss not in ("mse", "cross_entropy"):
+            return None
+        with torch.no_grad():
+            return mlp.meta_gradient([p.detach() for p in params], [lr if isinstance(lr, float) else lr.detach()
+                                                                    for lr in rule.lrs], rule.first, steps,
+                                     first_order, batch.xs, batch.ys, batch.xq, batch.yq, rule.loss,
+                                     self.spec.activation)
 
     def loss_grads(self, params, x, y, loss, first, create_graph):
         if first % 2:
