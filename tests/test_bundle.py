@@ -178,3 +178,23 @@ def test_shape_mismatch_is_reported(trained, tmp_path):
     save_tensors(p, tensors, meta)
     with pytest.raises(BundleError, match=r"param.2 has shape \(3, 3\)"):
         workbench.load_model(p)
+
+
+@pytest.mark.parametrize("algo", ["maml", "metasgd", "anil"])
+def test_a_format_1_bundle_still_loads_and_adapts_the_same(trained, tmp_path, algo):
+    """Bundles written before the model-agnostic engine (format 1: an MLP spec, adaptation.first_layer)."""
+    from workbench.core.storage import load_tensors
+
+    trainer, path = trained[algo]
+    tensors, meta = load_tensors(path)
+    model = meta["model"]
+    old = {**{k: v for k, v in meta.items() if k != "kind"}, "format_version": 1,
+           "model": {"in_dim": 1, "out_dim": 1, "hidden": model["hidden"], "activation": model["activation"]},
+           "adaptation": {"first_layer": meta["adaptation"]["first"] // 2, "steps": meta["adaptation"]["steps"],
+                          "lr": meta["adaptation"]["lr"]}}
+    save_tensors(tmp_path / "old.safetensors", tensors, old)
+    new, legacy = workbench.load_model(path), workbench.load_model(tmp_path / "old.safetensors")
+    b = trainer.eval_batch
+    xs, ys, xq = b.xs[0].numpy(), b.ys[0].numpy(), b.xq[0].numpy()
+    np.testing.assert_array_equal(legacy.adapt(xs, ys, steps=2).predict(xq), new.adapt(xs, ys, steps=2).predict(xq))
+    assert legacy.rule.first == new.rule.first
