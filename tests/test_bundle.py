@@ -126,6 +126,7 @@ def test_foreign_incompatible_and_missing_bundles(tmp_path):
     (lambda t, m: m["model"].update(param_names=["a"] * 6), "model.param_names: the bundle's parameters"),
     (lambda t, m: m["model"].update(in_shape=[2]), "model.in_shape = [2]: expected [1]"),
     (lambda t, m: m["adaptation"].update(loss="cross_entropy"), "adaptation.loss = 'cross_entropy'"),
+    (lambda t, m: m["adaptation"].update(first=1), "adaptation.first = 1: expected the first parameter of a layer"),
     (lambda t, m: m.update(format_version=0), "format version 0 is not valid"),
     (lambda t, m: t["param.0"].fill_(float("inf")), "param.0 holds NaN or infinite weights"),
     (lambda t, m: m["adaptation"].update(lr=float("nan")), "adaptation.lr = nan is not a finite number"),

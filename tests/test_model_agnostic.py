@@ -218,6 +218,9 @@ def wb(*args):
     ("maml-sinusoid", ["model.name=conv5"], "name = 'conv5': expected one of 'mlp', 'conv4' (did you mean 'conv4'?)"),
     ("maml-sinusoid", ["model.name=conv4"], "name = 'conv4': needs image inputs"),
     ("maml-trpo-navigation", ["model.name=conv4"], "runs MLP policies"),
+    ("maml-sinusoid", ['model.module="usernets:Branchy"'], "batched with torch.func.vmap"),
+    ("maml-sinusoid", ['model.module="usernets:Pair"'], "forward must return a tensor (N, out_dim), got tuple"),
+    ("maml-sinusoid", ['model.module="usernets:SineNet"', "model.kwargs={ d = 1979-05-27 }"], "no dates or times"),
 ])
 def test_bad_model_input_is_one_line_with_exit_2(tmp_path, preset, sets, expected):
     args = ["train", PRESETS / f"{preset}.toml", "--iterations", 1, "--out", tmp_path / "run"]
@@ -288,3 +291,24 @@ def test_the_fused_mlps_hand_written_meta_gradient_equals_autograd(algo, cfg, ac
     assert len(grads) == len(grads_ref)
     for a, b in zip(grads, grads_ref):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), (a - b).abs().max()
+
+
+@pytest.mark.parametrize("module", ["usernets:Unused", "usernets:Tied"])
+def test_modules_with_unused_or_tied_parameters_train(module):
+    from workbench.services.trainer import Trainer
+
+    for algo in ("maml", "anil", "reptile", "pretrained"):
+        cfg = tiny_config(algo, iterations=3).replace([f'model.module="{module}"'])
+        trainer = Trainer(cfg)
+        trainer.run()
+        assert trainer.iteration == 3 and all(torch.isfinite(p).all() for p in trainer.learner.params)
+    if module.endswith("Tied"):  # the shared weight is one meta-parameter
+        assert trainer.learner.network.names.count("a.weight") == 1 and "b.weight" not in trainer.learner.network.names
+
+
+def test_a_diverged_classifier_has_no_accuracy():
+    from workbench.core import losses
+
+    out = torch.tensor([[[1.0, 0.0], [float("nan"), 0.0]], [[0.0, 1.0], [0.0, 1.0]]])
+    acc = losses.accuracy(out, torch.tensor([[0, 0], [1, 1]]))
+    assert torch.isnan(acc[0]) and acc[1] == 1.0  # NaN: the divergence rule names the task, never a number

@@ -91,3 +91,54 @@ class ToyImages(SupervisedFamily):
 
     def evaluation_batch(self, n, seed, shots=None, query=None, stream=seeding.HELD_OUT):
         return self._batch(n, seeding.generator(stream, seed), self.cfg.eval_query if query is None else query)
+
+
+class Unused(nn.Module):
+    """A module with a parameter its forward never uses (an auxiliary head): its gradient is zero."""
+
+    def __init__(self):
+        super().__init__()
+        self.aux = nn.Linear(1, 3)
+        self.body = nn.Linear(1, 16)
+        self.out = nn.Linear(16, 1)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.body(x)))
+
+
+class Tied(nn.Module):
+    """Two layers sharing one weight (a tied parameter is meta-learned once)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.inp = nn.Linear(1, 8)
+        self.b = nn.Linear(8, 8)
+        self.b.weight = self.a.weight
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.inp(x))
+        return self.out(torch.relu(self.b(torch.relu(self.a(h)))))
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow, which tasks batched by torch.func.vmap cannot run."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(1, 1)
+
+    def forward(self, x):
+        return self.lin(x) if x.sum() > 0 else -self.lin(x)
+
+
+class Pair(nn.Module):
+    """Returns a tuple, not a tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(1, 1)
+
+    def forward(self, x):
+        return self.lin(x), x

@@ -59,7 +59,7 @@ class MetaLearner(Learner):
         for sl in chunks:
             part = batch[sl]
             loss = self.outer_loss(self.params, part) * (len(part) / n)
-            g = torch.autograd.grad(loss, meta)
+            g = torch.autograd.grad(loss, meta, materialize_grads=True)
             grads = list(g) if grads is None else [a + b for a, b in zip(grads, g)]
             total = total + loss.detach()
         value = self.check_finite(total, grads)

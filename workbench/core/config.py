@@ -129,6 +129,8 @@ def coerce_value(cls, key: str, value: Any, where: str) -> Any:
     if tp is dict:
         if not isinstance(value, dict):
             raise bad("expected a table, e.g. { width = 32 }")
+        if not _json_like(value):
+            raise bad("expected strings, numbers, booleans, lists and tables only (no dates or times)")
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
@@ -156,6 +158,15 @@ def coerce_value(cls, key: str, value: Any, where: str) -> Any:
             raise bad("expected " + describe_range(f) + _suggest(value, choices))
         return value
     raise bad(f"unsupported field type {tp}")
+
+
+def _json_like(value) -> bool:
+    """Whether ``value`` holds only what JSON stores (a bundle records it): no TOML dates or times."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_like(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_like(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def _check_range(f: dataclasses.Field, v, bad):

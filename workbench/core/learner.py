@@ -90,7 +90,7 @@ class Learner:
 
     def gradient_step(self, loss: torch.Tensor, optimizer, lr: float | None = None) -> float:
         """Differentiate the loss w.r.t. every meta-parameter, check both, and take an outer step."""
-        grads = list(torch.autograd.grad(loss, self.meta_parameters()))
+        grads = list(torch.autograd.grad(loss, self.meta_parameters(), materialize_grads=True))  # unused: 0
         value = self.check_finite(loss, grads)
         optimizer.step(grads, lr)
         return value

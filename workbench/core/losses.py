@@ -38,8 +38,10 @@ def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(B, N, C) logits, (B, N) labels -> (B,) fraction of each task's points classified correctly."""
-    return (out.argmax(-1) == y).to(out.dtype).mean(1)
+    """(B, N, C) logits, (B, N) labels -> (B,) fraction of each task's points classified correctly; NaN for a
+    task whose logits are not all finite (its adaptation diverged: never reported as an accuracy)."""
+    acc = (out.argmax(-1) == y).to(out.dtype).mean(1)
+    return torch.where(torch.isfinite(out).flatten(1).all(1), acc, torch.full_like(acc, float("nan")))
 
 
 _FUNCTIONS = {"mse": mse, "cross_entropy": cross_entropy, "accuracy": accuracy}

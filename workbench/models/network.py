@@ -120,7 +120,9 @@ class FunctionalNetwork(Network):
         self.in_shape, self.out_dim = tuple(in_shape), int(out_dim)
         self.module = self._build(0)
         named = dict(self.module.named_parameters())
-        head_names = self.head_names(self.module, head)
+        canonical = {id(p): n for n, p in named.items()}  # a tied parameter is meta-learned once, by its first name
+        alias = {n: canonical[id(p)] for n, p in self.module.named_parameters(remove_duplicate=False)}
+        head_names = list(dict.fromkeys(alias[n] for n in self.head_names(self.module, head)))
         self.names = [n for n in named if n not in head_names] + head_names
         self.shapes = [tuple(named[n].shape) for n in self.names]
         self.head_start = len(self.names) - len(head_names)
@@ -136,13 +138,14 @@ class FunctionalNetwork(Network):
 
     @staticmethod
     def head_names(module: nn.Module, head: str) -> list[str]:
-        """The parameter names of submodule ``head`` ("" : the last submodule that holds parameters of its
-        own).  Raises ValueError when ``head`` names no submodule with parameters."""
+        """The parameter names of submodule ``head`` ("": the last submodule, in registration order, that holds
+        parameters of its own: define the output layer last, or name it).  Raises ValueError when ``head``
+        names no submodule with parameters."""
         if head:
             subs = dict(module.named_modules())
             if head not in subs:
                 raise ValueError(f"names no submodule; submodules: {', '.join(n for n in subs if n) or 'none'}")
-            names = [f"{head}.{n}" for n, _ in subs[head].named_parameters()]
+            names = [f"{head}.{n}" for n, _ in subs[head].named_parameters(remove_duplicate=False)]
             if not names:
                 raise ValueError("names a submodule without parameters")
             return names
@@ -161,7 +164,10 @@ class FunctionalNetwork(Network):
         return [named[n].detach().to(device=device, dtype=torch.float32).clone() for n in self.names]
 
     def _call(self, params, x):
-        return functional_call(self.module, dict(zip(self.names, params)), (x,))
+        out = functional_call(self.module, dict(zip(self.names, params)), (x,))
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"forward must return a tensor (N, out_dim), got {type(out).__name__}")
+        return out
 
     def forward(self, params, x):
         batched = self.is_batched(params)
@@ -169,7 +175,8 @@ class FunctionalNetwork(Network):
         if b == 1 or self.task_chunk == 1:  # task by task (see the module docstring for why)
             return torch.stack([self._call([p[i] if t else p for p, t in zip(params, batched)], x[i])
                                 for i in range(b)])
-        return vmap(self._call, in_dims=([0 if t else None for t in batched], 0))(list(params), x)
+        return vmap(self._call, in_dims=([0 if t else None for t in batched], 0), randomness="different")(
+            list(params), x)
 
     def loss_grads(self, params, x, y, loss, first, create_graph):
         b = x.shape[0]
@@ -180,5 +187,5 @@ class FunctionalNetwork(Network):
                 adapted.append(q if q.requires_grad else q.detach().requires_grad_())
             out = self.forward(list(params[:first]) + adapted, x)
             total = losses.task_loss(loss, out, y).sum()
-            grads = torch.autograd.grad(total, adapted, create_graph=create_graph)
+            grads = torch.autograd.grad(total, adapted, create_graph=create_graph, materialize_grads=True)
         return list(grads) if create_graph else [g.detach() for g in grads]

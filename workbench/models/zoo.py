@@ -145,9 +145,12 @@ def check_output(net: Network, where: str, what: str) -> None:
     try:
         with torch.no_grad():
             out = net.forward(params, x)
+            if not net.task_chunk:  # tasks as a batch dimension (torch.func.vmap), as training runs it
+                net.forward([p.expand(2, *p.shape) for p in params], x.expand(2, *x.shape[1:]))
     except Exception as e:  # noqa: BLE001 - the user's forward
-        raise ConfigError(f"{where} {what}: the network fails on the family's inputs (a task of 2 points of "
-                          f"shape {tuple(net.in_shape)}): {type(e).__name__}: {e}".replace("\n", " ")) from None
+        raise ConfigError(f"{where} {what}: the network fails on the family's inputs (tasks of 2 points of "
+                          f"shape {tuple(net.in_shape)}, batched with torch.func.vmap): {type(e).__name__}: "
+                          f"{e}".replace("\n", " ")) from None
     if tuple(out.shape) != (1, 2, net.out_dim):
         got = tuple(out.shape[2:]) if out.dim() >= 2 else tuple(out.shape)
         raise ConfigError(f"{where} {what}: the network gives outputs of shape {got} per point; the family "

@@ -99,7 +99,8 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
     def rows(tasks: int, query: int) -> int:
         if rl:
             return tasks * max(trajectories, 1) * horizon * max(episodes, 1)
-        return tasks * (int(getattr(task, "shots", 1)) + query)
+        # an N-way task has shots + query points per class
+        return tasks * int(getattr(task, "ways", 1)) * (int(getattr(task, "shots", 1)) + query)
 
     meta_batch = int(getattr(algo, "meta_batch", 1))
     train_steps = inner + 1

@@ -2,7 +2,9 @@
 its header (format version, family, algorithm, the network's ``[model]`` table and parameter names,
 adaptation hyperparameters including any learned learning rates, training summary, workbench version).
 Loading never unpickles anything.  A bundle of a user's own ``nn.Module`` records its import path and
-constructor kwargs; loading it imports that module (and says which one it needs when it does not import).
+constructor kwargs; loading it imports that module and builds it with those kwargs (and says which module
+it needs when it does not import) — that is running code the bundle names, so load such bundles as you
+would run that code: from sources you trust.
 
     model = workbench.load_model("runs/maml-sinusoid/model.safetensors")
     adapted = model.adapt(x_support, y_support)      # numpy (K, *in_shape) and (K, out) / (K,) labels
@@ -207,10 +209,12 @@ class MetaModel(_Loaded, AdaptedModel):
         _check_memory(self, tasks, max(steps))
         batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query, stream=seeding.TEST)
         metric = self.family.metric
+        classes = self.family.out_dim if self.family.kind == "classification" else 1  # shots are per class
         values, _ = adaptation_curve(self.network, self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq,
                                      max(steps), metric=metric)
         return {"metric": metric, **_curve_report(values.double().numpy(), steps), "tasks": tasks,
-                "seed": seed, "shots": batch.xs.shape[1], "family": self.meta["family"], "algorithm": self.algorithm}
+                "seed": seed, "family": self.meta["family"], "algorithm": self.algorithm,
+                "shots": batch.xs.shape[1] // classes}
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
         """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits."""
@@ -674,6 +678,10 @@ def load_bundle(path: str | Path) -> MetaModel | RLModel:
     k = b.first
     if k >= n:
         raise BundleError(f"{path}: adaptation.first = {k} but the network has {n} parameters")
+    if b.spec is not None or getattr(network, "spec", None) is not None:
+        if k % 2:  # the fused MLP adapts whole layers
+            raise BundleError(f"{path}: adaptation.first = {k}: expected the first parameter of a layer (an even "
+                              f"index) of this MLP")
     if b.lr == "per-parameter":
         lrs = []
         for i, p in enumerate(params[k:]):
