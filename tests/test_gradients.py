@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from workbench.core import losses
 from workbench.core.adaptation import AdaptationRule, inner_step
 from workbench.models import mlp
 from workbench.models.mlp import MLPSpec
@@ -21,9 +22,9 @@ def problem(activation="relu", tasks=4, seed=0, dtype=torch.float64):
 @pytest.mark.parametrize("first_layer", [0, 1, 2])
 def test_manual_support_gradient_equals_autograd(activation, first_layer):
     spec, params, xs, ys, _, _ = problem(activation)
-    ours = mlp.mse_grad(params, xs, ys, activation, first_layer)
+    ours = mlp.backprop(params, xs, lambda out: losses.output_grad("mse", out, ys), activation, first_layer)[0]
     for t in range(xs.shape[0]):
-        loss = mlp.mse(mlp.forward(params, xs[t:t + 1], activation), ys[t:t + 1]).sum()
+        loss = losses.mse(mlp.forward(params, xs[t:t + 1], activation), ys[t:t + 1]).sum()
         ref = torch.autograd.grad(loss, params[2 * first_layer:])
         for a, b in zip(ours, ref):
             torch.testing.assert_close(a[t], b)
@@ -36,10 +37,10 @@ def per_task_maml_gradient(params, xs, ys, xq, yq, lr, steps, first_order, activ
     for t in range(xs.shape[0]):
         fast = list(params)
         for _ in range(steps):
-            loss = mlp.mse(mlp.forward(fast, xs[t:t + 1], activation), ys[t:t + 1]).sum()
+            loss = losses.mse(mlp.forward(fast, xs[t:t + 1], activation), ys[t:t + 1]).sum()
             grads = torch.autograd.grad(loss, fast[k:], create_graph=not first_order)
             fast = fast[:k] + [p - lr * g for p, g in zip(fast[k:], grads)]
-        total = total + mlp.mse(mlp.forward(fast, xq[t:t + 1], activation), yq[t:t + 1]).sum()
+        total = total + losses.mse(mlp.forward(fast, xq[t:t + 1], activation), yq[t:t + 1]).sum()
     return torch.autograd.grad(total / xs.shape[0], params)
 
 
@@ -49,7 +50,7 @@ def batched_maml_gradient(params, xs, ys, xq, yq, lr, steps, first_order, activa
     fast = params
     for _ in range(steps):
         fast = inner_step(FastMLP(spec), fast, rule, xs, ys, create_graph=not first_order)
-    loss = mlp.mse(mlp.forward(fast, xq, activation), yq).mean()
+    loss = losses.mse(mlp.forward(fast, xq, activation), yq).mean()
     return torch.autograd.grad(loss, params)
 
 
@@ -86,11 +87,11 @@ def test_meta_sgd_learning_rates_receive_gradient():
     lrs = [torch.full_like(p, 0.05).requires_grad_() for p in params]
     rule = AdaptationRule(lrs, 0, 1, "mse")
     fast = inner_step(FastMLP(MLPSpec(1, 1, (8, 6), "relu")), params, rule, xs, ys, create_graph=True)
-    loss = mlp.mse(mlp.forward(fast, xq), yq).mean()
+    loss = losses.mse(mlp.forward(fast, xq), yq).mean()
     grads = torch.autograd.grad(loss, lrs)
     # reference: d loss / d lr = -<grad_query(θ'), grad_support(θ)> per entry, summed over tasks / B
-    support = mlp.mse_grad(params, xs, ys)
+    support = mlp.backprop(params, xs, lambda out: losses.output_grad("mse", out, ys))[0]
     fast_d = [f.detach().requires_grad_() for f in fast]
-    q = torch.autograd.grad(mlp.mse(mlp.forward(fast_d, xq), yq).mean(), fast_d)
+    q = torch.autograd.grad(losses.mse(mlp.forward(fast_d, xq), yq).mean(), fast_d)
     for g, s, qq in zip(grads, support, q):
         torch.testing.assert_close(g, -(s * qq).sum(0))

@@ -62,9 +62,7 @@ class MetaLearner(Learner):
             g = torch.autograd.grad(loss, meta, materialize_grads=True)
             grads = list(g) if grads is None else [a + b for a, b in zip(grads, g)]
             total = total + loss.detach()
-        value = self.check_finite(total, grads)
-        self.optimizer.step(grads)
-        return {"loss": value}
+        return {"loss": self.apply_gradient(total, grads, self.optimizer)}
 
     def evaluate(self, family, batch, steps: int, render_tasks: int, cancel=None):
         from workbench.core.evaluation import supervised_outcome

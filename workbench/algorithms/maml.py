@@ -50,10 +50,7 @@ class MAML(MetaLearner):
         if manual is None:
             return super().meta_step(batch, iteration)
         loss, grads, lr_grads = manual
-        grads = grads + (lr_grads if lr_grads is not None else [])
-        value = self.check_finite(loss, grads)
-        self.optimizer.step(grads)
-        return {"loss": value}
+        return {"loss": self.apply_gradient(loss, grads + (lr_grads or []), self.optimizer)}
 
     def outer_loss(self, params, batch):
         rule = self.adaptation_rule()

@@ -349,8 +349,7 @@ class PEARL(Learner):
         alpha_loss = self.log_alpha * (entropy - self.target_entropy)
         g_alpha = torch.autograd.grad(alpha_loss.sum(), [self.log_alpha])
         grads = list(g_enc_q) + list(g_actor) + list(g_alpha)
-        self.check_finite(critic + actor, grads)
-        self.optimizer.step(grads)
+        self.apply_gradient(critic + actor, grads, self.optimizer)
         with torch.no_grad():
             for tgt, src in (("target_q1", "q1"), ("target_q2", "q2")):
                 torch._foreach_lerp_(self.extras[tgt], [p.detach() for p in self.parts[src]], c.tau)

@@ -49,8 +49,6 @@ class Reptile(MetaLearner):
             loss = self.query_loss(fast, batch.xq, batch.yq)
             # θ − mean_i W_i is the direction an SGD step of size ε follows.
             direction = [p - w.mean(0) for p, w in zip(self.params, fast)]
-            value = self.check_finite(loss, direction)
         frac = 1.0 - iteration / self.total_iterations if self.cfg.anneal else 1.0
         eps = self.cfg.outer_step * frac
-        self.optimizer.step(direction, eps)
-        return {"loss": value, "outer_step": eps}
+        return {"loss": self.apply_gradient(loss, direction, self.optimizer, eps), "outer_step": eps}

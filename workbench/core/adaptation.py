@@ -56,7 +56,7 @@ def adaptation_curve(network, params: list[torch.Tensor], rule: AdaptationRule, 
             Cancelled.raise_if_set(cancel)
             if s > 0:
                 fast = inner_step(network, fast, rule, xs[sl], ys[sl])
-            v.append(losses.task_metric(metric, network.forward(fast, xq[sl]), yq[sl]))
+            v.append(losses.per_task(metric, network.forward(fast, xq[sl]), yq[sl]))
             if grid is not None:
                 pr.append(network.forward(fast, grid[sl]))
         values.append(torch.stack(v, 1))

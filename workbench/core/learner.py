@@ -91,6 +91,11 @@ class Learner:
     def gradient_step(self, loss: torch.Tensor, optimizer, lr: float | None = None) -> float:
         """Differentiate the loss w.r.t. every meta-parameter, check both, and take an outer step."""
         grads = list(torch.autograd.grad(loss, self.meta_parameters(), materialize_grads=True))  # unused: 0
+        return self.apply_gradient(loss, grads, optimizer, lr)
+
+    def apply_gradient(self, loss: torch.Tensor, grads: list[torch.Tensor], optimizer, lr: float | None = None) -> float:
+        """The loss as a float once it and ``grads`` (one per meta-parameter) are checked finite
+        (:meth:`check_finite`), after an outer step of ``optimizer`` along ``grads``."""
         value = self.check_finite(loss, grads)
         optimizer.step(grads, lr)
         return value

@@ -17,8 +17,6 @@ import torch.nn.functional as F
 
 #: name -> True when a larger value is better (the plots' and the sweeps' direction)
 HIGHER_IS_BETTER = {"mse": False, "loss": False, "cross_entropy": False, "accuracy": True, "return": True}
-LOSSES = ("mse", "cross_entropy")
-METRICS = ("mse", "cross_entropy", "accuracy", "return")
 
 
 def higher_is_better(metric: str) -> bool:
@@ -47,13 +45,14 @@ def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 _FUNCTIONS = {"mse": mse, "cross_entropy": cross_entropy, "accuracy": accuracy}
 
 
-def task_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-task loss ``name`` (one of :data:`LOSSES`): (B,). Raises KeyError for an unknown name."""
+def per_task(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-task loss or metric ``name`` of a supervised family (mse, cross_entropy or accuracy): (B,).
+    Raises KeyError for an unknown name."""
     return _FUNCTIONS[name](out, y)
 
 
 def mean_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The mean over tasks of :func:`task_loss` (a scalar), as one fused op: every task of a batch has
+    """The mean over tasks of :func:`per_task` (a scalar), as one fused op: every task of a batch has
     the same number of points, so the mean of the per-task means is the mean over all points."""
     if name == "mse":
         return F.mse_loss(out, y)
@@ -62,17 +61,25 @@ def mean_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     raise KeyError(name)
 
 
-def task_metric(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-task metric ``name`` of a supervised family (mse, cross_entropy or accuracy): (B,)."""
-    return _FUNCTIONS[name](out, y)
-
-
-def output_grad(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """d(per-task loss)/d(out) for each task, (B, N, C), written with differentiable ops (the fast MLP
-    kernel's backward starts from it; differentiating through it gives the exact second-order terms)."""
+def output_grad(name: str, out: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``scale`` × d(per-task loss)/d(out) for each task, (B, N, C), written with differentiable ops (the
+    fused MLP kernel's backward starts from it; differentiating through it gives the exact second-order
+    terms)."""
     n = out.shape[1]
     if name == "mse":
-        return torch.sub(out, y).mul_(2.0 / (n * out.shape[2]))
+        return torch.sub(out, y).mul_(2.0 * scale / (n * out.shape[2]))
     if name == "cross_entropy":
-        return (torch.softmax(out, -1) - F.one_hot(y, out.shape[-1]).to(out.dtype)) / n
+        return (torch.softmax(out, -1) - F.one_hot(y, out.shape[-1]).to(out.dtype)).mul_(scale / n)
+    raise KeyError(name)
+
+
+def output_grad_jvp(name: str, out: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """The derivative of :func:`output_grad` (scale 1) at ``out`` in the direction ``r`` (B, N, C): the
+    R-operator the fused MLP's Hessian-vector products start from."""
+    n = out.shape[1]
+    if name == "mse":
+        return r * (2.0 / (n * out.shape[2]))
+    if name == "cross_entropy":
+        probs = torch.softmax(out, -1)
+        return probs * (r - (probs * r).sum(-1, keepdim=True)) / n
     raise KeyError(name)

@@ -5,7 +5,7 @@ Parameters are a list ``[W0, b0, W1, b1, ...]`` with ``W`` of shape ``(in, out)`
 always task-batched: ``x`` has shape ``(B, N, in)``.  Tasks are a batch dimension, so adapting 25 tasks
 is one set of batched matrix products, not a Python loop.
 
-:func:`mse_grad` is the per-task gradient of the mean-squared error, written out as backpropagation
+:func:`backprop` gives the per-task gradient of a loss, written out as backpropagation
 with plain differentiable tensor ops.  Because it is built from ordinary autograd ops, differentiating
 through it gives the exact second-order MAML meta-gradient, at a fraction of the cost of
 ``torch.autograd.grad(create_graph=True)`` (a test checks both agree).
@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from workbench.core import losses
 
 _threshold_backward = torch.ops.aten.threshold_backward
 _tanh_backward = torch.ops.aten.tanh_backward
@@ -103,55 +105,12 @@ def features(params: list[torch.Tensor], x: torch.Tensor, activation: str, upto:
     return h
 
 
-def mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean-squared error per task: (B,)."""
-    return (pred - y).pow(2).flatten(1).mean(1)
-
-
-def mse_grad(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, activation: str = "relu",
-             first_layer: int = 0) -> list[torch.Tensor]:
-    """Per-task gradient of :func:`mse` w.r.t. the parameters of layers ``first_layer..``.
-
-    Returns task-batched gradients ``(B, ...)`` in the order of ``params[2 * first_layer:]``.  Layers
-    before ``first_layer`` are treated as a fixed feature extractor (their gradient is not computed).
-    """
-    return backprop(params, x, lambda out: torch.sub(out, y).mul_(2.0 / (y.shape[1] * y.shape[2])), activation,
-                    first_layer)[0]
-
-
 def backprop(params: list[torch.Tensor], x: torch.Tensor, out_grad, activation: str = "relu",
              first_layer: int = 0) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Backpropagation written as differentiable tensor ops: ``out_grad(output)`` gives dLoss/dOutput
     (B, N, out); returns the per-task parameter gradients of layers ``first_layer..`` and the output."""
-    n = len(params) // 2
-    h = features(params, x, activation, first_layer)
-    inputs, pre = [], []
-    for i in range(first_layer, n):
-        inputs.append(h)
-        z = _linear(h, params[2 * i], params[2 * i + 1])
-        pre.append(z)
-        h = _act(z, activation) if i < n - 1 else z
-    output = h
-    d = out_grad(output)
-    grads: list[torch.Tensor] = []
-    for j in range(n - 1 - first_layer, -1, -1):
-        i = first_layer + j
-        hin = inputs[j]
-        grads.append(d.sum(1))  # bias
-        w = params[2 * i]
-        if w.shape[-2] == 1 or w.shape[-1] == 1:  # outer products as broadcasts (see _linear)
-            grads.append((hin * d).sum(1, keepdim=True) if w.shape[-2] == 1
-                         else (hin * d).sum(1).unsqueeze(-1))  # weight, (B, in, out)
-        else:
-            grads.append(hin.transpose(-1, -2) @ d)  # weight, (B, in, out)
-        if j > 0:
-            d = d * w.transpose(-1, -2) if w.shape[-1] == 1 else d @ w.transpose(-1, -2)
-            if activation == "relu":
-                d = _threshold_backward(d, pre[j - 1], 0)
-            else:
-                d = _tanh_backward(d, inputs[j])
-    grads.reverse()
-    return grads, output
+    ps = _Pass(params, x, out_grad, activation, first_layer)
+    return ps.grads[2 * first_layer:], ps.out
 
 
 # -- the meta-gradient of MAML / Meta-SGD / ANIL without autograd -------------------------------------------
@@ -192,14 +151,17 @@ def _act_back(e: torch.Tensor, z: torch.Tensor, h: torch.Tensor, activation: str
 
 
 class _Pass:
-    """One forward and backward pass of every task, with what the R-operator needs of it."""
+    """One forward and backward pass of every task: the per-task gradients of layers ``first_layer..``
+    (``grads``, None below), the output, and what the R-operator needs (with ``first_layer`` 0).
+    ``out_grad(output)`` gives dLoss/dOutput (B, N, out)."""
 
-    def __init__(self, params, x, out_grad, activation):
+    def __init__(self, params, x, out_grad, activation, first_layer: int = 0):
         n = len(params) // 2
         self.params, self.activation = params, activation
-        self.hs, self.zs = [x], []  # hs[l]: the input of layer l; zs[l]: its pre-activation
-        h = x
-        for i in range(n):
+        h = features(params, x, activation, first_layer)  # a fixed feature extractor below first_layer
+        # hs[l]: the input of layer l; zs[l]: its pre-activation (None below first_layer)
+        self.hs, self.zs = [None] * first_layer + [h], [None] * first_layer
+        for i in range(first_layer, n):
             z = _linear(h, params[2 * i], params[2 * i + 1])
             self.zs.append(z)
             h = _act(z, activation) if i < n - 1 else z
@@ -209,18 +171,19 @@ class _Pass:
         d = out_grad(h)
         self.deltas, self.es = [None] * n, [None] * n  # d loss / d z_l, and d loss / d h_l (before act')
         self.grads = [None] * (2 * n)
-        for i in range(n - 1, -1, -1):
+        for i in range(n - 1, first_layer - 1, -1):
             self.deltas[i] = d
             self.grads[2 * i] = _outer(self.hs[i], d)
             self.grads[2 * i + 1] = d.sum(1)
-            if i > 0:
+            if i > first_layer:
                 e = _back(d, params[2 * i])
                 self.es[i - 1] = e
                 d = _act_back(e, self.zs[i - 1], self.hs[i], activation)
 
     def hessian_product(self, u: list, r_out_grad) -> list[torch.Tensor]:
-        """H u per task (B, ...) for every parameter; ``u`` holds a direction (B, ...) or None (zero) per
-        parameter; ``r_out_grad(Rz)`` is the R-operator of the loss's output gradient."""
+        """H u per task (B, ...) for every parameter (a pass from layer 0); ``u`` holds a direction (B, ...)
+        or None (zero) per parameter; ``r_out_grad(out, Rz)`` is the R-operator of the loss's output
+        gradient."""
         n, p, act = len(self.params) // 2, self.params, self.activation
         r_h, r_hs = None, [None] * n  # R{input of layer l}
         r_z = None
@@ -234,7 +197,7 @@ class _Pass:
             r_z = parts[0] if len(parts) == 1 else parts[0] + parts[1] if parts else None
             if i < n - 1:
                 r_h = None if r_z is None else _act_back(r_z, self.zs[i], self.hs[i + 1], act)
-        r_d = r_out_grad(r_z)
+        r_d = r_out_grad(self.out, r_z)
         hu = [None] * (2 * n)
         for i in range(n - 1, -1, -1):
             d = self.deltas[i]
@@ -251,27 +214,6 @@ class _Pass:
         return hu
 
 
-def _loss_grads(loss: str, y: torch.Tensor, scale: float):
-    """(output gradient, its R-operator) of the per-point-mean ``loss``, times ``scale``."""
-    if loss == "mse":
-        c = 2.0 * scale / (y.shape[1] * y.shape[2])
-        return (lambda out: (out - y) * c), (lambda r: r * c)
-    if loss == "cross_entropy":
-        c = scale / y.shape[1]
-        onehot = []
-
-        def grad(out):
-            probs = torch.softmax(out, -1)
-            onehot.append(probs)
-            return (probs - torch.nn.functional.one_hot(y, out.shape[-1]).to(out.dtype)) * c
-
-        def r_grad(r):
-            probs = onehot[-1]
-            return probs * (r - (probs * r).sum(-1, keepdim=True)) * c
-        return grad, r_grad
-    raise KeyError(loss)
-
-
 def meta_gradient(params, lrs, first: int, steps: int, first_order: bool, xs, ys, xq, yq, loss: str,
                   activation: str):
     """The meta-loss (mean over tasks of the query loss after ``steps`` inner SGD steps of
@@ -282,19 +224,17 @@ def meta_gradient(params, lrs, first: int, steps: int, first_order: bool, xs, ys
     n = len(params)
     passes, fast = [], list(params)
     for _ in range(steps):
-        grad, r_grad = _loss_grads(loss, ys, 1.0)
-        ps = _Pass(fast, xs, grad, activation)
-        passes.append((ps, r_grad))
+        ps = _Pass(fast, xs, lambda out: losses.output_grad(loss, out, ys), activation)
+        passes.append(ps)
         fast = fast[:first] + [torch.add(p, g, alpha=-lr) if isinstance(lr, float) else torch.addcmul(p, lr, g, value=-1)
                                for p, lr, g in zip(fast[first:], lrs, ps.grads[first:])]
-    grad, _ = _loss_grads(loss, yq, 1.0 / b)
-    query = _Pass(fast, xq, grad, activation)
+    query = _Pass(fast, xq, lambda out: losses.output_grad(loss, out, yq, 1.0 / b), activation)
     value = (torch.nn.functional.mse_loss(query.out, yq) if loss == "mse" else
              torch.nn.functional.cross_entropy(query.out.reshape(-1, query.out.shape[-1]), yq.reshape(-1)))
     v = query.grads
     per_param = not all(isinstance(lr, float) for lr in lrs)
     g_lrs = [torch.zeros_like(lr) for lr in lrs] if per_param else None
-    for ps, r_grad in reversed(passes):
+    for ps in reversed(passes):
         u = [None] * n
         for k, (lr, vk) in enumerate(zip(lrs, v[first:])):
             u[first + k] = vk * lr
@@ -302,6 +242,6 @@ def meta_gradient(params, lrs, first: int, steps: int, first_order: bool, xs, ys
             for k, (g, vk) in enumerate(zip(ps.grads[first:], v[first:])):
                 g_lrs[k] = g_lrs[k] - (g * vk).sum(0)
         if not first_order:
-            hu = ps.hessian_product(u, r_grad)
+            hu = ps.hessian_product(u, lambda out, r: losses.output_grad_jvp(loss, out, r))
             v = [vk - h for vk, h in zip(v, hu)]
     return value, [vk.sum(0) for vk in v], g_lrs

@@ -31,6 +31,10 @@ from workbench.models import mlp
 from workbench.models.mlp import MLPSpec
 
 
+class HeadError(ValueError):
+    """A ``head`` that names no submodule with parameters (the message says what it names instead)."""
+
+
 class Network:
     """The contract: what algorithms, the evaluation and the bundle need of a network."""
 
@@ -139,15 +143,15 @@ class FunctionalNetwork(Network):
     @staticmethod
     def head_names(module: nn.Module, head: str) -> list[str]:
         """The parameter names of submodule ``head`` ("": the last submodule, in registration order, that holds
-        parameters of its own: define the output layer last, or name it).  Raises ValueError when ``head``
-        names no submodule with parameters."""
+        parameters of its own: define the output layer last, or name it).  Raises :class:`HeadError` when
+        ``head`` names no submodule with parameters."""
         if head:
             subs = dict(module.named_modules())
             if head not in subs:
-                raise ValueError(f"names no submodule; submodules: {', '.join(n for n in subs if n) or 'none'}")
+                raise HeadError(f"names no submodule; submodules: {', '.join(n for n in subs if n) or 'none'}")
             names = [f"{head}.{n}" for n, _ in subs[head].named_parameters(remove_duplicate=False)]
             if not names:
-                raise ValueError("names a submodule without parameters")
+                raise HeadError("names a submodule without parameters")
             return names
         last = ""
         for name, sub in module.named_modules():
@@ -186,6 +190,6 @@ class FunctionalNetwork(Network):
                 q = p if t else p.expand(b, *p.shape)  # one copy per task: its gradient is per task
                 adapted.append(q if q.requires_grad else q.detach().requires_grad_())
             out = self.forward(list(params[:first]) + adapted, x)
-            total = losses.task_loss(loss, out, y).sum()
+            total = losses.per_task(loss, out, y).sum()
             grads = torch.autograd.grad(total, adapted, create_graph=create_graph, materialize_grads=True)
         return list(grads) if create_graph else [g.detach() for g in grads]

@@ -26,7 +26,7 @@ from workbench.core.registry import MODELS
 
 from .mlp import MLPSpec
 from .modules import Conv4, MLP
-from .network import FastMLP, FunctionalNetwork, Network
+from .network import FastMLP, FunctionalNetwork, HeadError, Network
 
 
 class ModelEntry:
@@ -95,38 +95,28 @@ def import_module_class(path: str, where: str) -> type:
     return obj
 
 
-def _functional(factory, in_shape, out_dim, head, where) -> FunctionalNetwork:
+def _functional(factory, in_shape, out_dim, head, where, built_from: str = "") -> FunctionalNetwork:
+    """A :class:`FunctionalNetwork` of ``factory``; a bad ``head``, or an error building the module, is a
+    one-line ConfigError (``built_from``: how the error names what the module was built from)."""
     try:
         return FunctionalNetwork(factory, in_shape, out_dim, head)
-    except ValueError as e:
-        if head and str(e).startswith("names"):
-            raise ConfigError(f"{where} head = {head!r}: {e}") from None
-        raise ConfigError(f"{where}: {e}") from None
+    except HeadError as e:
+        raise ConfigError(f"{where} head = {head!r}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a user's constructor: any error is theirs to read, in one line
+        raise ConfigError(f"{where}{built_from}: {type(e).__name__}: {e}".replace("\n", " ")) from None
 
 
 def build_network(cfg, in_shape: tuple[int, ...], out_dim: int, loss: str = "mse",
                   where: str = "[model]") -> Network:
     """The :class:`Network` that model config ``cfg`` (a ``ModelConfig``) describes, for a family whose
-    inputs are (N, *in_shape) and outputs (N, out_dim).  Its output shape is checked on two dummy points.
+    inputs are (N, *in_shape) and outputs (N, out_dim).  Its output shape is checked on dummy points.
     Raises ConfigError (one line: ``where``, the key, the value, the problem)."""
     in_shape = tuple(int(s) for s in in_shape)
     if cfg.module:
         cls = import_module_class(cfg.module, where)
         kwargs = dict(cfg.kwargs)
-
-        def factory():
-            return cls(**kwargs)
-
-        try:
-            net = FunctionalNetwork(factory, in_shape, out_dim, cfg.head)
-        except ValueError as e:
-            if cfg.head and str(e).startswith("names"):
-                raise ConfigError(f"{where} head = {cfg.head!r}: {e}") from None
-            raise ConfigError(f"{where} kwargs = {kwargs!r}: {cfg.module} rejects them "
-                              f"({type(e).__name__}: {e})".replace("\n", " ")) from None
-        except Exception as e:  # noqa: BLE001 - the user's constructor
-            raise ConfigError(f"{where} kwargs = {kwargs!r}: {cfg.module} cannot be built with them "
-                              f"({type(e).__name__}: {e})".replace("\n", " ")) from None
+        net = _functional(lambda: cls(**kwargs), in_shape, out_dim, cfg.head, where,
+                          f" kwargs = {kwargs!r}: {cfg.module} cannot be built with them")
         if not net.names:
             raise ConfigError(f"{where} module = {cfg.module!r}: the module has no parameters to meta-learn")
         what = f"module = {cfg.module!r}"
