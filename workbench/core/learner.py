@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import torch
 
+from . import optim
 from .errors import TrainingDiverged
 
 
@@ -77,10 +78,11 @@ class Learner:
     def check_finite(self, loss: torch.Tensor, update: list[torch.Tensor] = ()) -> float:
         """The loss as a float, if it and the outer update are finite; else stop with TrainingDiverged.
 
-        One host sync: the update's norms enter the check as 0 * norm, which is NaN for an infinite norm.
+        One host sync: the update's entries enter the check as 0 * their sum, which is NaN when any of them
+        is not finite.
         """
         loss = loss.detach()
-        check = loss + 0.0 * torch.stack(torch._foreach_norm(list(update))).sum() if update else loss
+        check = loss + 0.0 * optim.flatten(list(update)).sum() if len(update) else loss
         if math.isfinite(float(check)):
             return float(loss)
         value = float(loss)
@@ -96,8 +98,9 @@ class Learner:
     def apply_gradient(self, loss: torch.Tensor, grads: list[torch.Tensor], optimizer, lr: float | None = None) -> float:
         """The loss as a float once it and ``grads`` (one per meta-parameter) are checked finite
         (:meth:`check_finite`), after an outer step of ``optimizer`` along ``grads``."""
-        value = self.check_finite(loss, grads)
-        optimizer.step(grads, lr)
+        flat = optim.flatten(list(grads))  # one vector: one norm to check and one optimiser step
+        value = self.check_finite(loss, [flat])
+        optimizer.step(flat, lr)
         return value
 
     def state_tensors(self) -> dict[str, torch.Tensor]:

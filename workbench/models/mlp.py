@@ -146,6 +146,12 @@ def _outer(h: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return h.transpose(-1, -2) @ d
 
 
+def _outer_sum(h: torch.Tensor, d: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+    """Σ_b Σ_n h[b, n]ᵀ d[b, n] (+ ``add``): a weight's gradient summed over the tasks, (i, o), as one mm."""
+    h2, d2 = h.reshape(-1, h.shape[-1]).t(), d.reshape(-1, d.shape[-1])
+    return torch.mm(h2, d2) if add is None else torch.addmm(add, h2, d2)
+
+
 def _act_back(e: torch.Tensor, z: torch.Tensor, h: torch.Tensor, activation: str) -> torch.Tensor:
     return _threshold_backward(e, z, 0) if activation == "relu" else _tanh_backward(e, h)
 
@@ -180,10 +186,11 @@ class _Pass:
                 self.es[i - 1] = e
                 d = _act_back(e, self.zs[i - 1], self.hs[i], activation)
 
-    def hessian_product(self, u: list, r_out_grad) -> list[torch.Tensor]:
+    def hessian_product(self, u: list, r_out_grad, summed: bool = False) -> list[torch.Tensor]:
         """H u per task (B, ...) for every parameter (a pass from layer 0); ``u`` holds a direction (B, ...)
         or None (zero) per parameter; ``r_out_grad(out, Rz)`` is the R-operator of the loss's output
-        gradient."""
+        gradient.  With ``summed``, Σ_b H_b u_b instead (shaped like the parameters): the tasks' products
+        are only ever summed after the last pass back, and one mm over every task's rows does it."""
         n, p, act = len(self.params) // 2, self.params, self.activation
         r_h, r_hs = None, [None] * n  # R{input of layer l}
         r_z = None
@@ -201,9 +208,14 @@ class _Pass:
         hu = [None] * (2 * n)
         for i in range(n - 1, -1, -1):
             d = self.deltas[i]
-            hu[2 * i + 1] = r_d.sum(1)
-            hw = _outer(self.hs[i], r_d)
-            hu[2 * i] = hw if r_hs[i] is None else hw + _outer(r_hs[i], d)
+            if summed:
+                hu[2 * i + 1] = r_d.sum((0, 1))
+                hw = _outer_sum(self.hs[i], r_d)
+                hu[2 * i] = hw if r_hs[i] is None else _outer_sum(r_hs[i], d, hw)
+            else:
+                hu[2 * i + 1] = r_d.sum(1)
+                hw = _outer(self.hs[i], r_d)
+                hu[2 * i] = hw if r_hs[i] is None else hw + _outer(r_hs[i], d)
             if i > 0:
                 r_e = _back(r_d, p[2 * i])
                 if u[2 * i] is not None:
@@ -222,26 +234,34 @@ def meta_gradient(params, lrs, first: int, steps: int, first_order: bool, xs, ys
     ``grads_lrs`` is None for float rates.  Second order unless ``first_order`` (then H is left out)."""
     b = xs.shape[0]
     n = len(params)
+    scalar = all(isinstance(lr, float) for lr in lrs) and len(set(lrs)) <= 1  # one rate: foreach with a scalar
     passes, fast = [], list(params)
     for _ in range(steps):
         ps = _Pass(fast, xs, lambda out: losses.output_grad(loss, out, ys), activation)
         passes.append(ps)
-        fast = fast[:first] + [torch.add(p, g, alpha=-lr) if isinstance(lr, float) else torch.addcmul(p, lr, g, value=-1)
-                               for p, lr, g in zip(fast[first:], lrs, ps.grads[first:])]
+        if scalar:
+            fast = fast[:first] + list(torch._foreach_add(fast[first:], ps.grads[first:], alpha=-lrs[0]))
+        else:
+            fast = fast[:first] + [torch.add(p, g, alpha=-lr) if isinstance(lr, float) else torch.addcmul(p, lr, g, value=-1)
+                                   for p, lr, g in zip(fast[first:], lrs, ps.grads[first:])]
     query = _Pass(fast, xq, lambda out: losses.output_grad(loss, out, yq, 1.0 / b), activation)
     value = (torch.nn.functional.mse_loss(query.out, yq) if loss == "mse" else
              torch.nn.functional.cross_entropy(query.out.reshape(-1, query.out.shape[-1]), yq.reshape(-1)))
-    v = query.grads
+    v = query.grads  # per task (B, ...) until the last pass back, which sums over the tasks
     per_param = not all(isinstance(lr, float) for lr in lrs)
     g_lrs = [torch.zeros_like(lr) for lr in lrs] if per_param else None
-    for ps in reversed(passes):
-        u = [None] * n
-        for k, (lr, vk) in enumerate(zip(lrs, v[first:])):
-            u[first + k] = vk * lr
+    r_out_grad = lambda out, r: losses.output_grad_jvp(loss, out, r)  # noqa: E731
+    for j in range(len(passes) - 1, -1, -1):
+        ps = passes[j]
+        u = [None] * first + (list(torch._foreach_mul(v[first:], lrs[0])) if scalar else
+                              [vk * lr for lr, vk in zip(lrs, v[first:])])
         if per_param:
             for k, (g, vk) in enumerate(zip(ps.grads[first:], v[first:])):
                 g_lrs[k] = g_lrs[k] - (g * vk).sum(0)
-        if not first_order:
-            hu = ps.hessian_product(u, lambda out, r: losses.output_grad_jvp(loss, out, r))
-            v = [vk - h for vk, h in zip(v, hu)]
+        if first_order:
+            continue
+        if j > 0:
+            v = list(torch._foreach_sub(v, ps.hessian_product(u, r_out_grad)))
+        else:
+            return value, list(torch._foreach_sub([vk.sum(0) for vk in v], ps.hessian_product(u, r_out_grad, summed=True))), g_lrs
     return value, [vk.sum(0) for vk in v], g_lrs
