@@ -15,7 +15,7 @@ from workbench.core.registry import FAMILIES
 from workbench.rl.rollout import collect
 
 VIEWS = {"regression-1d": pl.RegressionCurves, "trajectories-2d": pl.Trajectories2D, "bandit-arms": pl.BanditArms,
-         "state-visitation": pl.StateVisitation, "frames": pl.Frames}
+         "state-visitation": pl.StateVisitation, "frames": pl.Frames, "classified-images": pl.ClassifiedImages}
 
 
 def family(name, **cfg):
@@ -48,9 +48,10 @@ def rl_render(name, tasks=3, steps=(0, 1), n_traj=5, **cfg):
 def regression_render(name="sinusoid", tasks=3, steps=(0, 1, 2)):
     fam = family(name)
     batch = fam.sample_batch(tasks, torch.Generator().manual_seed(0))
-    grid = fam.input_grid()
+    inputs = fam.render_inputs(batch)
+    grid = inputs[0]
     preds = torch.randn(tasks, len(steps), grid.shape[0], 1, generator=torch.Generator().manual_seed(1))
-    return fam.render(batch, preds, grid, list(steps)), batch, preds, grid
+    return fam.render(batch, preds, inputs, list(steps)), batch, preds, grid
 
 
 def test_every_view_has_one_payload_class_and_payloads_are_plain_dataclasses():

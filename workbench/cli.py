@@ -175,8 +175,12 @@ def _train(args) -> int:
               f"'workbench train --resume {trainer.run_dir}'", file=sys.stderr)
     if trainer.last_eval is not None:
         e = trainer.last_eval
-        print(f"held-out {e.metric} ({e.per_task.shape[0]} tasks): {_value(e.before, '.4f')} before adaptation, "
-              f"{_value(e.after, '.4f')} after {min(e.trained_steps, e.steps[-1])} step(s)", file=sys.stderr)
+        if len(e.steps) == 1:  # no inner steps (Prototypical Networks): one point
+            print(f"held-out {e.metric} ({e.per_task.shape[0]} tasks): {_value(e.after, '.4f')} "
+                  f"({e.step_label})", file=sys.stderr)
+        else:
+            print(f"held-out {e.metric} ({e.per_task.shape[0]} tasks): {_value(e.before, '.4f')} before adaptation, "
+                  f"{_value(e.after, '.4f')} after {min(e.trained_steps, e.steps[-1])} step(s)", file=sys.stderr)
         if e.diverged and progress is None:  # (the progress lines have named them at each evaluation)
             from workbench.core.stats import describe_divergence
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from test_payloads import VIEWS, regression_render, rl_render
+from .test_classification_view import make_payload
 from workbench.core.payloads import RenderPayload
 from workbench.gui.plots import RENDERERS, RolloutView
 
@@ -14,6 +15,7 @@ CASES = {
     "bandit-arms": lambda: rl_render("bandits", tasks=2, arms=4)[0],
     "state-visitation": lambda: rl_render("tabular", tasks=2, horizon=6)[0],
     "frames": lambda: rl_render("cartpole", tasks=1, n_traj=1, horizon=12)[0],
+    "classified-images": lambda: make_payload(),
 }
 
 
@@ -36,7 +38,9 @@ def test_rollout_view_shows_each_payload(qtbot, view):
     renderer = w.stack.currentWidget()
     assert isinstance(renderer, RENDERERS[view]) and w.payload is payload and w.iteration == 5
     assert len(renderer.plot_items()) >= 1 and "iteration 5" in w.iteration_label.text()
-    if view == "frames":
+    if view == "classified-images":
+        assert "green: right" in w.caption.text()
+    elif view == "frames":
         assert payload.title in w.caption.text()
     else:
         assert "before adaptation (red)" in w.caption.text()

@@ -1,2 +1,2 @@
 """Meta-learning algorithms; importing this package registers the built-in ones."""
-from . import anil, baselines, maml, maml_trpo, metasgd, pearl, reptile, rl2  # noqa: F401
+from . import anil, baselines, maml, maml_trpo, metasgd, pearl, protonet, reptile, rl2  # noqa: F401

@@ -73,6 +73,9 @@ class ModelConfig:
     hidden: list[int] = param([40, 40], "Hidden layer widths of the MLP.", low=1, high=4096)
     activation: str = param("relu", "Hidden-layer nonlinearity of the MLP.", choices=("relu", "tanh"))
     channels: int = param(64, "Filters of each convolution of conv4.", low=1, high=1024)
+    downsample: str = param("maxpool", "How conv4 halves its feature maps: 2×2 max-pooling after each block "
+                                       "(Vinyals et al.) or stride-2 convolutions (the MAML paper's Omniglot "
+                                       "network, ~4× less compute).", choices=("maxpool", "stride"))
     module: str = param("", "Your own torch.nn.Module as 'package.module:ClassName' (imported when the run "
                             "starts); empty: the registered network 'name'.")
     kwargs: dict = param({}, "Keyword arguments of the module's constructor, e.g. { width = 32 }.")

@@ -42,17 +42,18 @@ def copy_evaluation(e: ev.Evaluation) -> ev.Evaluation:
 def supervised_outcome(network, params: list[torch.Tensor], rule: AdaptationRule, family, batch, steps: int,
                        render_tasks: int, cancel=None) -> EvalOutcome:
     """The family's metric on every held-out task's query set after 0..steps inner steps, and the render of
-    the first few (families that draw predictions on an input grid: ``family.input_grid()``).
+    the first few (families with a payload: predictions on ``family.render_inputs(tasks)``).
     ``cancel`` (a threading.Event, or None) is checked between inner steps (raises Cancelled)."""
     metric = family.metric
     values, _ = adaptation_curve(network, params, rule, batch.xs, batch.ys, batch.xq, batch.yq, steps, cancel=cancel,
                                  metric=metric)
-    outcome = EvalOutcome(metric, values.double().cpu().numpy(), list(range(steps + 1)), rule.steps)
+    outcome = EvalOutcome(metric, values.double().cpu().numpy(), list(range(steps + 1)), rule.steps,
+                          step_label=rule.step_label)
     r = min(render_tasks, len(batch))
-    if r > 0 and hasattr(family, "input_grid"):
+    if r > 0 and family.payload is not None:
         sub = batch[:r]
-        grid = family.input_grid().to(batch.xs.device)
-        _, preds = adaptation_curve(network, params, rule, sub.xs, sub.ys, sub.xq, sub.yq, steps,
-                                    grid.expand(r, *grid.shape), cancel=cancel, metric=metric)
-        outcome.payload = family.render(sub, preds, grid, outcome.steps)
+        inputs = family.render_inputs(sub)  # (r, G, *in_shape): where the view shows the predictions
+        _, preds = adaptation_curve(network, params, rule, sub.xs, sub.ys, sub.xq, sub.yq, steps, inputs,
+                                    cancel=cancel, metric=metric)
+        outcome.payload = family.render(sub, preds, inputs, outcome.steps)
     return outcome

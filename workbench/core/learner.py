@@ -49,6 +49,12 @@ class Learner:
         raise NotImplementedError
 
     # -- the contract ----------------------------------------------------------------------------------
+    def training_batch(self, family, n: int, generator: torch.Generator):
+        """The meta-batch of ``n`` training tasks the trainer hands to :meth:`meta_step`: by default the
+        family's own (``family.sample_batch``); a learner that trains on other tasks than it is tested on
+        (Prototypical Networks: more ways) draws them here, from the same generator."""
+        return family.sample_batch(n, generator)
+
     def meta_step(self, batch, iteration: int) -> dict[str, float]:
         """One outer update on a meta-batch of training tasks; returns the metrics logged for it (floats).
         Raises TrainingDiverged when the loss or the update is not finite."""

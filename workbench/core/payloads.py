@@ -87,3 +87,19 @@ class Frames(RenderPayload):
     fps: int  # frames per second to play them at
     task: dict[str, float]  # task 0's parameters by name, in the family's units (m, kg, m/s², N, m/s, ...)
     title: str  # one line describing task 0 ("CartPole: pole 1.00 m, 0.10 kg; ...")
+
+
+@dataclass(kw_only=True)
+class ClassifiedImages(RenderPayload):
+    """N-way K-shot image classification: each shown task's support images (a row per class) and its query
+    images with the label predicted after each step of ``steps``, and a confusion matrix over the shown
+    tasks' queries.  Pixels are intensities in [0, 1]; grayscale images have no channel axis.  The labels
+    are the task's own 0..N-1 (the order its classes were drawn in)."""
+    view: ClassVar[str] = "classified-images"
+    support: np.ndarray  # (T, N, K, H, W) or (T, N, K, H, W, 3) float32 in [0, 1]
+    query: np.ndarray  # (T, Q, H, W) or (T, Q, H, W, 3) float32 in [0, 1]
+    query_labels: np.ndarray  # (T, Q) int64: the true label of each query image
+    predicted: np.ndarray  # (T, S+1, Q) int64: the label predicted after each step
+    probability: np.ndarray  # (T, S+1, Q) float32: the probability the model gave the predicted label
+    confusion: np.ndarray  # (S+1, N, N) int64 counts over the shown tasks' queries: row true, column predicted
+    class_names: list[list[str]]  # (T, N) a name for each class of each shown task ("glyph 4123 ↻90°")

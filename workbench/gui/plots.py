@@ -18,6 +18,8 @@ from workbench.core.payloads import (BanditArms, Frames, RegressionCurves, Rende
                                      Trajectories2D)
 from workbench.core.stats import ema_continue
 
+from .classification_view import ClassificationRenderer
+
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", background="#1e1f24", foreground="#d0d0d0")
 
 PALETTE = ["#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7"]
@@ -754,7 +756,8 @@ class FramesRenderer(pg.GraphicsLayoutWidget):
 
 
 RENDERERS: dict[str, type] = {r.view: r for r in (RegressionRenderer, TrajectoryRenderer, BanditRenderer,
-                                                  VisitationRenderer, FramesRenderer)}  # payload view -> renderer
+                                                  VisitationRenderer, FramesRenderer,
+                                                  ClassificationRenderer)}  # payload view -> renderer
 
 
 class RolloutView(QWidget):
@@ -810,6 +813,9 @@ class RolloutView(QWidget):
         if isinstance(payload, Frames):
             text = (f"{payload.title or 'one episode of the first held-out task'}: before adaptation (left) and "
                     f"after adaptation (right)")
+        elif view == ClassificationRenderer.view:
+            when = " before → after adaptation" if len(payload.steps) > 1 else " with the predicted label"
+            text = f"a row per class: support, then query images labelled{when} (green: right, red: wrong)"
         if self.caption.text() != text:  # a wrapped label re-lays the dock out: only when the kind changes
             self.caption.setText(text)
         self.iteration_label.setText(f"held-out tasks at iteration {iteration}")

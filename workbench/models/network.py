@@ -70,6 +70,13 @@ class Network:
     def is_batched(self, params: list[torch.Tensor]) -> list[bool]:
         return [p.dim() > len(s) for p, s in zip(params, self.shapes)]
 
+    def split_head(self) -> tuple[Callable, "Network"] | None:
+        """``(features, head)`` when the head is one linear layer: ``features(params, x)`` gives its input
+        (B, N, D) from the body's parameters (``params[:head_start]``), and ``head`` is that layer as a
+        network on D inputs, taking ``params[head_start:]``.  Adapting only the head (ANIL, the pretrained
+        baseline) then runs the body once per task, not once per inner step.  None: no such split."""
+        return None
+
     def chunks(self, n: int) -> list[slice]:
         """The task slices a batch of ``n`` tasks is processed in (one slice unless :attr:`task_chunk`)."""
         step = n if not self.task_chunk else self.task_chunk
@@ -101,6 +108,14 @@ class FastMLP(Network):
                                                                     for lr in rule.lrs], rule.first, steps,
                                      first_order, batch.xs, batch.ys, batch.xq, batch.yq, rule.loss,
                                      self.spec.activation)
+
+    def split_head(self):
+        spec = self.spec
+        if spec.n_layers < 2:
+            return None
+        k = spec.n_layers - 1
+        head = FastMLP(MLPSpec(spec.hidden[-1], spec.out_dim, (), spec.activation))
+        return (lambda params, x: mlp.features(params, x, spec.activation, k)), head
 
     def loss_grads(self, params, x, y, loss, first, create_graph):
         if first % 2:
@@ -139,6 +154,20 @@ class FunctionalNetwork(Network):
             module = self.factory()
         torch.func.replace_all_batch_norm_modules_(module)
         return module.train()
+
+    def split_head(self):
+        linear = _linear_head(self.module, self.names[self.head_start:])
+        if linear is None:
+            return None
+        d, out = linear.in_features, linear.out_features
+        eye, zero = torch.eye(d), torch.zeros(d)
+        has_bias = linear.bias is not None
+
+        def features(params, x):  # the head called as an identity map: its input comes out
+            ident = [eye.to(x.device, x.dtype)] + ([zero.to(x.device, x.dtype)] if has_bias else [])
+            return self.forward(list(params[:self.head_start]) + ident, x)
+
+        return features, FunctionalNetwork(lambda: nn.Linear(d, out, bias=has_bias), (d,), out)
 
     @staticmethod
     def head_names(module: nn.Module, head: str) -> list[str]:
@@ -193,3 +222,15 @@ class FunctionalNetwork(Network):
             total = losses.per_task(loss, out, y).sum()
             grads = torch.autograd.grad(total, adapted, create_graph=create_graph, materialize_grads=True)
         return list(grads) if create_graph else [g.detach() for g in grads]
+
+
+def _linear_head(module: nn.Module, head_names: list[str]) -> nn.Linear | None:
+    """The ``nn.Linear`` whose parameters are exactly ``head_names`` (weight, then bias), or None."""
+    if not head_names:
+        return None
+    prefix = head_names[0].rpartition(".")[0]
+    sub = dict(module.named_modules()).get(prefix)
+    if not isinstance(sub, nn.Linear):
+        return None
+    own = [f"{prefix}.{n}" if prefix else n for n, _ in sub.named_parameters(recurse=False)]
+    return sub if own == list(head_names) else None

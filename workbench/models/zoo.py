@@ -15,6 +15,8 @@ Every problem is a :class:`ConfigError` of one line naming the ``[model]`` key a
 """
 from __future__ import annotations
 
+import dataclasses
+
 import importlib
 from typing import ClassVar
 
@@ -61,8 +63,8 @@ class MLPEntry(ModelEntry):
 @MODELS.register
 class Conv4Entry(ModelEntry):
     name = "conv4"
-    title = "Conv-4 (4 × [conv 3×3, batch norm, ReLU, max-pool], linear head)"
-    keys = ("channels",)
+    title = "Conv-4 (4 × [conv 3×3, batch norm, ReLU, max-pool or stride 2], linear head)"
+    keys = ("channels", "downsample")
 
     @classmethod
     def build(cls, cfg, in_shape, out_dim, loss, where):
@@ -72,7 +74,11 @@ class Conv4Entry(ModelEntry):
         if min(in_shape[1:]) < 16:
             raise ConfigError(f"{where} name = 'conv4': needs images of at least 16×16 pixels, the family's are "
                               f"{in_shape[1]}×{in_shape[2]}")
-        return _functional(lambda: Conv4(in_shape, out_dim, cfg.channels), in_shape, out_dim, cfg.head, where)
+        if out_dim is None:  # an embedding: the flattened feature map, no head
+            out_dim = Conv4(in_shape, 0, cfg.channels, cfg.downsample).feature_dim
+            return _functional(lambda: Conv4(in_shape, 0, cfg.channels, cfg.downsample), in_shape, out_dim, "", where)
+        return _functional(lambda: Conv4(in_shape, out_dim, cfg.channels, cfg.downsample), in_shape, out_dim,
+                           cfg.head, where)
 
 
 def import_module_class(path: str, where: str) -> type:
@@ -106,15 +112,19 @@ def _functional(factory, in_shape, out_dim, head, where, built_from: str = "") -
         raise ConfigError(f"{where}{built_from}: {type(e).__name__}: {e}".replace("\n", " ")) from None
 
 
-def build_network(cfg, in_shape: tuple[int, ...], out_dim: int, loss: str = "mse",
+def build_network(cfg, in_shape: tuple[int, ...], out_dim: int | None, loss: str = "mse",
                   where: str = "[model]") -> Network:
     """The :class:`Network` that model config ``cfg`` (a ``ModelConfig``) describes, for a family whose
-    inputs are (N, *in_shape) and outputs (N, out_dim).  Its output shape is checked on dummy points.
+    inputs are (N, *in_shape) and outputs (N, out_dim).  ``out_dim = None`` asks for an embedding network
+    (metric-based learners such as Prototypical Networks): conv4 without its head, the MLP's last hidden
+    width as its output, a user's module as it is.  Its output shape is checked on dummy points.
     Raises ConfigError (one line: ``where``, the key, the value, the problem)."""
     in_shape = tuple(int(s) for s in in_shape)
     if cfg.module:
         cls = import_module_class(cfg.module, where)
         kwargs = dict(cfg.kwargs)
+        if out_dim is None:
+            out_dim = _output_width(lambda: cls(**kwargs), in_shape, where, cfg.module)
         net = _functional(lambda: cls(**kwargs), in_shape, out_dim, cfg.head, where,
                           f" kwargs = {kwargs!r}: {cfg.module} cannot be built with them")
         if not net.names:
@@ -122,10 +132,30 @@ def build_network(cfg, in_shape: tuple[int, ...], out_dim: int, loss: str = "mse
         what = f"module = {cfg.module!r}"
     else:
         entry = MODELS.get(cfg.name, where=f"{where} name")
+        if out_dim is None and cfg.name == "mlp":  # its last hidden layer, linear, is the embedding
+            if not cfg.hidden:
+                raise ConfigError(f"{where} hidden = []: an embedding MLP needs a hidden layer (its width is the "
+                                  f"embedding's)")
+            out_dim = int(cfg.hidden[-1])
+            cfg = dataclasses.replace(cfg, hidden=list(cfg.hidden[:-1]))
         net = entry.build(cfg, in_shape, out_dim, loss, where)
         what = f"name = {cfg.name!r}"
     check_output(net, where, what)
     return net
+
+
+def _output_width(factory, in_shape, where: str, module: str) -> int:
+    """The width of what a user's module gives for one input of ``in_shape`` (its embedding's)."""
+    try:
+        with torch.no_grad():
+            out = factory().eval()(torch.zeros(2, *in_shape))
+    except Exception as e:  # noqa: BLE001 - the user's module
+        raise ConfigError(f"{where} module = {module!r}: the network fails on the family's inputs (2 points of "
+                          f"shape {tuple(in_shape)}): {type(e).__name__}: {e}".replace("\n", " ")) from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        raise ConfigError(f"{where} module = {module!r}: an embedding network must give a (N, D) tensor for N "
+                          f"points, it gives {tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
+    return int(out.shape[1])
 
 
 def check_output(net: Network, where: str, what: str) -> None:

@@ -94,7 +94,8 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
     horizon = int(getattr(task, "horizon", getattr(task, "pulls", 1)))
     trajectories = int(getattr(algo, "trajectories", 1))
     episodes = int(getattr(algo, "episodes", 1))
-    inner = int(getattr(algo, "inner_steps", 1) or 0)
+    # inner steps inside a meta-step keep a graph per step; a baseline's are taken only at test time
+    inner = int(getattr(algo, "inner_steps", 1) or 0) if getattr(algo, "trains_inner_steps", True) else 0
 
     def rows(tasks: int, query: int) -> int:
         if rl:

@@ -25,7 +25,7 @@ import torch
 from workbench.core import seeding
 
 from . import budget
-from workbench.core.adaptation import AdaptationRule, adaptation_curve, inner_step
+from workbench.core.adaptation import AdaptationRule, adaptation_curve, distance_logits, inner_step, prototypes
 from workbench.core.evaluation import events_from, supervised_outcome
 from workbench.core.config import build_section
 from workbench.core.errors import AdaptationDiverged, BundleError, ConfigError
@@ -57,7 +57,9 @@ def write_bundle(path: str | Path, learner, config, summary: dict) -> Path:
              "param_names": list(net.names)}
     meta = {**_common_meta(config, learner, summary), "kind": learner.family.kind, "model": model,
             "adaptation": {"first": rule.first, "steps": rule.steps, "loss": rule.loss,
-                           "lr": "per-parameter" if per_param else rule.lrs[0]}}
+                           "lr": "per-parameter" if per_param else rule.lrs[0] if rule.lrs else 0.0}}
+    if rule.kind != "sgd":  # a metric-based classifier (a bundle without the key adapts by SGD)
+        meta["adaptation"]["kind"] = rule.kind
     save_tensors(path, tensors, meta)
     return Path(path)
 
@@ -160,6 +162,21 @@ class _Loaded:
         return self.meta["algorithm"]
 
 
+class PrototypeModel(AdaptedModel):
+    """An embedding network with the prototypes of one task's classes: ``predict(x)`` gives the negative
+    squared distances to each prototype (Q, N), logits whose ``.argmax(-1)`` is the predicted class."""
+
+    def __init__(self, network, params: list[torch.Tensor], prototypes: torch.Tensor):
+        super().__init__(network, params)
+        self.prototypes = prototypes  # (N, D)
+
+    def predict(self, x) -> np.ndarray:
+        x = _as_input(x, self.network.in_shape, "x")
+        with torch.no_grad():
+            z = self.network.forward(self._params, x.unsqueeze(0))
+            return distance_logits(z, self.prototypes.unsqueeze(0))[0].numpy()
+
+
 class MetaModel(_Loaded, AdaptedModel):
     """A meta-learned model loaded from a bundle."""
 
@@ -181,12 +198,17 @@ class MetaModel(_Loaded, AdaptedModel):
         *in_shape), ``y_support`` (K, out) targets or, for a classifier, (K,) class indices."""
         net = self.network
         xs = _as_input(x_support, net.in_shape, "x_support")
-        ys = (_as_labels(y_support, net.out_dim, "y_support") if self.rule.loss == "cross_entropy"
+        ways = self.family.out_dim if self.rule.kind == "prototypes" else net.out_dim
+        ys = (_as_labels(y_support, ways, "y_support") if self.rule.loss == "cross_entropy"
               else _as_input(y_support, (net.out_dim,), "y_support"))
         if xs.shape[0] != ys.shape[0]:
             raise ValueError(f"x_support has {xs.shape[0]} rows but y_support has {ys.shape[0]}")
         if xs.shape[0] == 0:
             raise ValueError("the support set is empty")
+        if self.rule.kind == "prototypes":  # no steps: the class means of the support embeddings
+            with torch.no_grad():
+                protos = prototypes(net.forward(self._params, xs.unsqueeze(0)), ys.unsqueeze(0), int(ys.max()) + 1)
+            return PrototypeModel(net, self._params, protos[0])
         steps = self.rule.steps if steps is None else _count(steps, "steps", 0, MAX_ADAPT_STEPS)
         fast = self._params
         with torch.no_grad():
@@ -202,7 +224,10 @@ class MetaModel(_Loaded, AdaptedModel):
                  query: int | None = None) -> dict:
         """Mean query metric (the family's: MSE, accuracy) ± 95% CI after each number of inner steps, on
         ``tasks`` fresh tasks."""
-        steps = _step_list(steps if steps is not None else (0, 1, 10))
+        steps = _step_list(steps if steps is not None else (0,) if self.rule.kind == "prototypes" else (0, 1, 10))
+        if self.rule.kind == "prototypes" and max(steps) > 0:
+            raise ConfigError(f"--steps {','.join(map(str, steps))}: a {self.algorithm} model has no inner steps "
+                              f"(its classifier is the prototypes of the support set): use --steps 0")
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         shots = None if shots is None else _count(shots, "shots", 1, MAX_POINTS)
         query = None if query is None else _count(query, "query", 1, MAX_POINTS)
@@ -219,6 +244,8 @@ class MetaModel(_Loaded, AdaptedModel):
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
         """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits."""
         steps = min(max(10, self.rule.steps), 100) if steps is None else _count(steps, "steps", 0, MAX_ADAPT_STEPS)
+        if self.rule.kind == "prototypes":
+            steps = 0
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         _check_memory(self, tasks, steps)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
@@ -321,6 +348,7 @@ class BundleSpec:
     first: int = 0  # supervised: the adaptation rule (params[first:] adapt)
     steps: int = 0
     lr: object = None  # a float, or "per-parameter"
+    adapt_kind: str = "sgd"  # the AdaptationRule's kind: "sgd" or "prototypes"
     n_params: int = 0  # rl
     sizes: object = None  # task / algorithm / model.hidden, for budget.check_memory of an evaluation
 
@@ -395,7 +423,7 @@ def _validate_mlp_table(path, model: dict, family, family_cls):
     return spec
 
 
-def _validate_model_table(path, model: dict, family, family_cls):
+def _validate_model_table(path, model: dict, family, family_cls, embedding: bool = False):
     """A format-2 model table: the run's [model] keys, in_shape, out_dim and param_names (checked against
     the network once it is built, in load_bundle)."""
     from workbench.core.config import ModelConfig, coerce_value, fields_of
@@ -420,7 +448,10 @@ def _validate_model_table(path, model: dict, family, family_cls):
     if not isinstance(shape, list) or [s for s in shape if not _is_int(s)] or list(shape) != list(family.in_shape):
         raise _bad(path, "model.in_shape", shape, f"{list(family.in_shape)}, the input shape of the family "
                    f"{family_cls.name!r}")
-    if not _is_int(model.get("out_dim")) or model["out_dim"] != family.out_dim:
+    if embedding:  # the width of an embedding: the network built from the table must give it (load_bundle)
+        if not _is_int(model.get("out_dim")) or not 1 <= model["out_dim"] <= MAX_TENSORS:
+            raise _bad(path, "model.out_dim", model.get("out_dim"), f"an embedding width from 1 to {MAX_TENSORS}")
+    elif not _is_int(model.get("out_dim")) or model["out_dim"] != family.out_dim:
         raise _bad(path, "model.out_dim", model.get("out_dim"), f"{family.out_dim}, the output size of the family "
                    f"{family_cls.name!r}")
     names = model.get("param_names")
@@ -491,7 +522,9 @@ def validate_bundle(path: Path, meta: dict, tensors: dict) -> BundleSpec:
         spec = _validate_mlp_table(path, model, family, family_cls)
         model_cfg = ModelConfig(hidden=list(spec.hidden), activation=spec.activation)
     else:
-        spec, model_cfg = None, _validate_model_table(path, model, family, family_cls)
+        adaptation = meta.get("adaptation")
+        embedding = isinstance(adaptation, dict) and adaptation.get("kind") == "prototypes"
+        spec, model_cfg = None, _validate_model_table(path, model, family, family_cls, embedding)
     # -- what is only shown
     training = _table(path, meta, "training", required=False)
     if "iterations" in training and (not _is_int(training["iterations"]) or training["iterations"] < 0):
@@ -552,7 +585,12 @@ def _validate_regression(b: BundleSpec, tensors: dict) -> None:
             raise _bad(path, "adaptation.lr", lr, "a number or 'per-parameter'")
         if not math.isfinite(lr):
             raise BundleError(f"{path}: adaptation.lr = {lr!r} is not a finite number")
-    b.first, b.steps, b.lr = first, steps, lr
+    kind = ad.get("kind", "sgd")
+    if kind not in ("sgd", "prototypes"):
+        raise _bad(path, "adaptation.kind", kind, "'sgd' or 'prototypes'")
+    if kind == "prototypes" and (b.family.kind != "classification" or steps != 0):
+        raise _bad(path, "adaptation.kind", kind, "'sgd': prototypes classify images with 0 inner steps")
+    b.first, b.steps, b.lr, b.adapt_kind = first, steps, lr, kind
 
 
 def _build_network(b: BundleSpec):
@@ -564,7 +602,8 @@ def _build_network(b: BundleSpec):
         return FastMLP(b.spec)
     cfg = b.model_cfg
     try:
-        return build_network(cfg, b.family.in_shape, b.family.out_dim, b.family.loss, f"{b.path}: model")
+        out_dim = None if b.adapt_kind == "prototypes" else b.family.out_dim  # prototypes: an embedding
+        return build_network(cfg, b.family.in_shape, out_dim, b.family.loss, f"{b.path}: model")
     except ConfigError as e:
         needs = f" (this model needs the module {cfg.module!r})" if cfg.module and "cannot import" in str(e) else ""
         raise BundleError(f"{e}{needs}") from None
@@ -676,7 +715,7 @@ def load_bundle(path: str | Path) -> MetaModel | RLModel:
             raise BundleError(f"{path}: param.{i} holds NaN or infinite weights")
         params.append(p.float())
     k = b.first
-    if k >= n:
+    if k >= n and not (b.adapt_kind == "prototypes" and k == n):  # prototypes adapt no parameter
         raise BundleError(f"{path}: adaptation.first = {k} but the network has {n} parameters")
     if b.spec is not None or getattr(network, "spec", None) is not None:
         if k % 2:  # the fused MLP adapts whole layers
@@ -692,7 +731,7 @@ def load_bundle(path: str | Path) -> MetaModel | RLModel:
             lrs.append(lr.float())
     else:
         lrs = [float(b.lr)] * (n - k)
-    rule = AdaptationRule(lrs, k, b.steps, b.family.loss)
+    rule = AdaptationRule(lrs, k, b.steps, b.family.loss, kind=b.adapt_kind)
     model = MetaModel(path, network, params, rule, b.meta, b.family)
     model.sizes = b.sizes
     return model

@@ -359,7 +359,7 @@ class Trainer:
                     break
                 t0 = time.perf_counter()
                 self._in_step = True
-                batch = self.family.sample_batch(meta_batch, self.task_gen).to(self.device)
+                batch = self.learner.training_batch(self.family, meta_batch, self.task_gen).to(self.device)
                 metrics = self.learner.meta_step(batch, self.iteration)
                 t1 = time.perf_counter()
                 self.iteration += 1

@@ -112,9 +112,16 @@ class RegressionFamily(SupervisedFamily):
         params = self.sample_task_params(n, g)
         return self.batch_for(params, g, shots, self.cfg.eval_query if query is None else query)
 
-    def render(self, batch: TaskBatch, preds: torch.Tensor, grid: torch.Tensor,
+    def render_inputs(self, batch: TaskBatch) -> torch.Tensor:
+        """Where the rollout view shows the predictions: the input grid for every task (B, G, in)."""
+        grid = self.input_grid().to(batch.xs.device)
+        return grid.expand(len(batch), *grid.shape)
+
+    def render(self, batch: TaskBatch, preds: torch.Tensor, inputs: torch.Tensor,
                steps: list[int]) -> RegressionCurves:
-        """The render payload for the GUI's rollout view (numpy arrays only)."""
+        """The render payload for the GUI's rollout view (numpy arrays only); ``inputs`` is
+        :meth:`render_inputs` and ``preds`` (B, S+1, G, out) the predictions on it after each step."""
+        grid = inputs[0]
         truth = self.function(batch.params, grid.expand(len(batch), *grid.shape))
 
         def arr(t: torch.Tensor):  # a copy: the payload must share no memory with the trainer's tensors
