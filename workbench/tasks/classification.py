@@ -16,17 +16,30 @@ pool's class index of each label (with rotations: base class × 4 + quarter turn
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
 
 from workbench.core import seeding
+from workbench.core.config import param
 from workbench.core.payloads import ClassifiedImages
 
 from .base import SupervisedFamily, TaskBatch
 
 ROTATIONS = 4  # quarter turns: 0°, 90°, 180°, 270°
+
+
+@dataclass
+class NWayKShotConfig:
+    """The ``[task]`` keys every image family shares (its own Config adds the data set's)."""
+    ways: int = param(5, "N: classes per task.", low=2, high=100)
+    shots: int = param(1, "K: support images per class.", low=1, high=100)
+    query: int = param(5, "Query images per class of a training task.", low=1, high=100)
+    eval_query: int = param(15, "Query images per class of a held-out task.", low=1, high=100)
+    rotations: bool = param(True, "Rotations by 90°, 180° and 270° are classes of their own (four times the "
+                                  "classes, both pools).")
 
 
 class ImagePool:
@@ -47,8 +60,7 @@ class ImagePool:
 
 class ClassificationFamily(SupervisedFamily):
     """N-way K-shot classification over two :class:`ImagePool` s (see the module docstring).  The Config
-    has ``ways``, ``shots``, ``query``, ``eval_query`` and ``rotations``; a subclass builds the pools in
-    :meth:`pools`."""
+    is a :class:`NWayKShotConfig`; a subclass builds the pools in :meth:`pools`."""
 
     kind: ClassVar[str] = "classification"
     loss: ClassVar[str] = "cross_entropy"

@@ -23,7 +23,7 @@ from workbench.core.errors import ConfigError
 from workbench.core.registry import FAMILIES
 from workbench.core.seeding import stream_seed
 
-from .classification import ClassificationFamily, ImagePool
+from .classification import ClassificationFamily, ImagePool, NWayKShotConfig
 
 MAX_STROKES = 4
 CURVE_POINTS = 32  # points sampled along each stroke for the distance field
@@ -32,13 +32,7 @@ RENDER_CHUNK = 128  # drawings rendered at once (bounds the distance field's mem
 
 
 @dataclass
-class GlyphsConfig:
-    ways: int = param(5, "N: classes per task.", low=2, high=100)
-    shots: int = param(1, "K: support images per class.", low=1, high=100)
-    query: int = param(5, "Query images per class of a training task.", low=1, high=100)
-    eval_query: int = param(15, "Query images per class of a held-out task.", low=1, high=100)
-    rotations: bool = param(True, "Rotations by 90°, 180° and 270° are classes of their own (four times the "
-                                  "classes, both pools).")
+class GlyphsConfig(NWayKShotConfig):
     background_classes: int = param(4000, "Characters meta-training draws its tasks from.", low=2, high=100_000)
     evaluation_classes: int = param(1000, "Held-out characters, never seen in training.", low=2, high=100_000)
     drawings: int = param(20, "Drawings of each character (Omniglot has 20).", low=2, high=1000)

@@ -68,7 +68,7 @@ from workbench.core.errors import ConfigError
 from workbench.core.registry import FAMILIES
 from workbench.core.storage import UnreadableFile, file_kind, open_regular, read_regular_bytes
 
-from .classification import ROTATIONS, ClassificationFamily, ImagePool
+from .classification import ROTATIONS, ClassificationFamily, ImagePool, NWayKShotConfig
 
 JUNK = frozenset({"thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "__macosx", "$recycle.bin"})
 MAX_IMAGE_BYTES = 64 * 2**20  # one image file (an Omniglot PNG is ~1 kB, an ImageNet JPEG ~100 kB)
@@ -90,15 +90,9 @@ ROOT_HELP = ("'~' is expanded; a relative path is taken from the folder the work
 
 
 @dataclass
-class OmniglotConfig:
+class OmniglotConfig(NWayKShotConfig):
     root: str = param("", "Folder holding images_background/<alphabet>/<character>/*.png and images_evaluation/"
                           "... (torchvision's omniglot-py folder).  " + ROOT_HELP)
-    ways: int = param(5, "N: classes per task.", low=2, high=100)
-    shots: int = param(1, "K: support images per class.", low=1, high=100)
-    query: int = param(5, "Query images per class of a training task.", low=1, high=100)
-    eval_query: int = param(15, "Query images per class of a held-out task.", low=1, high=100)
-    rotations: bool = param(True, "Rotations by 90°, 180° and 270° are classes of their own (four times the "
-                                  "classes, both pools).")
     size: int = param(28, "Image height and width in pixels after resizing (Omniglot's own: 105).", low=8, high=256)
 
     def validate(self, where: str) -> None:
