@@ -194,3 +194,27 @@ def test_a_narrow_tall_area_puts_the_confusion_matrix_under_the_images_and_a_sho
     qtbot.waitUntil(lambda: r.mosaic.minimumHeight() > 0, timeout=2000)  # it scrolls rather than shrink below MIN_CELL
     assert r.mosaic.cell == r.mosaic.MIN_CELL
     r.grab()
+
+
+def test_accuracy_is_shown_in_percent_and_the_meta_loss_plot_marks_the_held_out_error(qtbot):
+    from workbench.core.events import Evaluation
+    from workbench.gui.plots import AdaptationPlot, MetaLossPlot
+
+    per_task = np.array([[0.2, 0.8], [0.4, 1.0]])
+    e = Evaluation(7, "accuracy", [0, 1], per_task, per_task.mean(0), np.array([0.1, 0.1]))
+    curves = AdaptationPlot()
+    qtbot.addWidget(curves)
+    curves.log.setChecked(False)  # as the main window sets it for a metric where higher is better
+    curves.add_evaluation(e)
+    assert curves.plot.getPlotItem().getAxis("left").labelText == "held-out accuracy (%)"
+    assert np.allclose(curves.mean.getData()[1], [30.0, 90.0])
+    meta = MetaLossPlot()
+    qtbot.addWidget(meta)
+    meta.set_heldout("accuracy")
+    meta.add_evaluation(7, 0.3, 0.9)
+    assert np.allclose([meta.eb.data[-1], meta.ea.data[-1]], [0.7, 0.1])  # 1 − accuracy, beside the loss
+    legend = meta.plot.getPlotItem().legend
+    assert legend.getLabel(meta.after).text == "held-out error (1 − accuracy), after adaptation"
+    meta.set_heldout("mse")
+    meta.add_evaluation(8, 0.3, 0.9)
+    assert meta.ea.data[-1] == 0.9 and legend.getLabel(meta.after).text == "held-out, after adaptation"

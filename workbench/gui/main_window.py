@@ -743,6 +743,7 @@ class MainWindow(QMainWindow):
         (a loss such as mse: log scale; accuracy or return, where higher is better: linear)."""
         self._train_metric = train_metric
         self.meta_loss.set_metric(train_metric)
+        self.meta_loss.set_heldout(eval_metric or train_metric)
         self.adaptation.log.setChecked(not higher_is_better(eval_metric or train_metric))
 
     def _update_status(self) -> None:

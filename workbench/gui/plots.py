@@ -20,6 +20,7 @@ from workbench.core.stats import ema_continue
 
 from .classification_view import ClassificationRenderer
 
+PERCENT = 100.0  # accuracy (a fraction) is shown in %
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", background="#1e1f24", foreground="#d0d0d0")
 
 PALETTE = ["#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7"]
@@ -268,6 +269,7 @@ class MetaLossPlot(QWidget):
         self.env_before, self.env_after = PeakEnvelope(MARKER_BUCKETS), PeakEnvelope(MARKER_BUCKETS)
         self._ema_state = (0.0, 0)
         self._last_range = 0.0
+        self.heldout_error = False  # see set_heldout
         self.x_extent: int | None = None  # the run's total iterations, when known
         self._dirty = False
         self._evals_dirty = False
@@ -303,7 +305,20 @@ class MetaLossPlot(QWidget):
         self.env_smooth.extend(iterations, smoothed)
         self._dirty = True
 
+    def set_heldout(self, metric: str) -> None:
+        """What the held-out markers show: the evaluation's metric, or for accuracy the error rate
+        1 − accuracy, which goes down with the training loss on the same (log) axis."""
+        self.heldout_error = metric == "accuracy"
+        what = "held-out error (1 − accuracy)" if self.heldout_error else "held-out"
+        legend = self.plot.getPlotItem().legend
+        for item, when in ((self.before, "before"), (self.after, "after")):
+            label = legend.getLabel(item)
+            if label is not None:
+                label.setText(f"{what}, {when} adaptation")
+
     def add_evaluation(self, iteration: int, before: float, after: float) -> None:
+        if self.heldout_error:
+            before, after = 1.0 - before, 1.0 - after
         self.ex.extend([iteration])
         self.eb.extend([before])
         self.ea.extend([after])
@@ -480,17 +495,19 @@ class AdaptationPlot(QWidget):
             return
         index = max(0, min(index, len(self.evaluations) - 1))
         e = self.evaluations[index]
+        scale = PERCENT if e.metric == "accuracy" else 1.0  # accuracy is shown in %
         steps = np.asarray(e.steps, dtype=np.float64)
-        per = np.asarray(e.per_task, dtype=np.float64)
+        per = np.asarray(e.per_task, dtype=np.float64) * scale
+        mean, ci95 = np.asarray(e.mean) * scale, np.asarray(e.ci95) * scale
         xs = np.concatenate([np.append(steps, np.nan)] * per.shape[0])
         ys = np.concatenate([np.append(row, np.nan) for row in per])
         self.tasks.setData(xs, ys)
-        lower = e.mean - e.ci95
+        lower = mean - ci95
         if self.log.isChecked() and np.isfinite(lower).any():
             lower = np.maximum(lower, np.nanmin(per[per > 0]) if (per > 0).any() else 1e-6)
-        self.upper.setData(steps, e.mean + e.ci95)
+        self.upper.setData(steps, mean + ci95)
         self.lower.setData(steps, lower)
-        self.mean.setData(steps, e.mean)
+        self.mean.setData(steps, mean)
         p = self.plot.getPlotItem()
         if [ln.value() for ln in self.reference_lines] != list(e.references.values()):
             self._set_references(p, e.references)
@@ -499,12 +516,12 @@ class AdaptationPlot(QWidget):
             self._axis_key = key
             p.setLabel("bottom", e.step_label)
             p.getAxis("bottom").setTicks([[(float(s), str(int(s))) for s in steps]] if len(steps) <= 25 else None)
-        label = "held-out return" if e.metric == "return" else f"held-out {e.metric}"
+        label = {"return": "held-out return", "accuracy": "held-out accuracy (%)"}.get(e.metric, f"held-out {e.metric}")
         if p.getAxis("left").labelText != label:
             p.setLabel("left", label)
         self._update_label(index)
-        refs = np.asarray(list(e.references.values()), dtype=np.float64)
-        _set_range(self.plot.getPlotItem(), steps, [per[np.isfinite(per)], e.mean, refs], self.log.isChecked())
+        refs = np.asarray(list(e.references.values()), dtype=np.float64) * scale
+        _set_range(self.plot.getPlotItem(), steps, [per[np.isfinite(per)], mean, refs], self.log.isChecked())
 
     def _set_references(self, p, references: dict) -> None:
         for line in self.reference_lines:
