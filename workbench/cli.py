@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a model bundle on fresh tasks")
     e.add_argument("model", help="model bundle (.safetensors) or run directory")
-    e.add_argument("--tasks", type=int, default=100, help="number of fresh tasks (default 100)")
+    e.add_argument("--tasks", type=int, help="number of fresh tasks (default 100; 600 for classification, as the "
+                                             "few-shot literature reports)")
     e.add_argument("--seed", type=int, default=0, help="seed of the fresh tasks (default 0)")
     e.add_argument("--steps", help="inner steps to report, e.g. 0,1,10 (default: 0,1,10 for few-shot "
                    "regression; every episode of the trial for RL²; 0 and the trained steps for MAML-TRPO)")
@@ -501,19 +502,20 @@ def _eval(args) -> int:
     import workbench
 
     steps = _parse_steps(args.steps) if args.steps is not None else None
-    if not 1 <= args.tasks <= 100_000:
+    if args.tasks is not None and not 1 <= args.tasks <= 100_000:
         raise ConfigError(f"--tasks {args.tasks}: expected 1 to 100000 tasks")
     if args.shots is not None and not 1 <= args.shots <= 10_000:
         raise ConfigError(f"--shots {args.shots}: expected 1 to 10000 support points")
     if not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed {args.seed}: expected an integer in [0, 2**63)")
     model = workbench.load_model(args.model)
-    result = model.evaluate(tasks=args.tasks, seed=args.seed, steps=steps, shots=args.shots)
+    tasks = args.tasks if args.tasks is not None else 600 if model.family.kind == "classification" else 100
+    result = model.evaluate(tasks=tasks, seed=args.seed, steps=steps, shots=args.shots)
     result["model"] = str(model.path)
     if args.json:
         print(json.dumps(result, allow_nan=False))
         return 0
-    shots = f", {result['shots']} shots" if result.get("shots") else ""
+    shots = f", {result['shots']} shot{'s' if result.get('shots') != 1 else ''}" if result.get("shots") else ""
     print(f"{model.path}: {model.algorithm} on {result['family']}, {result['tasks']} fresh tasks "
           f"(seed {result['seed']}){shots}")
     print(f"{'step':>6}  {'mean ' + result['metric']:>12}  {'± 95% CI':>10}")
