@@ -183,3 +183,11 @@ def test_adapting_only_a_linear_head_runs_the_body_once_and_gives_the_same_curve
                                         metric="accuracy")
     assert len(calls) > 3 * 4  # the path without the split runs the body at every step
     assert torch.allclose(fast, slow) and torch.allclose(fast_preds, slow_preds, atol=1e-4)
+
+
+def test_more_training_ways_than_classes_is_refused_before_the_run(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "workbench", "train", "protonet-glyphs-5w1s", "--out", str(tmp_path / "r"),
+                        "--set", "algorithm.train_ways=9000", "--set", "task.background_classes=100"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "train_ways = 9000" in r.stderr and "400 training classes" in r.stderr
+    assert not (tmp_path / "r").exists()

@@ -49,6 +49,11 @@ class ProtoNet(Learner):
 
     def __init__(self, cfg, model, device, generator, total_iterations, family=None):
         super().__init__(cfg, model, device, generator, total_iterations, family=family)
+        if family is not None and cfg.train_ways and cfg.train_ways > family.classes(family.background):
+            from workbench.core.errors import ConfigError
+
+            raise ConfigError(f"[algorithm] train_ways = {cfg.train_ways}: the {family.name} family has "
+                              f"{family.classes(family.background)} training classes (rotations included)")
         self.network = model
         self.params = [p.requires_grad_() for p in model.init(generator, device)]
         self.optimizer = Adam(self.params, cfg.outer_lr)
