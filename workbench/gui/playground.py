@@ -138,11 +138,13 @@ class PlaygroundTab(QWidget):
 
     def _page_for(self, model):
         """(page, "") for the model's family, or (None, why not)."""
+        from .playground_classification import ClassificationPlayground
         from .playground_regression import RegressionPlayground
         from .playground_rl import RLPlayground
 
         reasons = []
-        pages = [("regression", RegressionPlayground), ("rl", RLPlayground)]
+        pages = [("regression", RegressionPlayground), ("rl", RLPlayground),
+                 ("classification", ClassificationPlayground)]
         if hasattr(model, "learner"):  # an RL model: the RL page's reason is the one that matters
             pages.reverse()
         for key, cls in pages:

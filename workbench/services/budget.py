@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from workbench.core.errors import ConfigError
 
 FLOAT = 4  # bytes per float32
@@ -104,14 +106,26 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
         return tasks * int(getattr(task, "ways", 1)) * (int(getattr(task, "shots", 1)) + query)
 
     meta_batch = int(getattr(algo, "meta_batch", 1))
+    # convolutional networks run one task at a time (models/network.py): one task's activations are live
+    chunked = getattr(config.model, "name", "mlp") == "conv4" and not getattr(config.model, "module", "")
     train_steps = inner + 1
     keep = RL_KEEP if rl else KEEP
-    train = (rows(meta_batch, int(getattr(task, "query", 1))) * (width + 8 * rl) * train_steps * keep
-             + meta_batch * params * train_steps * KEEP) * FLOAT
+    train_ways = int(getattr(algo, "train_ways", 0) or 0)  # ProtoNets' training episodes can have more ways
+    if train_ways:
+        ways = int(getattr(task, "ways", 1))
+        train_rows = rows(meta_batch, int(getattr(task, "query", 1))) * train_ways // max(1, ways)
+    else:
+        train_rows = rows(meta_batch, int(getattr(task, "query", 1)))
+    live = train_rows // meta_batch if chunked and meta_batch else train_rows
+    train = (live * (width + 8 * rl) * train_steps * keep + meta_batch * params * train_steps * KEEP) * FLOAT
     tasks = eval_tasks * int(getattr(algo, "eval_trials", 1))
     if rl:  # a step's trajectories (observations, actions, log-probabilities, returns, masks) and the policy's
         #     activations over them, a few steps' worth at the peak
         evaluation = rows(tasks, 0) * (width + 8) * FLOAT * RL_KEEP
+    elif chunked:  # no graph: the data of every task, one task's activations
+        q = int(getattr(task, "eval_query", 1))
+        size_in = int(np.prod(getattr(family, "in_shape", (1,))))
+        evaluation = (rows(tasks, q) * (size_in + eval_steps + 1) + rows(1, q) * width + tasks * params * 2) * FLOAT
     else:  # no graph: the data and one step's activations of every task at once
         evaluation = (rows(tasks, int(getattr(task, "eval_query", 1))) * (width + eval_steps + 1)
                       + tasks * params * 2) * FLOAT
