@@ -21,7 +21,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -53,23 +52,28 @@ def pixel_nearest_neighbour(shots: int, tasks: int) -> tuple[float, float]:
     return float(mean[0]), float(ci[0])
 
 
-def train(preset: str, overrides: list[str], out: Path, minutes: float) -> tuple[float, int]:
-    """Train ``preset`` into ``out``, stopped after ``minutes``; (seconds, iterations done)."""
+def train(preset: str, overrides: list[str], out: Path, minutes: float) -> None:
+    """Train ``preset`` into ``out``, stopped after ``minutes``."""
     args = [sys.executable, "-m", "workbench", "train", preset, "--out", str(out), "--quiet"]
     for o in overrides:
         args += ["--set", o]
-    start = time.perf_counter()
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         proc.wait(timeout=minutes * 60)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)  # Ctrl-C: the run stops with its checkpoint and bundle written
         proc.wait()
-    seconds = time.perf_counter() - start
-    status = json.loads((out / "status.json").read_text())
     if not (out / "model.safetensors").is_file():
+        status = json.loads((out / "status.json").read_text())
         raise SystemExit(f"{preset}: no bundle ({status.get('status')}: {status.get('message')})")
-    return seconds, int(status.get("iteration", 0))
+
+
+def _bundle_meta(path: Path) -> dict:
+    """The safetensors header's ``__metadata__`` of a bundle (JSON strings; nothing else is read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return f.metadata()
 
 
 def evaluate(out: Path, shots: int, tasks: int, steps: str) -> dict:
@@ -100,15 +104,14 @@ def main() -> None:
             stem, overrides, steps = METHODS[method]
             out = root / f"{method}-5w{shots}s"
             if not (out / "model.safetensors").is_file():
-                seconds, its = train(f"{stem}-5w{shots}s", overrides, out, args.minutes)
-            else:
-                seconds, its = float("nan"), -1
+                train(f"{stem}-5w{shots}s", overrides, out, args.minutes)
+            training = json.loads(next(iter(_bundle_meta(out / "model.safetensors").values()))).get("training", {})
             report = evaluate(out, shots, args.tasks, steps)
             m, c = report["mean"][-1], report["ci95"][-1]
             rows[(method, shots)] = m
             print(f"5-way {shots}-shot  {method:20s} {100 * m:5.1f}% ± {100 * c:.1f}   after step {report['steps'][-1]}"
-                  f" (before: {100 * report['mean'][0]:.1f}%); trained {its} iterations in {seconds / 60:.1f} min",
-                  flush=True)
+                  f" (before: {100 * report['mean'][0]:.1f}%); trained {training.get('iterations')} iterations, "
+                  f"{training.get('train_seconds', float('nan')) / 60:.1f} min of meta-steps", flush=True)
     print("targets:")
     for method, shots, bar in (("protonet", 1, 0.90), ("maml", 1, 0.90), ("protonet", 5, 0.97), ("maml", 5, 0.97)):
         if (method, shots) in rows:

@@ -187,7 +187,17 @@ def test_adapting_only_a_linear_head_runs_the_body_once_and_gives_the_same_curve
 
 def test_more_training_ways_than_classes_is_refused_before_the_run(tmp_path):
     r = subprocess.run([sys.executable, "-m", "workbench", "train", "protonet-glyphs-5w1s", "--out", str(tmp_path / "r"),
-                        "--set", "algorithm.train_ways=9000", "--set", "task.background_classes=100"],
-                       capture_output=True, text=True, cwd=REPO)
-    assert r.returncode == 2 and "train_ways = 9000" in r.stderr and "400 training classes" in r.stderr
+                        "--set", "algorithm.train_ways=500", "--set", "task.background_classes=100",
+                        "--set", "model.channels=4"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "train_ways = 500" in r.stderr and "400 training classes" in r.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_600_task_evaluation_of_conv4_fits_in_memory_one_task_at_a_time():
+    from workbench.services.budget import estimate
+
+    cfg = ExperimentConfig.load(REPO / "presets" / "protonet-glyphs-5w1s.toml")
+    fam = Glyphs(cfg.task)
+    parts = dict(estimate(cfg, fam, eval_tasks=600, eval_steps=0))
+    data = 600 * 5 * 16 * 28 * 28 * 4  # the images of 600 5-way tasks with 1 + 15 images per class
+    assert data <= parts["the held-out evaluation"] < 2 * data + 2**28

@@ -84,11 +84,15 @@ class Learner:
     def check_finite(self, loss: torch.Tensor, update: list[torch.Tensor] = ()) -> float:
         """The loss as a float, if it and the outer update are finite; else stop with TrainingDiverged.
 
-        One host sync: the update's entries enter the check as 0 * their sum, which is NaN when any of them
-        is not finite.
+        One host sync: the update enters the check as 0 * its squared norm, which is NaN when an entry is
+        not finite or when its square overflows (what Adam's second moment would hold, freezing it).
         """
         loss = loss.detach()
-        check = loss + 0.0 * optim.flatten(list(update)).sum() if len(update) else loss
+        if len(update):
+            flat = optim.flatten(list(update))
+            check = loss + 0.0 * torch.dot(flat, flat)
+        else:
+            check = loss
         if math.isfinite(float(check)):
             return float(loss)
         value = float(loss)

@@ -4,7 +4,9 @@ adaptation from a pretrained baseline.
 The tab holds the model (the current run's, or any bundle the user opens) and its baseline (a pretrained
 bundle of the same family, found in the runs folder or opened by hand), and shows the page that fits the
 model's family: :class:`~workbench.gui.playground_regression.RegressionPlayground` for sinusoids,
-:class:`~workbench.gui.playground_rl.RLPlayground` for the RL families.  Pages adapt off the GUI thread and
+:class:`~workbench.gui.playground_rl.RLPlayground` for the RL families,
+:class:`~workbench.gui.playground_classification.ClassificationPlayground` (drawn characters) for
+few-shot image classification.  Pages adapt off the GUI thread and
 report through their ``message`` signal; everything the user gets wrong is said in the tab's message line.
 """
 from __future__ import annotations

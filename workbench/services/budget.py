@@ -125,7 +125,7 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
     elif chunked:  # no graph: the data of every task, one task's activations
         q = int(getattr(task, "eval_query", 1))
         size_in = int(np.prod(getattr(family, "in_shape", (1,))))
-        evaluation = (rows(tasks, q) * (size_in + eval_steps + 1) + rows(1, q) * width + tasks * params * 2) * FLOAT
+        evaluation = (rows(tasks, q) * (size_in + eval_steps + 1) + rows(1, q) * width + params * 2) * FLOAT
     else:  # no graph: the data and one step's activations of every task at once
         evaluation = (rows(tasks, int(getattr(task, "eval_query", 1))) * (width + eval_steps + 1)
                       + tasks * params * 2) * FLOAT
@@ -168,7 +168,7 @@ def check_memory(config, family, where: str = "", eval_tasks: int | None = None,
                 if eval_tasks is None else [("tasks", eval_tasks), ("steps", eval_steps)])
     keys = {
         "the network": [hidden],
-        "a meta-batch": of("algorithm", algo, ("meta_batch", "trajectories", "inner_steps"))
+        "a meta-batch": of("algorithm", algo, ("meta_batch", "train_ways", "trajectories", "inner_steps"))
         + of("task", task, ("shots", "query", "horizon")) + [hidden],
         "the held-out evaluation": run_keys + of("algorithm", algo, ("trajectories", "eval_trials"))
         + of("task", task, ("shots", "eval_query", "horizon")) + [hidden],
