@@ -201,3 +201,15 @@ def test_a_600_task_evaluation_of_conv4_fits_in_memory_one_task_at_a_time():
     parts = dict(estimate(cfg, fam, eval_tasks=600, eval_steps=0))
     data = 600 * 5 * 16 * 28 * 28 * 4  # the images of 600 5-way tasks with 1 + 15 images per class
     assert data <= parts["the held-out evaluation"] < 2 * data + 2**28
+
+
+def test_training_prefetches_the_characters_and_that_changes_no_drawing_and_no_task():
+    fam, fresh = glyphs(rotations=False), glyphs(rotations=False)
+    first = fam.sample_batch(2, torch.Generator().manual_seed(5))  # starts the prefetch thread
+    fam.background._prefetching.join(timeout=60)
+    assert bool(fam.background._rendered.all())
+    every = torch.arange(fam.background.n_classes)
+    assert torch.equal(fam.background.images(every, torch.zeros_like(every)),
+                       fresh.background.images(every, torch.zeros_like(every)))
+    again = fresh.sample_batch(2, torch.Generator().manual_seed(5))
+    assert torch.equal(first.xs, again.xs) and torch.equal(first.xq, again.xq)
