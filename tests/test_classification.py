@@ -213,3 +213,45 @@ def test_training_prefetches_the_characters_and_that_changes_no_drawing_and_no_t
                        fresh.background.images(every, torch.zeros_like(every)))
     again = fresh.sample_batch(2, torch.Generator().manual_seed(5))
     assert torch.equal(first.xs, again.xs) and torch.equal(first.xq, again.xq)
+
+
+class ScaledHead(torch.nn.Module):
+    """A linear head whose output the module changes afterwards: no body/head split."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16), torch.nn.ReLU())
+        self.head = torch.nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.head(self.body(x)) * 4.0
+
+
+def test_a_head_whose_output_the_module_changes_is_not_split():
+    from workbench.core.config import ModelConfig
+    from workbench.models.network import FunctionalNetwork
+
+    net = FunctionalNetwork(ScaledHead, (1, 28, 28), 5)
+    assert net.split_head() is None
+    from workbench.models.zoo import build_network
+
+    conv = build_network(ModelConfig(name="conv4", channels=4), (1, 28, 28), 5, "cross_entropy")
+    assert conv.split_head() is not None
+
+
+def test_a_glyph_cache_larger_than_memory_is_refused_before_the_run(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "workbench", "train", "protonet-glyphs-5w1s", "--out", str(tmp_path / "r"),
+                        "--set", "task.background_classes=100000", "--set", "task.evaluation_classes=100000",
+                        "--set", "task.drawings=1000", "--set", "model.channels=4"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "the image cache" in r.stderr and "task.drawings=1000" in r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_prototype_model_refuses_a_support_set_missing_a_class(tmp_path):
+    run_and_eval(tmp_path, "protonet-glyphs-5w1s", TINY + ["model.channels=4", "run.iterations=1",
+                                                           "run.eval_interval=1"])
+    model = workbench.load_model(tmp_path / "run")
+    batch = model.family.evaluation_batch(1, 0)
+    with pytest.raises(ValueError, match="no image of class 1"):
+        model.adapt(batch.xs[0, [0, 2, 3]].numpy(), np.array([0, 2, 3]))

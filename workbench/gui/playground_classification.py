@@ -472,7 +472,7 @@ class ResultsPanel(QWidget):
         self.slider.setToolTip("The inner step shown")
         self.slider.valueChanged.connect(self.show_step)
         self.step_label = QLabel("")
-        self.step_label.setObjectName("classificationStepLabel")
+        self.step_label.setObjectName("playgroundStepLabel")
         row = QHBoxLayout()
         row.addWidget(QLabel("step"))
         row.addWidget(self.slider, 1)

@@ -156,6 +156,13 @@ class FunctionalNetwork(Network):
         return module.train()
 
     def split_head(self):
+        if not hasattr(self, "_split"):
+            self._split = self._find_split()
+        return self._split
+
+    def _find_split(self):
+        """The split, if the head is a linear layer whose output is the module's: checked once on random
+        parameters and inputs (a module that scales or adds to its head's output gets no split)."""
         linear = _linear_head(self.module, self.names[self.head_start:])
         if linear is None:
             return None
@@ -167,7 +174,14 @@ class FunctionalNetwork(Network):
             ident = [eye.to(x.device, x.dtype)] + ([zero.to(x.device, x.dtype)] if has_bias else [])
             return self.forward(list(params[:self.head_start]) + ident, x)
 
-        return features, FunctionalNetwork(lambda: nn.Linear(d, out, bias=has_bias), (d,), out)
+        head = FunctionalNetwork(lambda: nn.Linear(d, out, bias=has_bias), (d,), out)
+        g = torch.Generator().manual_seed(0)
+        params = [p + torch.randn(p.shape, generator=g) for p in self.init(g)]
+        x = torch.randn(1, 3, *self.in_shape, generator=g)
+        with torch.no_grad():
+            whole = self.forward(params, x)
+            parts = head.forward(params[self.head_start:], features(params[:self.head_start], x))
+        return (features, head) if torch.allclose(whole, parts, rtol=1e-4, atol=1e-4) else None
 
     @staticmethod
     def head_names(module: nn.Module, head: str) -> list[str]:

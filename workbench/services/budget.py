@@ -107,7 +107,9 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
 
     meta_batch = int(getattr(algo, "meta_batch", 1))
     # convolutional networks run one task at a time (models/network.py): one task's activations are live
-    chunked = getattr(config.model, "name", "mlp") == "conv4" and not getattr(config.model, "module", "")
+    # (the pretrained baseline's joint classifier takes every image of a meta-batch in one batch)
+    chunked = (getattr(config.model, "name", "mlp") == "conv4" and not getattr(config.model, "module", "")
+               and getattr(algo, "trains_inner_steps", True))
     train_steps = inner + 1
     keep = RL_KEEP if rl else KEEP
     train_ways = int(getattr(algo, "train_ways", 0) or 0)  # ProtoNets' training episodes can have more ways
@@ -133,6 +135,9 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
     parts = [("the network", network), ("a meta-batch", train), ("the held-out evaluation", evaluation)]
     if hasattr(algo, "buffer_size") and hasattr(algo, "train_tasks"):
         parts.append(("the replay buffers", replay_bytes(algo, family)))
+    cache = getattr(family, "cache_bytes", None)
+    if cache is not None:  # decoded or rendered images kept for the whole run
+        parts.append(("the image cache", int(cache())))
     return parts
 
 
@@ -173,6 +178,7 @@ def check_memory(config, family, where: str = "", eval_tasks: int | None = None,
         "the held-out evaluation": run_keys + of("algorithm", algo, ("trajectories", "eval_trials"))
         + of("task", task, ("shots", "eval_query", "horizon")) + [hidden],
         "the replay buffers": of("algorithm", algo, ("train_tasks", "buffer_size")),
+        "the image cache": of("task", task, ("background_classes", "evaluation_classes", "drawings", "size")),
     }[what]
     named = ", ".join(f"{k}={v}" for k, v in keys)
     raise ConfigError(f"{where + ': ' if where else ''}{named}: {what} alone needs about {_gib(size)} of memory (the run about "

@@ -206,6 +206,10 @@ class MetaModel(_Loaded, AdaptedModel):
         if xs.shape[0] == 0:
             raise ValueError("the support set is empty")
         if self.rule.kind == "prototypes":  # no steps: the class means of the support embeddings
+            missing = (torch.bincount(ys, minlength=int(ys.max()) + 1) == 0).nonzero().flatten().tolist()
+            if missing:
+                raise ValueError(f"y_support has no image of class {missing[0]}: the classes are 0..{int(ys.max())} "
+                                 f"and each needs at least one (its prototype)")
             with torch.no_grad():
                 protos = prototypes(net.forward(self._params, xs.unsqueeze(0)), ys.unsqueeze(0), int(ys.max()) + 1)
             return PrototypeModel(net, self._params, protos[0])

@@ -33,13 +33,14 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from workbench.tasks.glyphs import PEN_WIDTHS
+
 from .playground_regression import PlaygroundError, describe_rule
 
 __all__ = ["ClassificationSession", "ClassStep", "SampledTask", "PlaygroundError", "describe", "rasterize",
            "PEN_RANGE", "PEN"]
 
-# The glyphs family's pen half-width range (workbench/tasks/glyphs.py: 0.024 + 0.018·U[0, 1), image units).
-PEN_RANGE = (0.024, 0.042)
+PEN_RANGE = PEN_WIDTHS  # the glyphs family's pen half-widths (image units)
 PEN = 0.033  # a person's drawings: the middle of that range
 MAX_POINTS = 20_000  # points of all the strokes of one drawing (a long scribble is ~1,000)
 MAX_SUPPORT = 1_000  # support drawings of one task
@@ -288,12 +289,8 @@ class ClassificationSession:
         batch = self.family.evaluation_batch(1, int(seed))
         g = np.random.default_rng(int(seed))
         q = int(g.integers(batch.xq.shape[1]))
-        names = []
-        pool = getattr(self.family, "evaluation", None)
-        turns = 4 if getattr(self.family.cfg, "rotations", False) else 1
-        for c in batch.params[0].tolist():
-            name = pool.class_name(int(c) // turns) if pool is not None else f"class {c}"
-            names.append(name + (f" ↻{90 * (int(c) % turns)}°" if int(c) % turns else ""))
+        names = (self.family.class_names(batch.params[0]) if hasattr(self.family, "class_names")
+                 else [f"class {c}" for c in batch.params[0].tolist()])
         return SampledTask(batch.xs[0].numpy().astype(np.float32).copy(), batch.ys[0].numpy().astype(np.int64).copy(),
                            batch.xq[0, q].numpy().astype(np.float32).copy(), int(batch.yq[0, q]), names)
 

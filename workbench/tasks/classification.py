@@ -24,6 +24,7 @@ import torch
 
 from workbench.core import seeding
 from workbench.core.config import param
+from workbench.core.errors import ConfigError
 from workbench.core.payloads import ClassifiedImages
 
 from .base import SupervisedFamily, TaskBatch
@@ -106,14 +107,14 @@ class ClassificationFamily(SupervisedFamily):
         ways, turns = ways or self.cfg.ways, ROTATIONS if self.cfg.rotations else 1
         total = pool.n_classes * turns
         if ways > total:
-            raise ValueError(f"{ways}-way tasks need {ways} classes; this pool has {total}")
+            raise ConfigError(f"{ways}-way tasks need {ways} classes; this pool has {total}")
         # N distinct classes per task: the first N of a random permutation (the order gives the labels)
         classes = torch.rand(n, total, generator=generator).argsort(-1)[:, :ways]  # (n, N)
         base = classes // turns
         per = shots + query
         counts = pool.per_class[base]  # (n, N) images available
         if int(counts.min()) < per:
-            raise ValueError(f"{shots}-shot tasks with {query} queries need {per} images per class; "
+            raise ConfigError(f"{shots}-shot tasks with {query} queries need {per} images per class; "
                              f"{pool.class_name(int(base.flatten()[counts.flatten().argmin()]))} has {int(counts.min())}")
         # K + Q distinct images per class: the first ones of a random order of that class's images
         keys = torch.rand(n, ways, int(counts.max()), generator=generator)
@@ -130,6 +131,14 @@ class ClassificationFamily(SupervisedFamily):
         ys = labels.repeat_interleave(shots).expand(n, -1).contiguous()
         yq = labels.repeat_interleave(query).expand(n, -1).contiguous()
         return TaskBatch(classes, xs, ys, xq, yq)
+
+    def class_names(self, classes: torch.Tensor, pool: ImagePool | None = None) -> list[str]:
+        """A name for each class index (N,) of ``pool`` (default: the evaluation pool, what views show):
+        the pool's name of the class, and its quarter turns ("glyph 4123 ↻90°")."""
+        pool = self.evaluation if pool is None else pool
+        turns = ROTATIONS if self.cfg.rotations else 1
+        return [pool.class_name(int(c) // turns) + (f" ↻{90 * (int(c) % turns)}°" if int(c) % turns else "")
+                for c in classes.tolist()]
 
     # -- the rollout view ------------------------------------------------------------------------------
     def render_inputs(self, batch: TaskBatch) -> torch.Tensor:
@@ -154,10 +163,7 @@ class ClassificationFamily(SupervisedFamily):
             return x.numpy().copy()
 
         support = pixels(batch.xs.reshape(t, ways, shots, *batch.xs.shape[2:]))
-        pools = self.evaluation
-        turns = ROTATIONS if self.cfg.rotations else 1
-        names = [[pools.class_name(int(c) // turns) + (f" ↻{90 * (int(c) % turns)}°" if int(c) % turns else "")
-                  for c in row] for row in batch.params.cpu()]
+        names = [self.class_names(row) for row in batch.params.cpu()]
         return ClassifiedImages(family=self.name, steps=list(steps), support=support, query=pixels(batch.xq),
                                 query_labels=truth.cpu().numpy().copy(), predicted=predicted.cpu().numpy().copy(),
                                 probability=p.cpu().numpy().astype(np.float32), confusion=confusion.numpy(),

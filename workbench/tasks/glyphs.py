@@ -16,6 +16,7 @@ Once training samples its first tasks, a background thread renders the remaining
 """
 from __future__ import annotations
 
+import atexit
 import threading
 from dataclasses import dataclass
 
@@ -26,11 +27,12 @@ from workbench.core.errors import ConfigError
 from workbench.core.registry import FAMILIES
 from workbench.core.seeding import stream_seed
 
-from .classification import ClassificationFamily, ImagePool, NWayKShotConfig
+from .classification import ROTATIONS, ClassificationFamily, ImagePool, NWayKShotConfig
 
 MAX_STROKES = 4
 CURVE_POINTS = 32  # points sampled along each stroke for the distance field
 ROTATE, SCALE, SHEAR, SHIFT = 0.2, 0.15, 0.2, 0.1  # a drawing's affine distortion: ± radians, ± fraction
+PEN_WIDTHS = (0.024, 0.042)  # a drawing's pen half-width, uniform in this range (image units)
 PREFETCH_CLASSES = 16  # classes the prefetch thread renders at a time
 RENDER_CHUNK = 128  # drawings rendered at once (bounds the distance field's memory: chunk × pixels × points)
 
@@ -51,6 +53,11 @@ class GlyphsConfig(NWayKShotConfig):
             need = self.shots + max(self.query, self.eval_query)
             raise ConfigError(f"{where}: shots + query = {need} images per class, but a character has "
                               f"drawings = {self.drawings}")
+        turns = ROTATIONS if self.rotations else 1
+        for key in ("background_classes", "evaluation_classes"):
+            if getattr(self, key) * turns < self.ways:
+                raise ConfigError(f"{where}: ways = {self.ways}, but {key} = {getattr(self, key)} gives "
+                                  f"{getattr(self, key) * turns} classes{' with rotations' if turns > 1 else ''}")
 
 
 class GlyphPool(ImagePool):
@@ -63,7 +70,7 @@ class GlyphPool(ImagePool):
         self.n_classes = n
         self.image_shape = (1, cfg.size, cfg.size)
         self.per_class = torch.full((n,), cfg.drawings, dtype=torch.int64)
-        self._cache = torch.empty(n, cfg.drawings, cfg.size, cfg.size, dtype=torch.uint8)  # pages touched on use
+        self._cache: torch.Tensor | None = None  # (n, drawings, size, size) uint8, allocated on first use
         self._rendered = torch.zeros(n, dtype=torch.bool)
         self._lock = threading.Lock()  # a class's drawings are written, then marked rendered, under it
         self._prefetching: threading.Thread | None = None
@@ -80,19 +87,25 @@ class GlyphPool(ImagePool):
 
     def _store(self, classes: torch.Tensor, drawings: torch.Tensor) -> None:
         with self._lock:
+            if self._cache is None:  # its pages are touched as classes are stored (services/budget.py counts it)
+                c = self.cfg
+                self._cache = torch.empty(self.n_classes, c.drawings, c.size, c.size, dtype=torch.uint8)
             self._cache[classes] = drawings
             self._rendered[classes] = True
 
     def prefetch(self) -> None:
-        """Render every class not rendered yet on a background thread (a daemon: it dies with the process),
-        a few classes at a time, so that sampling soon reads only the cache.  Rendering is torch ops that
+        """Render every class not rendered yet on a background thread, a few classes at a time (at exit the
+        thread finishes its chunk and stops), so that sampling soon reads only the cache.  Rendering is torch ops that
         release the GIL: on a machine with a free core (the trainer leaves one) it costs the training
         nothing.  Called again, it does nothing."""
         if self._prefetching is not None:
             return
+        stop = threading.Event()
 
         def run() -> None:
             for start in range(0, self.n_classes, PREFETCH_CLASSES):
+                if stop.is_set():
+                    return
                 chunk = torch.arange(start, min(self.n_classes, start + PREFETCH_CLASSES))
                 with self._lock:
                     chunk = chunk[~self._rendered[chunk]]
@@ -102,6 +115,12 @@ class GlyphPool(ImagePool):
         self._prefetching = threading.Thread(target=run, name=f"glyphs-{self.stream}-prefetch", daemon=True)
         self._prefetching.start()
 
+        def finish() -> None:  # a thread inside a torch op when the interpreter ends aborts the process
+            stop.set()
+            self._prefetching.join()
+
+        atexit.register(finish)
+
     def render_classes(self, classes: torch.Tensor) -> torch.Tensor:
         """Every drawing of ``classes`` (M,): uint8 (M, drawings, size, size)."""
         d = self.cfg.drawings
@@ -110,7 +129,7 @@ class GlyphPool(ImagePool):
             g = torch.Generator().manual_seed(stream_seed(f"glyphs:{self.stream}:{self.cfg.dataset_seed}", c))
             strokes = character(g)
             ctrl.append(strokes.unsqueeze(0) + self.cfg.jitter * torch.randn(d, *strokes.shape, generator=g))
-            pen.append(0.024 + 0.018 * torch.rand(d, generator=g))
+            pen.append(PEN_WIDTHS[0] + (PEN_WIDTHS[1] - PEN_WIDTHS[0]) * torch.rand(d, generator=g))
             affine.append(torch.rand(d, 5, generator=g))
         ctrl, pen, affine = torch.cat(ctrl), torch.cat(pen), torch.cat(affine)
         used = ctrl[:, :, 0, 0] < 9  # (M·d, S): the strokes each character has
@@ -171,6 +190,11 @@ class Glyphs(ClassificationFamily):
     def pools(self):
         c = self.cfg
         return GlyphPool(c, "background", c.background_classes), GlyphPool(c, "evaluation", c.evaluation_classes)
+
+    def cache_bytes(self) -> int:
+        """Bytes of the rendered drawings once every character is drawn (uint8)."""
+        c = self.cfg
+        return (c.background_classes + c.evaluation_classes) * c.drawings * c.size * c.size
 
     def tasks(self, pool, n, shots, query, generator, ways=None):
         if pool is self.background:  # training has started: draw its characters ahead of time
