@@ -26,6 +26,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
+from workbench.core.errors import WorkbenchError
 from workbench.services.playground_classification import PEN, ClassificationSession, PlaygroundError, describe
 
 from .plots import PALETTE, fixed_plot
@@ -730,7 +731,7 @@ class ClassificationPlayground(QWidget):
         self._seed += 1
         try:
             task = self.session.sample_task(self._seed)
-        except (PlaygroundError, ValueError) as e:
+        except (WorkbenchError, ValueError) as e:  # a data set's image that does not decode: a ConfigError
             self._say(f"cannot sample a task: {e}", True)
             return
         self.support_panel.set_task(task.images, task.labels)
