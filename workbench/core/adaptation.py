@@ -29,7 +29,7 @@ class AdaptationRule:
     @property
     def step_label(self) -> str:
         """What the adaptation curve's steps count."""
-        return "prototypes of the support set (no inner steps)" if self.kind == "prototypes" else "inner step"
+        return "prototypes, no inner steps" if self.kind == "prototypes" else "inner step"
 
 
 def prototypes(z_support: torch.Tensor, y_support: torch.Tensor, ways: int) -> torch.Tensor:

@@ -401,6 +401,7 @@ class AdaptationPlot(QWidget):
         super().__init__(parent)
         self.plot = make_plot("adaptationPlot", "inner step", "held-out loss")
         p = self.plot.getPlotItem()
+        p.getAxis("bottom").enableAutoSIPrefix(False)  # steps are counts: never "(x0.001)" on a one-point curve
         self.tasks = p.plot(name="each held-out task", pen=pg.mkPen((160, 160, 170, 45), width=1), connect="finite")
         self.upper = pg.PlotDataItem(pen=pg.mkPen(None), connect="finite")
         self.lower = pg.PlotDataItem(pen=pg.mkPen(None), connect="finite")
