@@ -255,3 +255,16 @@ def test_a_prototype_model_refuses_a_support_set_missing_a_class(tmp_path):
     batch = model.family.evaluation_batch(1, 0)
     with pytest.raises(ValueError, match="no image of class 1"):
         model.adapt(batch.xs[0, [0, 2, 3]].numpy(), np.array([0, 2, 3]))
+
+
+def test_the_rollout_payload_counts_right_answers_and_confusions_as_the_predictions_say():
+    fam = glyphs(rotations=True)
+    batch = fam.evaluation_batch(3, 0)
+    logits = torch.randn(3, 2, batch.xq.shape[1], 5, generator=torch.Generator().manual_seed(0))
+    logits[:, 1] += 10 * torch.nn.functional.one_hot(batch.yq, 5)  # after the step: every query right
+    pl = fam.render(batch, logits, batch.xq, [0, 1])
+    predicted = logits.argmax(-1).numpy()
+    assert (pl.predicted == predicted).all() and np.allclose(pl.accuracy[:, 1], 1.0)
+    assert np.allclose(pl.accuracy[:, 0], (predicted[:, 0] == batch.yq.numpy()).mean(-1))
+    assert pl.confusion[1].trace() == pl.confusion[1].sum() == 3 * batch.xq.shape[1]
+    assert pl.support.shape == (3, 5, 1, 28, 28) and pl.class_names[0] == fam.class_names(batch.params[0])

@@ -28,7 +28,7 @@ def make_payload(tasks=2, ways=5, shots=1, queries=15, steps=(0, 1, 2), rgb=Fals
         np.add.at(confusion[s], (labels.ravel(), predicted[:, s].ravel()), 1)
     return ClassifiedImages(family="test", steps=list(steps), support=support, query=query, query_labels=labels,
                             predicted=predicted, probability=rng.random(predicted.shape, dtype=np.float32),
-                            confusion=confusion,
+                            accuracy=(predicted == labels[:, None]).mean(-1), confusion=confusion,
                             class_names=[[f"class {t}.{c}" for c in range(ways)] for t in range(tasks)])
 
 

@@ -101,5 +101,6 @@ class ClassifiedImages(RenderPayload):
     query_labels: np.ndarray  # (T, Q) int64: the true label of each query image
     predicted: np.ndarray  # (T, S+1, Q) int64: the label predicted after each step
     probability: np.ndarray  # (T, S+1, Q) float32: the probability the model gave the predicted label
+    accuracy: np.ndarray  # (T, S+1) float64: each shown task's query accuracy after each step
     confusion: np.ndarray  # (S+1, N, N) int64 counts over the shown tasks' queries: row true, column predicted
     class_names: list[list[str]]  # (T, N) a name for each class of each shown task ("glyph 4123 ↻90°")

@@ -387,7 +387,6 @@ class ClassificationRenderer(QWidget):
             return
         t, s = max(0, self.task.currentIndex()), self.step.value()
         shown = [0, s] if len(pl.steps) > 1 else [0]
-        truth = pl.query_labels[t]
         marks, tips = [], []
         for c, order in enumerate(self._order):
             marks.append([[(str(int(pl.predicted[t, i, j])), RIGHT if pl.predicted[t, i, j] == c else WRONG)
@@ -395,9 +394,9 @@ class ClassificationRenderer(QWidget):
             tips.append([f"true label {c} ({pl.class_names[t][c] if c < len(pl.class_names[t]) else ''})\n"
                          + "\n".join(f"{step_name(pl, i)}: {int(pl.predicted[t, i, j])} "
                                      f"(p = {float(pl.probability[t, i, j]):.2f})" for i in shown) for j in order])
-        right = (pl.predicted[t] == truth).mean(-1)  # (S+1,) this task's accuracy after each step
+        right = pl.accuracy[t]  # (S+1,) this task's accuracy after each step
         conf = np.asarray(pl.confusion)
-        overall = np.trace(conf, axis1=1, axis2=2) / np.maximum(1, conf.sum((1, 2)))
+        overall = np.asarray(pl.accuracy).mean(0)  # every shown task has as many queries
         tasks = pl.query.shape[0]
         if len(pl.steps) == 1:
             note = ONE_STEP_NOTE if not pl.step_names else f"no inner steps: {pl.step_names[0]}"

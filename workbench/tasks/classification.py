@@ -166,7 +166,9 @@ class ClassificationFamily(SupervisedFamily):
         names = [self.class_names(row) for row in batch.params.cpu()]
         return ClassifiedImages(family=self.name, steps=list(steps), support=support, query=pixels(batch.xq),
                                 query_labels=truth.cpu().numpy().copy(), predicted=predicted.cpu().numpy().copy(),
-                                probability=p.cpu().numpy().astype(np.float32), confusion=confusion.numpy(),
+                                probability=p.cpu().numpy().astype(np.float32),
+                                accuracy=(predicted == truth.unsqueeze(1)).double().mean(-1).cpu().numpy(),
+                                confusion=confusion.numpy(),
                                 class_names=names)
 
 
