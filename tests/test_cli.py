@@ -90,8 +90,9 @@ def test_presets_lists_every_shipped_preset():
 @pytest.mark.parametrize("args, expected", [
     (["train", "nosuch.toml"], "nosuch.toml: no such file"),
     (["train", "maml-sinusiod"], "did you mean 'maml-sinusoid'?"),
-    (["train", "maml-sinusoid", "--set", "algorithm.inner_lrr=1"], "unknown key 'inner_lrr' (did you mean 'inner_lr'?)"),
-    (["train", "maml-sinusoid", "--set", "run.iterations=-4"], "iterations = -4: out of range"),
+    (["train", "maml-sinusoid", "--set", "algorithm.inner_lrr=1"],
+     "--set algorithm.inner_lrr=1: [algorithm]: unknown key 'inner_lrr' (did you mean 'inner_lr'?)"),
+    (["train", "maml-sinusoid", "--set", "run.iterations=-4"], "--set run.iterations=-4: [run]: iterations = -4: out of range"),
     (["train", "maml-sinusoid", "--device", "cuda:7"], "device 'cuda:7'"),
     (["train", "maml-sinusoid", "--iterations", "many"], "argument --iterations: invalid int value: 'many'"),
     (["train", "--resume", "nowhere"], "nowhere: no such run directory"),
@@ -144,3 +145,14 @@ def test_nan_run_exits_with_a_message(tmp_path):
 def test_no_command_prints_help_or_opens_app():
     r = wb("--help")
     assert r.returncode == 0 and "train" in r.stdout and "eval" in r.stdout
+
+
+def test_a_reader_that_goes_away_is_not_an_error(bundle):
+    """`workbench eval ... --json | head -c 50`: quiet, with SIGPIPE's status, as standard tools."""
+    out, _ = bundle
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "eval", str(out), "--json", "--tasks", "20000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(50)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and err.decode().strip() == ""

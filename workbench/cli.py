@@ -10,6 +10,7 @@ import argparse
 import datetime as _dt
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -98,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as e:
         print(f"workbench: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`| head`): not an error; quiet, as standard tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not raise again
+        return 128 + signal.SIGPIPE
     except OSError as e:  # an output path that cannot be written, a file that cannot be read
         where = e.filename if e.filename is not None else "file system"
         print(f"workbench: error: {where}: {e.strerror or e}", file=sys.stderr)

@@ -317,3 +317,40 @@ def test_the_playground_takes_the_finished_runs_model_and_refuses_what_it_cannot
     bad.write_bytes(b"not a bundle")
     assert not tab.set_model(bad)
     assert "bad.safetensors" in tab.message_text() and tab.model_path == window.bundle_path
+
+
+def test_a_typed_unconfirmed_value_is_taken_by_every_way_to_start(window, qtbot, tmp_path):
+    """Finding 1 of the desktop issue: Ctrl+R (the action) read the old value of a field still being typed."""
+    from PySide6.QtWidgets import QAbstractSpinBox
+
+    assert window.load_preset(small_preset(tmp_path, iterations=20000))
+    box = window.run_form.editors["iterations"]
+    assert isinstance(box, QAbstractSpinBox)
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "3000")  # no Enter, no Tab
+    assert window.current_config().run.iterations == 3000  # what Start, the menu, the sweep and Save read
+    window.act_start.trigger()  # the Ctrl+R action
+    assert window.running and window.total_iterations == 3000
+    window.stop()
+    window.thread.wait(10_000)
+
+
+def test_slow_iterations_show_seconds_per_iteration_and_elapsed_leaves_out_pauses(window, qtbot, monkeypatch):
+    from workbench.gui import main_window as mw
+
+    assert mw.fmt_speed(640.0) == "640 it/s" and mw.fmt_speed(0.25) == "4.0 s/it" and mw.fmt_speed(0.0) == ""
+    clock = [100.0]
+    monkeypatch.setattr(mw.time, "monotonic", lambda: clock[0])
+    window.started_at, window._paused_at, window._paused_for, window._ended_at = 100.0, None, 0.0, None
+    clock[0] = 110.0
+    assert window.elapsed() == 10.0
+    window._on_paused(5)
+    clock[0] = 150.0
+    assert window.elapsed() == 10.0  # paused: the clock stands
+    window._on_resumed(5)
+    clock[0] = 155.0
+    assert window.elapsed() == 15.0
+    window._ended_at = 155.0
+    clock[0] = 500.0
+    assert window.elapsed() == 15.0  # ended: frozen

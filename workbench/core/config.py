@@ -258,9 +258,20 @@ class ExperimentConfig:
     def load(cls, path: str | Path, overrides: list[str] = ()) -> "ExperimentConfig":
         path = Path(path)
         data = read_toml(path)
-        for item in overrides:
-            apply_override(data, item)
-        config = cls.from_dict(data, where=str(path))
+        if overrides:
+            import copy
+
+            plain = copy.deepcopy(data)
+            for item in overrides:
+                apply_override(data, item)
+            try:
+                config = cls.from_dict(data, where=str(path))
+            except ConfigError:
+                cls.from_dict(plain, where=str(path))  # the file's own mistake is named as the file's
+                where = "--set " + " ".join(overrides)  # else the overrides' (a bad key or value given there)
+                config = cls.from_dict(data, where=where if len(where) <= 120 else "--set")
+        else:
+            config = cls.from_dict(data, where=str(path))
         config.source_path = str(path)
         return config
 

@@ -14,7 +14,7 @@ import typing
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
                                QWidget)
 
 from workbench.core.config import choices_of, describe_range, inline_toml
@@ -145,7 +145,12 @@ class ConfigForm(QWidget):
                 e.blockSignals(b)
 
     def values(self) -> dict:
+        """The values the form shows, as the config's types.  Text typed into a number field without Enter
+        or Tab counts: every read takes it first (whichever way a run, a sweep or a save was started)."""
         out = {}
+        for e in self.editors.values():
+            if isinstance(e, QAbstractSpinBox):
+                e.interpretText()
         for name, e in self.editors.items():
             if isinstance(e, QCheckBox):
                 out[name] = e.isChecked()

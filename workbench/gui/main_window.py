@@ -46,6 +46,13 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def fmt_speed(its_per_sec: float) -> str:
+    """Iterations per second, or seconds per iteration when one takes longer than a second (meta-RL)."""
+    if its_per_sec >= 1.0:
+        return f"{its_per_sec:,.0f} it/s"
+    return f"{1.0 / its_per_sec:,.1f} s/it" if its_per_sec > 0 else ""
+
+
 class _Relay(QObject):
     """Carries results of background work to the GUI thread (its slots are bound window methods)."""
 
@@ -74,6 +81,9 @@ class MainWindow(QMainWindow):
         self.run_state = "idle"  # idle | running | paused | stopping
         self.total_iterations = 0
         self.started_at = 0.0
+        self._paused_at: float | None = None  # when the run was paused (elapsed() leaves pauses out)
+        self._paused_for = 0.0
+        self._ended_at: float | None = None
         self.redraws = 0
         self.last_error: tuple[str, str] | None = None
         self._loading = False
@@ -602,6 +612,8 @@ class MainWindow(QMainWindow):
         self.worker.error.connect(self._on_error)
         self.thread.finished.connect(self._on_thread_finished)
         self.started_at = time.monotonic()
+        self._paused_at = self._ended_at = None
+        self._paused_for = 0.0
         self.device_label.setText("")
         self._set_state("running")
         self.thread.start()
@@ -646,12 +658,17 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Stopping after this iteration…")
 
     def _on_paused(self, iteration: int) -> None:
+        if self._paused_at is None:
+            self._paused_at = time.monotonic()
         if self.run_state != "stopping":
             self._set_state("paused")
             self._set_text(self.speed_label, "paused")
             self._set_text(self.eta_label, "")
 
     def _on_resumed(self, iteration: int) -> None:
+        if self._paused_at is not None:
+            self._paused_for += time.monotonic() - self._paused_at
+            self._paused_at = None
         if self.run_state != "stopping":
             self._set_state("running")
 
@@ -665,6 +682,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Checkpoint at iteration {iteration}", 3000)
 
     def _on_finished(self, event) -> None:
+        self._ended_at = self._paused_at or time.monotonic()
+        self._set_text(self.elapsed_label, f"elapsed {fmt_time(self.elapsed())}")
         self.drain()
         self.runs_panel.refresh()
         self.meta_loss.redraw(force_range=True)
@@ -752,12 +771,22 @@ class MainWindow(QMainWindow):
         if last is not None:
             self._set_text(self.iteration_label, f"iteration {last.iteration} / {self.total_iterations}")
             if self.run_state == "running":  # speed and ETA only mean something while training
-                self._set_text(self.speed_label, f"{last.its_per_sec:,.0f} it/s")
+                self._set_text(self.speed_label, fmt_speed(last.its_per_sec))
                 eta = (self.total_iterations - last.iteration) / max(last.its_per_sec, 1e-9)
                 self._set_text(self.eta_label, f"ETA {fmt_time(eta)}")
             self.progress.setValue(int(1000 * last.iteration / max(1, self.total_iterations)))
         if self.running:
-            self._set_text(self.elapsed_label, f"elapsed {fmt_time(time.monotonic() - self.started_at)}")
+            self._set_text(self.elapsed_label, f"elapsed {fmt_time(self.elapsed())}")
+
+    def elapsed(self) -> float:
+        """Seconds the current (or last) run has been training: paused time left out, frozen once it ends."""
+        if self._ended_at is not None:
+            end = self._ended_at
+        elif self._paused_at is not None:
+            end = self._paused_at
+        else:
+            end = time.monotonic()
+        return max(0.0, end - self.started_at - self._paused_for)
 
     @staticmethod
     def _set_text(label: QLabel, text: str) -> None:
