@@ -354,3 +354,25 @@ def test_slow_iterations_show_seconds_per_iteration_and_elapsed_leaves_out_pause
     window._ended_at = 155.0
     clock[0] = 500.0
     assert window.elapsed() == 15.0  # ended: frozen
+
+
+def test_a_typed_decimal_point_means_the_same_in_a_decimal_comma_locale(qtbot):
+    """Finding 16: with de_DE, "0.5" typed into inner lr became 5.0 (the dot read as a group separator)."""
+    from PySide6.QtCore import QLocale
+
+    from workbench.algorithms.maml import MAMLConfig
+    from workbench.gui.forms import ConfigForm
+
+    previous = QLocale()
+    QLocale.setDefault(QLocale("de_DE"))
+    try:
+        form = ConfigForm(MAMLConfig)
+        qtbot.addWidget(form)
+        for typed, expected in (("0.5", 0.5), ("0.003", 0.003), ("3.5", 3.5)):
+            box = form.editors["inner_lr"]
+            box.lineEdit().selectAll()
+            qtbot.keyClicks(box.lineEdit(), typed)
+            assert form.values()["inner_lr"] == pytest.approx(expected)
+            assert "," not in box.text()
+    finally:
+        QLocale.setDefault(previous)

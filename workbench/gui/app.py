@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
+from PySide6.QtCore import QLocale
 from PySide6.QtWidgets import QApplication
 
 from .resources import app_icon, stylesheet
@@ -17,6 +18,11 @@ def make_app() -> QApplication:
     app.setOrganizationName("workbench")
     app.setApplicationDisplayName("Meta-Learning Workbench")
     app.setWindowIcon(app_icon())
+    # numbers read and written with a decimal point in every field of the app, whatever the desktop's locale
+    # (a decimal-comma locale made "0.5" typed into a field 5.0): as presets and the command line write them
+    from .forms import NUMBERS
+
+    QLocale.setDefault(NUMBERS)
     app.setStyle("Fusion")
     app.setStyleSheet(stylesheet())
     import torch

@@ -12,7 +12,7 @@ import math
 import tomllib
 import typing
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QLocale, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
                                QWidget)
@@ -49,6 +49,17 @@ class _IntListValidator(QValidator):
             if int(item) < self.low:
                 return QValidator.State.Intermediate, text, pos
         return QValidator.State.Acceptable, text, pos
+
+
+def _numbers_locale() -> QLocale:
+    """How number fields read and write: "0.5" is one half whatever the desktop's locale (a decimal-comma
+    locale would read the dot as a thousands separator and make it 5), no group separators, like presets."""
+    locale = QLocale.c()
+    locale.setNumberOptions(QLocale.NumberOption.OmitGroupSeparator | QLocale.NumberOption.RejectGroupSeparator)
+    return locale
+
+
+NUMBERS = _numbers_locale()
 
 
 class ConfigForm(QWidget):
@@ -91,12 +102,14 @@ class ConfigForm(QWidget):
             w.textEdited.connect(self.changed)
         elif tp is int:
             w = QSpinBox()
+            w.setLocale(NUMBERS)
             w.setRange(int(max(lo if lo is not None else -INT_MAX, -INT_MAX)),
                        int(min(hi if hi is not None else INT_MAX, INT_MAX)))
             w.setKeyboardTracking(False)
             w.valueChanged.connect(self.changed)
         elif tp is float:
             w = QDoubleSpinBox()
+            w.setLocale(NUMBERS)
             decimals = _decimals_for(float(default), lo)
             w.setDecimals(decimals)
             low = lo if lo is not None else -1e9
