@@ -1,5 +1,6 @@
 """The desktop app, offscreen, driven like a user: presets, start / pause / resume / stop, export, reopen."""
 import csv
+import os
 import time
 from pathlib import Path
 
@@ -376,3 +377,36 @@ def test_a_typed_decimal_point_means_the_same_in_a_decimal_comma_locale(qtbot):
             assert "," not in box.text()
     finally:
         QLocale.setDefault(previous)
+
+
+def test_quitting_while_a_model_is_being_evaluated_exits_cleanly(tmp_path):
+    """Finding 17: File → Open model… evaluating when the app quits aborted it (exit 134): the evaluation
+    is cancelled and awaited on close."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "workbench", "train", str(small_preset(tmp_path, iterations=20)),
+                        "--out", str(run), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    script = f"""
+import time
+from PySide6.QtCore import QTimer
+from workbench.gui.app import make_app
+from workbench.gui.main_window import MainWindow
+app = make_app()
+w = MainWindow()
+w.show()
+def go():
+    assert w.open_model({str(run / "model.safetensors")!r}, tasks=3000)
+    QTimer.singleShot(300, w.close)
+    QTimer.singleShot(400, app.quit)
+QTimer.singleShot(200, go)
+app.exec()
+assert all(not t.is_alive() for t, _ in w._evaluations)
+print("closed")
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", WORKBENCH_RUNS=str(tmp_path / "runs"),
+               WORKBENCH_SETTINGS=str(tmp_path / "settings.ini"))
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "closed" in r.stdout, (r.returncode, r.stderr[-2000:])

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout,
 
 from workbench.core.config import ExperimentConfig, MetaInfo, RunConfig
 from workbench.core.losses import higher_is_better
-from workbench.core.errors import WorkbenchError
+from workbench.core.errors import Cancelled, WorkbenchError
 from workbench.services.paths import default_runs_dir, safe_run_name
 from workbench.services.presets import list_presets
 from workbench.core.registry import ALGORITHMS, FAMILIES, family_availability
@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_status()
         self._relay = _Relay(self)
+        self._evaluations: list = []  # (thread, cancel event) of File → Open model… evaluations
         self._relay.done.connect(self._on_model_evaluated)
         self.timer = QTimer(self)
         self.timer.setInterval(DRAIN_MS)
@@ -858,14 +859,20 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Evaluating {path.name} on {tasks} fresh tasks…", 0)
         info = f"{model.algorithm} on {model.meta['family']}"
 
+        cancel = threading.Event()
+
         def work():
             try:
-                result = model.evaluation_events(tasks=tasks, seed=seed)
+                result = model.evaluation_events(tasks=tasks, seed=seed, cancel=cancel)
                 self._relay.done.emit((path, info, tasks, seed, result), None)
+            except Cancelled:  # the window is closing
+                pass
             except Exception as e:  # shown in a dialog, the app carries on
                 self._relay.done.emit(path, f"{type(e).__name__}: {e}")
 
-        threading.Thread(target=work, name="model-evaluation", daemon=True).start()
+        thread = threading.Thread(target=work, name="model-evaluation")
+        self._evaluations = [(t, c) for t, c in self._evaluations if t.is_alive()] + [(thread, cancel)]
+        thread.start()
         self._update_controls()
         return True
 
@@ -932,6 +939,11 @@ class MainWindow(QMainWindow):
         if self.sweep_dialog is not None:
             self.sweep_dialog.close()  # stops a running sweep
         self.playground.cancel()
+        for thread, cancel in self._evaluations:  # File → Open model… still evaluating: stop it and wait for it
+            cancel.set()                        # (a thread left running when the app ends aborts the process)
+        for thread, _ in self._evaluations:
+            thread.join()
+        self._evaluations = []
         self.timer.stop()
         self._save_settings()
         super().closeEvent(event)

@@ -245,15 +245,18 @@ class MetaModel(_Loaded, AdaptedModel):
                 "seed": seed, "family": self.meta["family"], "algorithm": self.algorithm,
                 "shots": batch.xs.shape[1] // classes}
 
-    def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
-        """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits."""
+    def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4,
+                          cancel=None):
+        """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits.
+        ``cancel`` (a threading.Event, or None) is checked between steps: a set event raises Cancelled."""
         steps = min(max(10, self.rule.steps), 100) if steps is None else _count(steps, "steps", 0, MAX_ADAPT_STEPS)
         if self.rule.kind == "prototypes":
             steps = 0
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         _check_memory(self, tasks, steps)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
-        outcome = supervised_outcome(self.network, self._params, self.rule, self.family, batch, steps, render_tasks)
+        outcome = supervised_outcome(self.network, self._params, self.rule, self.family, batch, steps, render_tasks,
+                                     cancel)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
 
     def to_onnx(self, path: str | Path) -> Path:
@@ -315,13 +318,14 @@ class RLModel(_Loaded):
                 "tasks": tasks, "seed": seed, "shots": None, "family": self.meta["family"],
                 "algorithm": self.algorithm, "references": outcome.references}
 
-    def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4):
+    def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4,
+                          cancel=None):
         steps = max(3, *self.learner.default_eval_steps()) if steps is None else _count(steps, "steps", 0,
                                                                                         MAX_ADAPT_STEPS)
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         _check_memory(self, tasks, steps)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
-        outcome = self.learner.evaluate(self.family, batch, steps, render_tasks)
+        outcome = self.learner.evaluate(self.family, batch, steps, render_tasks, cancel=cancel)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
 
     def to_onnx(self, path: str | Path) -> Path:
