@@ -410,3 +410,21 @@ print("closed")
                WORKBENCH_SETTINGS=str(tmp_path / "settings.ini"))
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and "closed" in r.stdout, (r.returncode, r.stderr[-2000:])
+
+
+def test_the_shipped_presets_menu_lists_names_by_family_with_descriptions_as_tips(window):
+    """Finding 12: entries carried whole descriptions, and the menu spanned the screen."""
+    from workbench.services.presets import list_presets
+
+    presets = {i.name: i for i in list_presets() if i.readable}
+    families = {a.text(): a.menu() for a in window.shipped_menu.actions()}
+    assert set(families) == {i.family for i in presets.values()}
+    seen = 0
+    for family, sub in families.items():
+        for a in sub.actions():
+            info = presets[a.text()]  # the entry is the preset's name
+            assert info.family == family and a.toolTip() == info.description == a.statusTip()
+            seen += 1
+        width = sub.sizeHint().width()
+        assert width < 400, (family, width)
+    assert seen == len(presets)

@@ -258,12 +258,8 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&File")
         menu.addAction(self.act_open_preset)
         self.shipped_menu = menu.addMenu("Shipped presets")
-        for info in list_presets():
-            a = self.shipped_menu.addAction(f"{info.name} — {info.description}")
-            a.triggered.connect(lambda _=False, p=info.path: self.load_preset(p))
-            if not info.readable:  # listed with the reason, not offered
-                a.setEnabled(False)
-                a.setToolTip(f"{info.path}: {info.error}")
+        self.shipped_menu.setObjectName("shippedPresetsMenu")
+        self._fill_shipped_menu(list_presets())
         self.recent_menu = menu.addMenu("Recent presets")
         menu.addAction(self.act_save_preset)
         menu.addSeparator()
@@ -572,6 +568,23 @@ class MainWindow(QMainWindow):
         self.runs_dock.raise_()
         self.runs_panel.refresh()
         self.runs_panel.show_sweep(sweep_id)
+
+    def _fill_shipped_menu(self, presets) -> None:
+        """One submenu per task family, entries by name; the description is the entry's tooltip and status
+        tip (whole descriptions made the menu as wide as the screen)."""
+        by_family: dict[str, list] = {}
+        for info in presets:
+            by_family.setdefault(info.family if info.readable else "unreadable", []).append(info)
+        for family in sorted(by_family):
+            sub = self.shipped_menu.addMenu(family)
+            sub.setToolTipsVisible(True)
+            for info in sorted(by_family[family], key=lambda i: i.name):
+                a = sub.addAction(info.name)
+                a.triggered.connect(lambda _=False, p=info.path: self.load_preset(p))
+                tip = info.description if info.readable else f"{info.path}: {info.error}"
+                a.setToolTip(tip)
+                a.setStatusTip(tip)
+                a.setEnabled(info.readable)  # an unreadable one is listed with the reason, not offered
 
     @property
     def running(self) -> bool:
