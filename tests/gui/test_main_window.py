@@ -428,3 +428,17 @@ def test_the_shipped_presets_menu_lists_names_by_family_with_descriptions_as_tip
         width = sub.sizeHint().width()
         assert width < 400, (family, width)
     assert seen == len(presets)
+
+
+def test_loading_another_preset_clears_the_last_runs_views_and_status(window, qtbot, tmp_path):
+    """Finding 6: the plots kept the previous run (wrong axes) and the status bar its 'Run finished'."""
+    assert window.load_preset(small_preset(tmp_path, iterations=30))
+    window.start()
+    qtbot.waitUntil(lambda: not window.running, timeout=60_000)
+    assert "Run finished" in window.statusBar().currentMessage()
+    assert window.adaptation.evaluations and window.meta_loss.x.data.size
+    assert window.load_preset(PRESETS / "maml-trpo-navigation.toml")
+    assert not window.adaptation.evaluations and window.meta_loss.x.data.size == 0
+    assert window.rollouts.payload is None
+    assert window.meta_loss.plot.getPlotItem().getAxis("left").labelText == "return"
+    assert "Run finished" not in window.statusBar().currentMessage()

@@ -481,6 +481,10 @@ class MainWindow(QMainWindow):
         self.modified = False
         self._remember_preset(path)
         self._update_title()
+        self.clear_plots()  # the views showed another experiment: its axes and rollouts do not fit this one
+        self.set_metric(ALGORITHMS.get(config.algorithm_name).train_metric, FAMILIES.get(config.family).metric)
+        self.elapsed_label.setText("")
+        self.statusBar().setToolTip("")
         self.statusBar().showMessage(f"Loaded preset {path}", 5000)
         return True
 
@@ -625,6 +629,8 @@ class MainWindow(QMainWindow):
         self.worker.runFinished.connect(self._on_finished)
         self.worker.error.connect(self._on_error)
         self.thread.finished.connect(self._on_thread_finished)
+        self.statusBar().clearMessage()  # "Run finished … model saved in …" belongs to the last run
+        self.statusBar().setToolTip("")
         self.started_at = time.monotonic()
         self._paused_at = self._ended_at = None
         self._paused_for = 0.0
