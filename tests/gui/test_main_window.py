@@ -442,3 +442,31 @@ def test_loading_another_preset_clears_the_last_runs_views_and_status(window, qt
     assert window.rollouts.payload is None
     assert window.meta_loss.plot.getPlotItem().getAxis("left").labelText == "return"
     assert "Run finished" not in window.statusBar().currentMessage()
+
+
+def test_the_export_dialog_offers_what_the_model_can_be_and_starts_at_the_run(window, tmp_path):
+    """Finding 13: ONNX was offered for models that have no ONNX form, the dialog started in the home folder
+    as 'model.safetensors', and the status said 'Model model.safetensors'."""
+    import subprocess
+    import sys
+
+    from workbench.gui.main_window import bundle_label
+
+    runs = {}
+    for name, preset, extra in (("mlp-run", str(small_preset(tmp_path, iterations=5)), []),
+                                ("conv-run", "protonet-glyphs-5w1s",
+                                 ["--set", "task.background_classes=40", "--set", "task.evaluation_classes=10",
+                                  "--set", "model.channels=4", "--set", "run.eval_tasks=2"])):
+        out = tmp_path / name
+        r = subprocess.run([sys.executable, "-m", "workbench", "train", preset, "--out", str(out), "--quiet",
+                            "--iterations", "2", *extra], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        runs[name] = out / "model.safetensors"
+    window.settings.remove("lastModelDir")
+    window.bundle_path = runs["mlp-run"]
+    start, filters = window.export_choices()
+    assert start == tmp_path / "mlp-run" / "mlp-run.safetensors" and "*.onnx" in filters
+    window.bundle_path = runs["conv-run"]
+    start, filters = window.export_choices()
+    assert start.name == "conv-run.safetensors" and "onnx" not in filters.lower()
+    assert bundle_label(runs["conv-run"]) == "conv-run" and bundle_label(tmp_path / "mine.safetensors") == "mine"

@@ -46,6 +46,13 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def bundle_label(path: Path) -> str:
+    """How a bundle is named to the user: its run's folder for a run's ``model.safetensors`` (every run's
+    bundle has that name), else its file name without the suffix."""
+    path = Path(path)
+    return path.parent.name if path.name == "model.safetensors" and path.parent.name else path.stem
+
+
 def fmt_speed(its_per_sec: float) -> str:
     """Iterations per second, or seconds per iteration when one takes longer than a second (meta-RL)."""
     if its_per_sec >= 1.0:
@@ -845,12 +852,25 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Exported the model to {path}", 0)
         return True
 
+    def export_choices(self) -> tuple[Path, str]:
+        """Where the export dialog starts (the last export folder, else the run's; named after the run) and
+        the formats it offers (ONNX only for a model that has an ONNX form)."""
+        from workbench.services.bundle import load_bundle
+
+        folder = Path(self.settings.value("lastModelDir") or self.bundle_path.parent)
+        filters = "Model bundle (*.safetensors)"
+        try:
+            if load_bundle(self.bundle_path).onnx_exportable:
+                filters += ";;ONNX network (*.onnx)"
+        except WorkbenchError:
+            pass
+        return folder / f"{bundle_label(self.bundle_path)}.safetensors", filters
+
     def _export_model_dialog(self) -> None:
         if self.bundle_path is None:
             return
-        start = Path(self.settings.value("lastModelDir") or Path.home()) / self.bundle_path.name
-        path, chosen = QFileDialog.getSaveFileName(self, "Export model", str(start),
-                                                   "Model bundle (*.safetensors);;ONNX network (*.onnx)")
+        start, filters = self.export_choices()
+        path, chosen = QFileDialog.getSaveFileName(self, "Export model", str(start), filters)
         if path:
             suffix = ".onnx" if "onnx" in chosen else ".safetensors"
             self.export_model(path if Path(path).suffix in (".onnx", ".safetensors") else path + suffix)
@@ -875,7 +895,7 @@ class MainWindow(QMainWindow):
         if not self.playground.busy():  # its own copy: its thread and the evaluation's share no learner state
             self.playground.set_model(path)
         self.act_open_model.setEnabled(False)
-        self.statusBar().showMessage(f"Evaluating {path.name} on {tasks} fresh tasks…", 0)
+        self.statusBar().showMessage(f"Evaluating {bundle_label(path)} on {tasks} fresh tasks…", 0)
         info = f"{model.algorithm} on {model.meta['family']}"
 
         cancel = threading.Event()
@@ -905,7 +925,8 @@ class MainWindow(QMainWindow):
         self.adaptation.add_evaluation(evaluation)
         if render is not None:
             self.rollouts.show_render(render.iteration, render.payload)
-        self.statusBar().showMessage(f"Model {path.name}: {info}, evaluated on {tasks} fresh tasks (seed {seed})", 0)
+        self.statusBar().showMessage(f"Model {bundle_label(path)}: {info}, evaluated on {tasks} fresh tasks "
+                                     f"(seed {seed})", 0)
 
     def _open_model_dialog(self) -> None:
         start = self.settings.value("lastModelDir") or str(default_runs_dir())

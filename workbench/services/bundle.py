@@ -259,6 +259,11 @@ class MetaModel(_Loaded, AdaptedModel):
                                      cancel)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
 
+    @property
+    def onnx_exportable(self) -> bool:
+        """Whether :meth:`to_onnx` can write this model (the built-in MLP)."""
+        return self.spec is not None
+
     def to_onnx(self, path: str | Path) -> Path:
         from .onnx_export import write_onnx
 
@@ -327,6 +332,11 @@ class RLModel(_Loaded):
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
         outcome = self.learner.evaluate(self.family, batch, steps, render_tasks, cancel=cancel)
         return events_from(int(self.meta.get("training", {}).get("iterations", 0)), outcome)
+
+    @property
+    def onnx_exportable(self) -> bool:
+        """Whether :meth:`to_onnx` can write this model (MLP policies)."""
+        return getattr(getattr(self.learner, "policy", None), "spec", None) is not None
 
     def to_onnx(self, path: str | Path) -> Path:
         from .onnx_export import write_onnx
