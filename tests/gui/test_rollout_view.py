@@ -70,3 +70,38 @@ def test_a_payload_without_a_renderer_says_so(qtbot):
     qtbot.addWidget(w)
     w.show_render(1, Hologram(family="test", steps=[0]))
     assert w.stack.currentWidget() is w.empty and "'hologram'" in w.empty.text()
+
+
+def test_redrawing_a_visible_grid_with_other_shapes_does_not_crash(tmp_path):
+    """Finding 20 of the desktop issue: the third redraw of a visible rollout grid with another number of
+    tasks or steps aborted the process (deleted plot items painted).  Run in a subprocess: a crash is its
+    exit status, not this test run's."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[1]
+    script = f"""
+import sys
+sys.path.insert(0, {str(tests)!r})
+from workbench.gui.app import make_app
+from workbench.gui.plots import RolloutView
+from test_payloads import regression_render, rl_render
+app = make_app()
+v = RolloutView()
+v.resize(800, 600)
+v.show()
+shapes = [(4, (0, 1, 2)), (2, (0, 1)), (3, (0, 1, 2, 3)), (1, (0, 1)), (4, (0, 1))] * 2
+for i, (t, s) in enumerate(shapes):
+    v.show_render(i, regression_render(tasks=t, steps=s)[0])
+    app.processEvents()
+for name in ("navigation", "bandits", "tabular"):
+    for i, (t, s) in enumerate(shapes):
+        v.show_render(i, rl_render(name, tasks=t, steps=s, n_traj=2)[0])
+        app.processEvents()
+print("drawn")
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "drawn" in r.stdout, (r.returncode, r.stderr[-1500:])

@@ -545,16 +545,26 @@ class RegressionRenderer(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.panels: list[dict] = []
         self._n = 0
+        self._pool: list[pg.PlotItem] = []  # every panel made so far, reused
 
     def _ensure(self, n: int, steps: int) -> None:
         if n == self._n and all(len(p["steps"]) == steps for p in self.panels):
             return
-        self.clear()
+        for panel in self.panels:  # plot items are kept and reused (see _PanelRenderer._grid)
+            self.ci.removeItem(panel["plot"])
+            panel["plot"].hide()
+        while len(self._pool) < n:
+            plot = pg.PlotItem()
+            plot.showGrid(x=True, y=True, alpha=0.15)
+            cache_static_parts(plot)
+            self._pool.append(plot)
         self.panels = []
         cols = 2 if n > 1 else 1
         for i in range(n):
-            plot = self.addPlot(row=i // cols, col=i % cols)
-            plot.showGrid(x=True, y=True, alpha=0.15)
+            plot = self._pool[i]
+            plot.clear()
+            self.ci.addItem(plot, row=i // cols, col=i % cols)
+            plot.show()
             truth = pg.PlotCurveItem(pen=pg.mkPen("#e8e8e8", width=2, style=Qt.PenStyle.DashLine))
             plot.addItem(truth)
             step_items = []
@@ -568,7 +578,6 @@ class RegressionRenderer(pg.GraphicsLayoutWidget):
                 step_items.append(item)
             support = pg.ScatterPlotItem(size=9, brush=pg.mkBrush("#edc948"), pen=pg.mkPen("#202020"))
             plot.addItem(support)
-            cache_static_parts(plot)
             self.panels.append({"plot": plot, "truth": truth, "steps": step_items, "support": support, "title": ""})
         self._n = n
 
@@ -602,15 +611,36 @@ class _PanelRenderer(pg.GraphicsLayoutWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.panels: list[pg.PlotItem] = []
+        self._pool: list[pg.PlotItem] = []  # every panel made so far (see _grid)
         self._shape = None
 
+    @staticmethod
+    def _reset(plot: pg.PlotItem, legend: bool = False) -> None:
+        """Empty a panel for a new payload: its legend's entries first (an entry whose item is gone paints a
+        deleted object: the app aborted on the third redraw of a visible grid), then its items; the legend
+        itself is made once and kept."""
+        if plot.legend is not None:
+            plot.legend.clear()
+        plot.clear()
+        if legend and plot.legend is None:
+            plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+
     def _grid(self, n: int) -> list[pg.PlotItem]:
+        """``n`` panels in two columns.  Panels are made once and kept (taken out of the layout when fewer are
+        shown): deleting the plot items of a grid on screen crashed the app on a later redraw."""
         if self._shape != n:
-            self.clear()
+            for plot in self.panels:
+                self.ci.removeItem(plot)
+                plot.hide()
+            while len(self._pool) < n:
+                plot = pg.PlotItem()
+                plot.showGrid(x=True, y=True, alpha=0.15)
+                self._pool.append(plot)
             cols = 2 if n > 1 else 1
-            self.panels = [self.addPlot(row=i // cols, col=i % cols) for i in range(n)]
-            for p in self.panels:
-                p.showGrid(x=True, y=True, alpha=0.15)
+            self.panels = self._pool[:n]
+            for i, plot in enumerate(self.panels):
+                self.ci.addItem(plot, row=i // cols, col=i % cols)
+                plot.show()
             self._shape = n
         return self.panels
 
@@ -638,9 +668,7 @@ class TrajectoryRenderer(_PanelRenderer):
         paths, goals = payload.paths, payload.goals  # (T, S+1, n, H+1, 2), (T, 2)
         lo, hi = payload.bounds
         for i, plot in enumerate(self._grid(paths.shape[0])):
-            plot.clear()
-            if i == 0:
-                plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+            self._reset(plot, legend=i == 0)
             for s in range(paths.shape[1]):
                 xs = np.concatenate([np.append(p[:, 0], np.nan) for p in paths[i, s]])
                 ys = np.concatenate([np.append(p[:, 1], np.nan) for p in paths[i, s]])
@@ -664,9 +692,7 @@ class BanditRenderer(_PanelRenderer):
         frac, means = payload.pull_fraction, payload.means  # (T, S+1, k), (T, k)
         k = means.shape[1]
         for i, plot in enumerate(self._grid(frac.shape[0])):
-            plot.clear()
-            if i == 0:
-                plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+            self._reset(plot, legend=i == 0)
             last = frac.shape[1] - 1
             width = 0.8 / 2
             plot.addItem(pg.BarGraphItem(x=np.arange(k) - width / 2, height=frac[i, 0], width=width,
@@ -689,7 +715,7 @@ class VisitationRenderer(_PanelRenderer):
         visits = payload.visits  # (T, S+1, states)
         n = visits.shape[2]
         for i, plot in enumerate(self._grid(visits.shape[0])):
-            plot.clear()
+            self._reset(plot)
             last = visits.shape[1] - 1
             img = pg.ImageItem(np.stack([visits[i, 0], visits[i, last]]).T)
             img.setColorMap(pg.colormap.get("viridis"))
