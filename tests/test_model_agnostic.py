@@ -231,7 +231,9 @@ def test_bad_model_input_is_one_line_with_exit_2(tmp_path, preset, sets, expecte
     assert "Traceback" not in r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("workbench: error:") and expected in last, r.stderr
-    assert f"{preset}.toml" in last  # the preset file is named
+    # where the bad value came from: the --set that gave it (beside the preset file when it is found bad only
+    # as the run is built), or the preset file
+    assert ("--set " in last and any(s.partition("=")[0] in last for s in sets)) if sets else f"{preset}.toml" in last
     assert not (tmp_path / "run").exists()  # refused before the run folder is made
 
 

@@ -215,6 +215,7 @@ class ExperimentConfig:
     model: ModelConfig
     run: RunConfig
     source_path: str = field(default="", compare=False)  # the preset file it was read from ("" : built in code)
+    overrides: list = field(default_factory=list, compare=False)  # the --set items applied to it when read
 
     SECTIONS = ("meta", "task", "algorithm", "model", "run")
 
@@ -268,11 +269,20 @@ class ExperimentConfig:
                 config = cls.from_dict(data, where=str(path))
             except ConfigError:
                 cls.from_dict(plain, where=str(path))  # the file's own mistake is named as the file's
-                where = "--set " + " ".join(overrides)  # else the overrides' (a bad key or value given there)
+                culprits = []  # else the overrides': those that fail on the file alone, or all of them
+                for item in overrides:
+                    alone = copy.deepcopy(plain)
+                    apply_override(alone, item)
+                    try:
+                        cls.from_dict(alone, where="")
+                    except ConfigError:
+                        culprits.append(item)
+                where = "--set " + " ".join(culprits or overrides)
                 config = cls.from_dict(data, where=where if len(where) <= 120 else "--set")
         else:
             config = cls.from_dict(data, where=str(path))
         config.source_path = str(path)
+        config.overrides = list(overrides)
         return config
 
     def to_dict(self) -> dict:
@@ -298,8 +308,12 @@ class ExperimentConfig:
         return config
 
     def where(self, section: str) -> str:
-        """How a one-line error names a section of this config: ``"presets/x.toml: [model]"``."""
-        return f"{self.source_path}: [{section}]" if self.source_path else f"[{section}]"
+        """How a one-line error names a section of this config: ``"presets/x.toml: [model]"``, with the
+        ``--set`` overrides of that section when it has some (``"presets/x.toml with --set model.name=conv4:
+        [model]"``): a value found bad when the run is built may have come from either."""
+        mine = [o for o in self.overrides if o.partition(".")[0].strip() == section]
+        source = self.source_path + (f" with --set {' '.join(mine)}" if mine else "") if self.source_path else ""
+        return f"{source}: [{section}]" if source else f"[{section}]"
 
 
 def read_toml(path: Path) -> dict:

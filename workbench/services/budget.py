@@ -106,10 +106,10 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
         return tasks * int(getattr(task, "ways", 1)) * (int(getattr(task, "shots", 1)) + query)
 
     meta_batch = int(getattr(algo, "meta_batch", 1))
-    # convolutional networks run one task at a time (models/network.py): one task's activations are live
-    # (the pretrained baseline's joint classifier takes every image of a meta-batch in one batch)
-    chunked = (getattr(config.model, "name", "mlp") == "conv4" and not getattr(config.model, "module", "")
-               and getattr(algo, "trains_inner_steps", True))
+    # convolutional networks run one task at a time (models/network.py): one task's activations are live;
+    # but the pretrained baseline's joint classifier trains on every image of a meta-batch in one batch
+    chunked = getattr(config.model, "name", "mlp") == "conv4" and not getattr(config.model, "module", "")
+    train_chunked = chunked and getattr(algo, "trains_inner_steps", True)
     train_steps = inner + 1
     keep = RL_KEEP if rl else KEEP
     train_ways = int(getattr(algo, "train_ways", 0) or 0)  # ProtoNets' training episodes can have more ways
@@ -118,7 +118,7 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
         train_rows = rows(meta_batch, int(getattr(task, "query", 1))) * train_ways // max(1, ways)
     else:
         train_rows = rows(meta_batch, int(getattr(task, "query", 1)))
-    live = train_rows // meta_batch if chunked and meta_batch else train_rows
+    live = train_rows // meta_batch if train_chunked and meta_batch else train_rows
     train = (live * (width + 8 * rl) * train_steps * keep + meta_batch * params * train_steps * KEEP) * FLOAT
     tasks = eval_tasks * int(getattr(algo, "eval_trials", 1))
     if rl:  # a step's trajectories (observations, actions, log-probabilities, returns, masks) and the policy's
