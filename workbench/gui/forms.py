@@ -14,8 +14,8 @@ import typing
 
 from PySide6.QtCore import QLocale, Signal
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
-                               QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit,
+                               QPushButton, QSpinBox, QWidget)
 
 from workbench.core.config import choices_of, describe_range, inline_toml
 from workbench.core.errors import ConfigError
@@ -49,6 +49,14 @@ class _IntListValidator(QValidator):
             if int(item) < self.low:
                 return QValidator.State.Intermediate, text, pos
         return QValidator.State.Acceptable, text, pos
+
+
+def button(text: str, name: str, tip: str) -> QPushButton:
+    """A push button with its objectName (what tests and scripts find it by) and tooltip."""
+    b = QPushButton(text)
+    b.setObjectName(name)
+    b.setToolTip(tip)
+    return b
 
 
 def _numbers_locale() -> QLocale:

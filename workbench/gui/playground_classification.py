@@ -23,12 +23,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QScrollArea,
                                QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
 from workbench.core.errors import WorkbenchError
 from workbench.services.playground_classification import PEN, ClassificationSession, PlaygroundError, describe
 
+from .forms import button
 from .plots import PALETTE, fixed_plot
 
 DRAIN_MS = 33
@@ -550,12 +551,12 @@ class QueryPanel(QWidget):
         ql = QVBoxLayout(box)
         ql.setContentsMargins(6, 6, 6, 6)
         ql.addWidget(self.canvas, 0, Qt.AlignmentFlag.AlignCenter)
-        self.classify_button = _button("Classify", "classifyButton",
+        self.classify_button = button("Classify", "classifyButton",
                                        "Adapt to the support set and classify the query, step by step")
-        self.sample_button = _button("Sample a new task", "sampleTaskButton",
+        self.sample_button = button("Sample a new task", "sampleTaskButton",
                                      "Fill the canvases with a held-out task (classes never seen in training)")
-        self.clear_button = _button("Clear all", "clearAllButton", "Clear every drawing and the results")
-        self.cancel_button = _button("Cancel", "classificationCancelButton", "Stop the running classification")
+        self.clear_button = button("Clear all", "clearAllButton", "Clear every drawing and the results")
+        self.cancel_button = button("Cancel", "classificationCancelButton", "Stop the running classification")
         self.classify_button.setDefault(True)
         buttons = QVBoxLayout()
         buttons.setSpacing(6)
@@ -572,13 +573,6 @@ class QueryPanel(QWidget):
         for w in (self.classify_button, self.sample_button, self.clear_button):
             w.setEnabled(have and not busy)
         self.cancel_button.setEnabled(busy)
-
-
-def _button(text: str, name: str, tip: str) -> QPushButton:
-    b = QPushButton(text)
-    b.setObjectName(name)
-    b.setToolTip(tip)
-    return b
 
 
 class ClassificationPlayground(QWidget):

@@ -18,11 +18,12 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
+from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
 from workbench.services.playground_regression import PlaygroundError, RegressionSession, describe_rule
 
+from .forms import button
 from .plots import PALETTE, fixed_plot, make_plot, scrolling_column
 
 STEP_INTERVAL = 0.06  # seconds: the slowest pace at which new steps appear
@@ -150,13 +151,6 @@ def _slider(name: str) -> QSlider:
     return s
 
 
-def _button(text: str, name: str, tip: str) -> QPushButton:
-    b = QPushButton(text)
-    b.setObjectName(name)
-    b.setToolTip(tip)
-    return b
-
-
 class RegressionPlayground(QWidget):
     """The sinusoid playground: works on any supervised 1-D regression model with a known true function."""
 
@@ -238,13 +232,13 @@ class RegressionPlayground(QWidget):
             label.setMinimumWidth(44)
         self.amp.setToolTip("Amplitude A of the true function A sin(x − φ); moving it samples K points")
         self.phase.setToolTip("Phase φ of the true function A sin(x − φ); moving it samples K points")
-        self.sample_button = _button("Sample K points", "playgroundSampleButton",
+        self.sample_button = button("Sample K points", "playgroundSampleButton",
                                      "Replace the points by K samples of A sin(x − φ) (the true function is then known)")
-        self.clear_button = _button("Clear points", "playgroundClearButton", "Remove every support point")
-        self.adapt_button = _button("Adapt", "playgroundAdaptButton", "Adapt from the meta-learned start, all steps")
-        self.step_button = _button("Step", "playgroundStepButton", "One more inner step from the current state")
-        self.cancel_button = _button("Cancel", "playgroundCancelButton", "Stop the running adaptation")
-        self.reset_button = _button("Reset", "playgroundResetButton",
+        self.clear_button = button("Clear points", "playgroundClearButton", "Remove every support point")
+        self.adapt_button = button("Adapt", "playgroundAdaptButton", "Adapt from the meta-learned start, all steps")
+        self.step_button = button("Step", "playgroundStepButton", "One more inner step from the current state")
+        self.cancel_button = button("Cancel", "playgroundCancelButton", "Stop the running adaptation")
+        self.reset_button = button("Reset", "playgroundResetButton",
                                     "Forget the adaptation (keep the points): back to the meta-learned start")
         self.adapt_button.setDefault(True)
 
