@@ -442,6 +442,11 @@ def test_loading_another_preset_clears_the_last_runs_views_and_status(window, qt
     assert window.rollouts.payload is None
     assert window.meta_loss.plot.getPlotItem().getAxis("left").labelText == "return"
     assert "Run finished" not in window.statusBar().currentMessage()
+    # finding 8: the empty adaptation plot is labelled for the new run, with its steps, not "held-out loss" −4…4
+    p = window.adaptation.plot.getPlotItem()
+    assert p.getAxis("left").labelText == "held-out return"
+    lo, hi = p.viewRange()[0]
+    assert -0.5 < lo <= 0 and hi >= window.run_form.values()["eval_steps"]
 
 
 def test_the_export_dialog_offers_what_the_model_can_be_and_starts_at_the_run(window, tmp_path):

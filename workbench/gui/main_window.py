@@ -791,6 +791,11 @@ class MainWindow(QMainWindow):
         self.meta_loss.set_metric(train_metric)
         self.meta_loss.set_heldout(eval_metric or train_metric)
         self.adaptation.log.setChecked(not higher_is_better(eval_metric or train_metric))
+        try:
+            steps = self.run_form.values().get("eval_steps")
+        except WorkbenchError:  # a field still being typed: the axis range waits for the first evaluation
+            steps = None
+        self.adaptation.set_metric(eval_metric or train_metric, steps)
 
     def _update_status(self) -> None:
         """Status bar text (a few times a second: styled labels are slow to repaint)."""

@@ -394,6 +394,11 @@ class MetaLossPlot(QWidget):
                                              padding=0)
 
 
+def heldout_label(metric: str) -> str:
+    """The adaptation plot's axis label for a held-out metric."""
+    return {"return": "held-out return", "accuracy": "held-out accuracy (%)"}.get(metric, f"held-out {metric}")
+
+
 class AdaptationPlot(QWidget):
     """Adaptation curves of the held-out tasks (loss or return vs inner step) for one evaluation."""
 
@@ -448,6 +453,14 @@ class AdaptationPlot(QWidget):
         for item in (self.tasks, self.upper, self.lower, self.mean):
             item.setData([], [])
         self.label.setText("no evaluation yet")
+
+    def set_metric(self, metric: str, steps: int | None = None) -> None:
+        """Label an empty plot for what the run will show: its held-out metric, steps 0..``steps``."""
+        p = self.plot.getPlotItem()
+        if p.getAxis("left").labelText != heldout_label(metric):
+            p.setLabel("left", heldout_label(metric))
+        if steps is not None and not self.evaluations:
+            p.setXRange(0, max(1, steps), padding=0.04)
 
     def add_evaluation(self, evaluation) -> None:
         self.evaluations.append(evaluation)
@@ -517,7 +530,7 @@ class AdaptationPlot(QWidget):
             self._axis_key = key
             p.setLabel("bottom", e.step_label)
             p.getAxis("bottom").setTicks([[(float(s), str(int(s))) for s in steps]] if len(steps) <= 25 else None)
-        label = {"return": "held-out return", "accuracy": "held-out accuracy (%)"}.get(e.metric, f"held-out {e.metric}")
+        label = heldout_label(e.metric)
         if p.getAxis("left").labelText != label:
             p.setLabel("left", label)
         self._update_label(index)
