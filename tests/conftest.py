@@ -28,3 +28,24 @@ def tiny_config(algorithm="maml", iterations=50, **run):
 
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+GLYPH_TINY = ["task.background_classes=60", "task.evaluation_classes=20", "model.channels=8", "run.iterations=20",
+              "run.eval_interval=20", "run.eval_tasks=5", "run.threads=1"]
+GLYPH_EXTRA = {"protonet": [], "maml": ["algorithm.meta_batch=2", "run.eval_steps=1"],
+               "pretrained": ["algorithm.meta_batch=2", "algorithm.inner_steps=3", "run.eval_steps=3"]}
+
+
+@pytest.fixture(scope="session")
+def glyph_bundles(tmp_path_factory):
+    """Paths of tiny trained 5-way 1-shot glyph bundles (ProtoNets, MAML with 1 step, pretrained with 3
+    fine-tuning steps), in run folders of one runs folder; trained once for the whole test session."""
+    from workbench.core.config import ExperimentConfig
+    from workbench.services.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("glyph-runs")
+    out = {}
+    for name, extra in GLYPH_EXTRA.items():
+        cfg = ExperimentConfig.load(PRESETS / f"{name}-glyphs-5w1s.toml", GLYPH_TINY + extra)
+        out[name] = Path(Trainer(cfg, root / name).run().bundle_path)
+    return out

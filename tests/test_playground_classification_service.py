@@ -6,28 +6,14 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import PRESETS
-from workbench.core.config import ExperimentConfig
 from workbench.services.bundle import load_bundle
 from workbench.services.playground_classification import (PEN, PEN_RANGE, ClassificationSession, ClassStep,
                                                           PlaygroundError, rasterize)
-from workbench.services.trainer import Trainer
 
-TINY = ["task.background_classes=60", "task.evaluation_classes=20", "model.channels=8", "run.iterations=20",
-        "run.eval_interval=20", "run.eval_tasks=5", "run.threads=1"]
-EXTRA = {"protonet": [], "maml": ["algorithm.meta_batch=2", "run.eval_steps=1"],
-         "pretrained": ["algorithm.meta_batch=2", "algorithm.inner_steps=3", "run.eval_steps=3"]}
-
-
-@pytest.fixture(scope="session")
-def glyph_models(tmp_path_factory):
-    """Tiny trained 5-way 1-shot glyph bundles: ProtoNets, MAML (1 step), pretrained (3 fine-tuning steps)."""
-    root = tmp_path_factory.mktemp("glyph-bundles")
-    out = {}
-    for name, extra in EXTRA.items():
-        cfg = ExperimentConfig.load(PRESETS / f"{name}-glyphs-5w1s.toml", TINY + extra)
-        out[name] = load_bundle(Trainer(cfg, root / name).run().bundle_path)
-    return out
+@pytest.fixture(scope="module")
+def glyph_models(glyph_bundles):
+    """The tiny trained glyph bundles of conftest.py, loaded: ProtoNets, MAML (1 step), pretrained (3 steps)."""
+    return {name: load_bundle(path) for name, path in glyph_bundles.items()}
 
 
 def test_a_straight_stroke_is_inked_along_it_like_a_glyph_and_nothing_far_away():

@@ -1,40 +1,21 @@
 """The classification playground page, offscreen, driven by simulated mouse drags on the drawing canvases and
 clicks on the buttons, on tiny trained glyph bundles (ProtoNets, MAML, and the pretrained baseline)."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QPushButton, QSlider, QWidget
 
 from conftest import PRESETS
-from workbench.core.config import ExperimentConfig
 from workbench.services.bundle import load_bundle
-from workbench.services.trainer import Trainer
 
 PAGE_SIZE = (1100, 700)
 DONE_MS = 20_000
-TINY = ["task.background_classes=60", "task.evaluation_classes=20", "model.channels=8", "run.iterations=20",
-        "run.eval_interval=20", "run.eval_tasks=5", "run.threads=1"]
-EXTRA = {"protonet": [], "maml": ["algorithm.meta_batch=2", "run.eval_steps=1"],
-         "pretrained": ["algorithm.meta_batch=2", "algorithm.inner_steps=3", "run.eval_steps=3"]}
 # a character per class, and the query: strokes in [0, 1]² canvas coordinates
 SHAPES = [[[(0.2, 0.2), (0.8, 0.8)], [(0.8, 0.2), (0.2, 0.8)]],  # x
           [[(0.5, 0.15), (0.5, 0.85)]],  # |
           [[(0.15, 0.5), (0.85, 0.5)]],  # -
           [[(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7), (0.3, 0.3)]],  # a square
           [[(0.2, 0.8), (0.5, 0.2), (0.8, 0.8)]]]  # ^
-
-
-@pytest.fixture(scope="session")
-def glyph_bundles(tmp_path_factory):
-    """Paths of tiny trained 5-way 1-shot glyph bundles, in run folders of one runs folder."""
-    root = tmp_path_factory.mktemp("glyph-runs")
-    out = {}
-    for name, extra in EXTRA.items():
-        cfg = ExperimentConfig.load(PRESETS / f"{name}-glyphs-5w1s.toml", TINY + extra)
-        out[name] = Path(Trainer(cfg, root / name).run().bundle_path)
-    return out
 
 
 @pytest.fixture(scope="module")
