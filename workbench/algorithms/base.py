@@ -54,14 +54,7 @@ class MetaLearner(Learner):
         chunks = self.network.chunks(len(batch))
         if len(chunks) == 1:
             return {"loss": self.gradient_step(self.outer_loss(self.params, batch), self.optimizer)}
-        n, total, grads = len(batch), 0.0, None
-        meta = self.meta_parameters()
-        for sl in chunks:
-            part = batch[sl]
-            loss = self.outer_loss(self.params, part) * (len(part) / n)
-            g = torch.autograd.grad(loss, meta, materialize_grads=True)
-            grads = list(g) if grads is None else [a + b for a, b in zip(grads, g)]
-            total = total + loss.detach()
+        total, grads = self.chunked_gradient(batch, chunks, lambda part: self.outer_loss(self.params, part))
         return {"loss": self.apply_gradient(total, grads, self.optimizer)}
 
     def evaluate(self, family, batch, steps: int, render_tasks: int, cancel=None):

@@ -79,14 +79,12 @@ class ProtoNet(Learner):
 
     def meta_step(self, batch, iteration):
         ways = int(batch.params.shape[1])
-        n, total, grads = len(batch), 0.0, None
-        for sl in self.network.chunks(n):
-            part = batch[sl]
+
+        def episode_loss(part):  # the query cross-entropy of the distance logits (Snell et al., eq. 2)
             logits = self.logits(self.params, part.xs, part.ys, part.xq, ways)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, ways), part.yq.reshape(-1)) * (len(part) / n)
-            g = torch.autograd.grad(loss, self.params, materialize_grads=True)
-            grads = list(g) if grads is None else [a + b for a, b in zip(grads, g)]
-            total = total + loss.detach()
+            return torch.nn.functional.cross_entropy(logits.reshape(-1, ways), part.yq.reshape(-1))
+
+        total, grads = self.chunked_gradient(batch, self.network.chunks(len(batch)), episode_loss)
         halvings = iteration // self.cfg.lr_halving if self.cfg.lr_halving else 0
         return {"loss": self.apply_gradient(total, grads, self.optimizer, self.cfg.outer_lr * 0.5 ** halvings)}
 

@@ -105,6 +105,20 @@ class Learner:
         grads = list(torch.autograd.grad(loss, self.meta_parameters(), materialize_grads=True))  # unused: 0
         return self.apply_gradient(loss, grads, optimizer, lr)
 
+    def chunked_gradient(self, batch, task_chunks: list[slice], loss_of) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The mean loss of ``batch`` over its tasks and its gradient w.r.t. every meta-parameter, summed over
+        ``task_chunks`` (slices of the task dimension) so that one chunk's graph is alive at a time;
+        ``loss_of(part)`` is the mean loss of the tasks of ``part``."""
+        n, total, grads = len(batch), 0.0, None
+        meta = self.meta_parameters()
+        for sl in task_chunks:
+            part = batch[sl]
+            loss = loss_of(part) * (len(part) / n)
+            g = torch.autograd.grad(loss, meta, materialize_grads=True)
+            grads = list(g) if grads is None else [a + b for a, b in zip(grads, g)]
+            total = total + loss.detach()
+        return total, grads
+
     def apply_gradient(self, loss: torch.Tensor, grads: list[torch.Tensor], optimizer, lr: float | None = None) -> float:
         """The loss as a float once it and ``grads`` (one per meta-parameter) are checked finite
         (:meth:`check_finite`), after an outer step of ``optimizer`` along ``grads``."""
