@@ -94,7 +94,7 @@ def gui_run(iterations: int) -> dict:
     window = MainWindow(PRESET)
     window.resize(1400, 900)
     window.show()
-    window.run_form.editors["iterations"].setValue(iterations)
+    window.config.run_form.editors["iterations"].setValue(iterations)
     for _ in range(20):
         app.processEvents()
 
@@ -112,11 +112,11 @@ def gui_run(iterations: int) -> dict:
     marks = {}
 
     def mark_start():
-        worker = window.worker
+        worker = window.runner.worker
         if worker is None or worker.iteration < 200:
             QTimer.singleShot(50, mark_start)
             return
-        marks["t0"], marks["i0"], marks["r0"] = time.perf_counter(), worker.iteration, window.redraws
+        marks["t0"], marks["i0"], marks["r0"] = time.perf_counter(), worker.iteration, window.runner.redraws
         marks["worker"] = worker
         marks["child0"] = rss_mb(worker.pid)
         marks["gui0"] = rss_mb()
@@ -128,7 +128,7 @@ def gui_run(iterations: int) -> dict:
         if window.running:
             worker = marks.get("worker")
             if worker is not None:
-                marks["t1"], marks["i1"], marks["r1"] = time.perf_counter(), worker.iteration, window.redraws
+                marks["t1"], marks["i1"], marks["r1"] = time.perf_counter(), worker.iteration, window.runner.redraws
                 marks["child1"] = rss_mb(worker.pid)
             QTimer.singleShot(100, watch)
         else:

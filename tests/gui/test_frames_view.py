@@ -51,7 +51,7 @@ def test_unavailable_family_is_greyed_out_with_its_reason(qtbot, tmp_path, monke
     monkeypatch.setattr(cls, "available", classmethod(lambda c: (False, "needs the flux capacitor")), raising=False)
     w = MainWindow()
     qtbot.addWidget(w)
-    combo = w.family_combo
+    combo = w.config.family_combo
     i = combo.findData("tabular")
     assert i >= 0 and not combo.model().item(i).isEnabled()
     assert "flux capacitor" in combo.itemData(i, Qt.ItemDataRole.ToolTipRole)

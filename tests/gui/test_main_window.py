@@ -64,17 +64,17 @@ def test_algorithm_combo_lists_only_algorithms_of_the_family(window):
 def test_loading_a_preset_fills_every_panel_and_edits_mark_it_modified(window, tmp_path):
     assert window.load_preset(PRESETS / "metasgd-sinusoid.toml")
     assert window.findChild(QComboBox, "algorithmCombo").currentText() == "metasgd"
-    assert window.algorithm_form.values()["lr_init_max"] == 0.1
+    assert window.config.algorithm_form.values()["lr_init_max"] == 0.1
     from workbench.core.config import ExperimentConfig
 
     assert window.current_config() == ExperimentConfig.load(PRESETS / "metasgd-sinusoid.toml")
     assert "*" not in window.windowTitle()
-    window.algorithm_form.editors["meta_batch"].setValue(7)
+    window.config.algorithm_form.editors["meta_batch"].setValue(7)
     assert "*" in window.windowTitle()
     saved = tmp_path / "mine.toml"
     assert window.save_preset(saved)
     assert ExperimentConfig.load(saved).algorithm.meta_batch == 7 and "*" not in window.windowTitle()
-    assert str(saved.resolve()) in window._recent()
+    assert str(saved.resolve()) in window.presets.recent()
 
 
 def test_a_bad_preset_leaves_the_panels_unchanged(window, tmp_path):
@@ -93,11 +93,11 @@ def test_a_bad_preset_leaves_the_panels_unchanged(window, tmp_path):
 
 
 def test_invalid_values_are_refused_at_the_field(window, qtbot):
-    lr = window.algorithm_form.editors["inner_lr"]
+    lr = window.config.algorithm_form.editors["inner_lr"]
     assert isinstance(lr, QDoubleSpinBox) and lr.minimum() > 0 and lr.maximum() == 10.0
     lr.setValue(-3)
     assert lr.value() == lr.minimum()
-    iters = window.run_form.editors["iterations"]
+    iters = window.config.run_form.editors["iterations"]
     assert isinstance(iters, QSpinBox)
     old = iters.value()
     iters.lineEdit().selectAll()
@@ -108,58 +108,58 @@ def test_invalid_values_are_refused_at_the_field(window, qtbot):
 
 
 def _wait_evaluations(window, qtbot, n, timeout=30_000):
-    qtbot.waitUntil(lambda: len(window.adaptation.evaluations) >= n, timeout=timeout)
+    qtbot.waitUntil(lambda: len(window.train.adaptation.evaluations) >= n, timeout=timeout)
 
 
 def test_train_pause_resume_stop_export_reopen(window, qtbot, tmp_path):
     assert window.load_preset(small_preset(tmp_path))
     start, pause, stop = (window.findChild(QPushButton, n) for n in ("startButton", "pauseButton", "stopButton"))
     qtbot.mouseClick(start, Qt.MouseButton.LeftButton)
-    assert window.running and not window.config_panel.isEnabled()
+    assert window.running and not window.config.isEnabled()
     _wait_evaluations(window, qtbot, 3)  # the one at iteration 0 and two more
 
     qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.worker.is_paused and pause.text() == "Resume", timeout=5_000)
+    qtbot.waitUntil(lambda: window.runner.worker.is_paused and pause.text() == "Resume", timeout=5_000)
     qtbot.wait(200)
-    at = window.worker.iteration
+    at = window.runner.worker.iteration
     qtbot.wait(400)
-    assert window.worker.iteration == at  # paused
+    assert window.runner.worker.iteration == at  # paused
     qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.worker.iteration > at + 10, timeout=10_000)
-    assert not window.worker.is_paused
+    qtbot.waitUntil(lambda: window.runner.worker.iteration > at + 10, timeout=10_000)
+    assert not window.runner.worker.is_paused
 
     t0 = time.perf_counter()
     qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
     assert time.perf_counter() - t0 < 0.5  # the button answers at once
     qtbot.waitUntil(lambda: not window.running, timeout=15_000)
-    assert window.config_panel.isEnabled() and window.bundle_path is not None and window.bundle_path.is_file()
+    assert window.config.isEnabled() and window.models.bundle_path is not None and window.models.bundle_path.is_file()
     assert window.findChild(QWidget, "iterationLabel").text().startswith("iteration ")
 
     # the plots hold what the trainer emitted (and wrote to the run directory)
-    run = window.run_dir
+    run = window.runner.run_dir
     with open(run / "metrics.csv", newline="") as f:
         metrics = list(csv.DictReader(f))
-    np.testing.assert_array_equal(window.meta_loss.x.data, [float(r["iteration"]) for r in metrics])
-    np.testing.assert_allclose(window.meta_loss.y.data, [float(r["loss"]) for r in metrics])
+    np.testing.assert_array_equal(window.train.meta_loss.x.data, [float(r["iteration"]) for r in metrics])
+    np.testing.assert_allclose(window.train.meta_loss.y.data, [float(r["loss"]) for r in metrics])
     with open(run / "eval.csv", newline="") as f:
         evals = list(csv.DictReader(f))
     last_iter = max(int(r["iteration"]) for r in evals)
     last_mean = [float(r["mean"]) for r in evals if int(r["iteration"]) == last_iter]
-    shown = window.adaptation.evaluations[-1]
+    shown = window.train.adaptation.evaluations[-1]
     assert shown.iteration == last_iter
     np.testing.assert_allclose(shown.mean, last_mean)
-    x, y = window.adaptation.mean.getData()
-    np.testing.assert_allclose(10 ** y if window.adaptation.log.isChecked() else y, last_mean, rtol=1e-6)
-    assert window.rollouts.payload is not None and window.rollouts.payload.pred.shape[1] == 5
+    x, y = window.train.adaptation.mean.getData()
+    np.testing.assert_allclose(10 ** y if window.train.adaptation.log.isChecked() else y, last_mean, rtol=1e-6)
+    assert window.train.rollouts.payload is not None and window.train.rollouts.payload.pred.shape[1] == 5
 
     # curves stay after the run; export the model and reopen it
     exported = tmp_path / "exported.safetensors"
     assert window.export_model(exported) and exported.is_file()
     assert window.export_model(tmp_path / "exported.onnx")
     assert window.open_model(exported)
-    qtbot.waitUntil(lambda: len(window.adaptation.evaluations) == 1 and window.rollouts.payload is not None,
+    qtbot.waitUntil(lambda: len(window.train.adaptation.evaluations) == 1 and window.train.rollouts.payload is not None,
                     timeout=10_000)
-    files = window.export_plots(tmp_path / "plots")
+    files = window.models.export_plots(tmp_path / "plots")
     assert (tmp_path / "plots" / "meta_loss.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "adaptation.csv").read_text().strip()
     assert any(p.name.startswith("rollout_task") for p in files)
@@ -185,17 +185,17 @@ def test_an_error_in_the_worker_shows_a_dialog_and_the_app_stays_usable(window, 
     assert title == "Training failed" and "run.device" in text and "cuda:9" in text
     assert window.findChild(QPushButton, "startButton").isEnabled()
     combo.setCurrentText("cpu")
-    window.run_form.editors["iterations"].setValue(30)
+    window.config.run_form.editors["iterations"].setValue(30)
     assert window.start()
     qtbot.waitUntil(lambda: not window.running, timeout=20_000)
-    assert window.bundle_path is not None
+    assert window.models.bundle_path is not None
 
 
 def test_closing_during_training_stops_the_worker_and_keeps_a_checkpoint(window, qtbot, tmp_path):
     window.load_preset(small_preset(tmp_path))
     window.start()
-    qtbot.waitUntil(lambda: window.worker is not None and window.worker.iteration > 150, timeout=20_000)
-    thread, run = window.thread, window.run_dir
+    qtbot.waitUntil(lambda: window.runner.worker is not None and window.runner.worker.iteration > 150, timeout=20_000)
+    thread, run = window.runner.thread, window.runner.run_dir
     t0 = time.perf_counter()
     window.close()
     assert time.perf_counter() - t0 < 2.0
@@ -207,7 +207,7 @@ def test_closing_during_training_stops_the_worker_and_keeps_a_checkpoint(window,
 def test_list_and_seed_fields_refuse_bad_values(window, qtbot):
     from PySide6.QtWidgets import QLineEdit
 
-    hidden = window.model_form.editors["hidden"]
+    hidden = window.config.model_form.editors["hidden"]
     assert isinstance(hidden, QLineEdit)
     hidden.clear()
     qtbot.keyClicks(hidden, "40, 5000")  # 5000 is above 4096: the last 0 is refused as typed
@@ -217,7 +217,7 @@ def test_list_and_seed_fields_refuse_bad_values(window, qtbot):
     with pytest.raises(Exception, match="hidden = '0, 40': incomplete or out of range"):
         window.current_config()
     hidden.setText("40, 40")
-    seed = window.run_form.editors["seed"]
+    seed = window.config.run_form.editors["seed"]
     seed.setText("5000000000")  # beyond 32 bits, within the config's range: kept exactly
     assert window.current_config().run.seed == 5_000_000_000
     seed.clear()
@@ -227,10 +227,10 @@ def test_list_and_seed_fields_refuse_bad_values(window, qtbot):
 
 def test_preset_name_cannot_escape_the_runs_folder(window, qtbot, tmp_path):
     window.load_preset(small_preset(tmp_path, iterations=5))
-    window.meta_form.editors["name"].setText("../../escaped/x")
+    window.config.meta_form.editors["name"].setText("../../escaped/x")
     assert window.start()
     qtbot.waitUntil(lambda: not window.running, timeout=30_000)
-    assert window.run_dir.parent == tmp_path / "runs" and window.run_dir.name.startswith("escaped-x-")
+    assert window.runner.run_dir.parent == tmp_path / "runs" and window.runner.run_dir.name.startswith("escaped-x-")
 
 
 def test_presets_cannot_be_swapped_during_a_run(window, qtbot, tmp_path):
@@ -238,7 +238,7 @@ def test_presets_cannot_be_swapped_during_a_run(window, qtbot, tmp_path):
     window.start()
     assert not window.load_preset(PRESETS / "anil-sinusoid.toml")
     assert not window.recent_menu.isEnabled()
-    window.stop()
+    window.runner.stop()
     qtbot.waitUntil(lambda: not window.running, timeout=30_000)
     assert window.load_preset(PRESETS / "anil-sinusoid.toml")
 
@@ -246,9 +246,9 @@ def test_presets_cannot_be_swapped_during_a_run(window, qtbot, tmp_path):
 def test_closing_in_a_long_evaluation_still_keeps_a_checkpoint(window, qtbot, tmp_path):
     window.load_preset(small_preset(tmp_path, eval_tasks=60000, eval_interval=100000))
     window.start()
-    qtbot.waitUntil(lambda: window.worker is not None and window.worker.pid is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.runner.worker is not None and window.runner.worker.pid is not None, timeout=10_000)
     qtbot.wait(1500)  # the trainer process is in its first (long) evaluation
-    run = window.run_dir
+    run = window.runner.run_dir
     t0 = time.perf_counter()
     window.close()
     assert time.perf_counter() - t0 < 4.5  # 2 s for the worker, then it is detached
@@ -265,13 +265,13 @@ def test_adaptation_plot_shows_references_and_the_step_label(window):
     per = np.array([[0.5, 0.6, 0.7], [0.4, 0.5, 0.8]])
     e = ev.Evaluation(10, "return", [0, 1, 2], per, per.mean(0), np.full(3, 0.05), trained_steps=2,
                       references={"Thompson sampling": 0.58, "UCB1": 0.56}, step_label="episode within the trial")
-    window.set_metric("return")
-    window.adaptation.add_evaluation(e)
-    p = window.adaptation.plot.getPlotItem()
+    window.train.set_metric("return")
+    window.train.adaptation.add_evaluation(e)
+    p = window.train.adaptation.plot.getPlotItem()
     assert p.getAxis("bottom").labelText == "episode within the trial"
-    assert [ln.value() for ln in window.adaptation.reference_lines] == [0.58, 0.56]
+    assert [ln.value() for ln in window.train.adaptation.reference_lines] == [0.58, 0.56]
     assert p.getAxis("left").labelText == "held-out return"
-    assert "episode" in window.adaptation.to_csv().splitlines()[0]
+    assert "episode" in window.train.adaptation.to_csv().splitlines()[0]
 
 
 def test_a_finished_run_appears_in_the_runs_panel_and_the_sweep_dialog_uses_the_current_config(window, qtbot, tmp_path):
@@ -283,16 +283,16 @@ def test_a_finished_run_appears_in_the_runs_panel_and_the_sweep_dialog_uses_the_
     qtbot.waitUntil(lambda: not window.running, timeout=60_000)
     qtbot.waitUntil(lambda: any(r.status == "finished" for r in window.runs_panel.runs()), timeout=10_000)
     (run,) = window.runs_panel.runs()
-    assert run.preset == "small" and run.iterations == 150 and run.path == window.run_dir
+    assert run.preset == "small" and run.iterations == 150 and run.path == window.runner.run_dir
     table = window.runs_panel.findChild(QWidget, "runsTable")
     assert isinstance(table, (QTreeWidget, QTableWidget))
     # the run's model opens in the evaluation view from the panel
     window.runs_panel.select_runs([run.path])
     with qtbot.waitSignal(window.runs_panel.openModelRequested, timeout=5_000):
         window.runs_panel.findChild(QPushButton, "openRunModelButton").click()
-    qtbot.waitUntil(lambda: len(window.adaptation.evaluations) == 1, timeout=30_000)
+    qtbot.waitUntil(lambda: len(window.train.adaptation.evaluations) == 1, timeout=30_000)
     # Run -> Sweep... plans from the forms, not from the file on disk
-    window.algorithm_form.editors["inner_lr"].setValue(0.02)
+    window.config.algorithm_form.editors["inner_lr"].setValue(0.02)
     window.findChild(QAction, "sweepAction").trigger()
     dialog = window.sweep_dialog
     assert dialog is not None and dialog.isVisible() and dialog.objectName() == "sweepDialog"
@@ -310,14 +310,14 @@ def test_the_playground_takes_the_finished_runs_model_and_refuses_what_it_cannot
     assert window.start()
     qtbot.waitUntil(lambda: not window.running, timeout=60_000)
     qtbot.waitUntil(lambda: tab.model_path is not None, timeout=5_000)
-    assert tab.model_path == window.bundle_path
+    assert tab.model_path == window.models.bundle_path
     assert tab.page().objectName() == "sinusoidPlayground"
     assert tab.baseline is None and "No pretrained baseline" in tab.message_text()
     # a bundle that is not one: the reason in the tab, the model kept
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a bundle")
     assert not tab.set_model(bad)
-    assert "bad.safetensors" in tab.message_text() and tab.model_path == window.bundle_path
+    assert "bad.safetensors" in tab.message_text() and tab.model_path == window.models.bundle_path
 
 
 def test_a_typed_unconfirmed_value_is_taken_by_every_way_to_start(window, qtbot, tmp_path):
@@ -325,36 +325,37 @@ def test_a_typed_unconfirmed_value_is_taken_by_every_way_to_start(window, qtbot,
     from PySide6.QtWidgets import QAbstractSpinBox
 
     assert window.load_preset(small_preset(tmp_path, iterations=20000))
-    box = window.run_form.editors["iterations"]
+    box = window.config.run_form.editors["iterations"]
     assert isinstance(box, QAbstractSpinBox)
     box.setFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box.lineEdit(), "3000")  # no Enter, no Tab
     assert window.current_config().run.iterations == 3000  # what Start, the menu, the sweep and Save read
     window.act_start.trigger()  # the Ctrl+R action
-    assert window.running and window.total_iterations == 3000
-    window.stop()
-    window.thread.wait(10_000)
+    assert window.running and window.runner.total_iterations == 3000
+    window.runner.stop()
+    window.runner.thread.wait(10_000)
 
 
 def test_slow_iterations_show_seconds_per_iteration_and_elapsed_leaves_out_pauses(window, qtbot, monkeypatch):
     from workbench.gui import main_window as mw
+    from workbench.gui import run_status
 
     assert mw.fmt_speed(640.0) == "640 it/s" and mw.fmt_speed(0.25) == "4.0 s/it" and mw.fmt_speed(0.0) == ""
     clock = [100.0]
-    monkeypatch.setattr(mw.time, "monotonic", lambda: clock[0])
-    window.started_at, window._paused_at, window._paused_for, window._ended_at = 100.0, None, 0.0, None
+    monkeypatch.setattr(run_status.time, "monotonic", lambda: clock[0])
+    window.runner.clock.start()
     clock[0] = 110.0
-    assert window.elapsed() == 10.0
-    window._on_paused(5)
+    assert window.runner.clock.elapsed() == 10.0
+    window.runner._on_paused(5)
     clock[0] = 150.0
-    assert window.elapsed() == 10.0  # paused: the clock stands
-    window._on_resumed(5)
+    assert window.runner.clock.elapsed() == 10.0  # paused: the clock stands
+    window.runner._on_resumed(5)
     clock[0] = 155.0
-    assert window.elapsed() == 15.0
-    window._ended_at = 155.0
+    assert window.runner.clock.elapsed() == 15.0
+    window.runner.clock.ended_at = 155.0
     clock[0] = 500.0
-    assert window.elapsed() == 15.0  # ended: frozen
+    assert window.runner.clock.elapsed() == 15.0  # ended: frozen
 
 
 def test_a_typed_decimal_point_means_the_same_in_a_decimal_comma_locale(qtbot):
@@ -403,7 +404,7 @@ def go():
     QTimer.singleShot(400, app.quit)
 QTimer.singleShot(200, go)
 app.exec()
-assert all(not t.is_alive() for t, _ in w._evaluations)
+assert not w.models.jobs.active
 print("closed")
 """
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", WORKBENCH_RUNS=str(tmp_path / "runs"),
@@ -436,17 +437,17 @@ def test_loading_another_preset_clears_the_last_runs_views_and_status(window, qt
     window.start()
     qtbot.waitUntil(lambda: not window.running, timeout=60_000)
     assert "Run finished" in window.statusBar().currentMessage()
-    assert window.adaptation.evaluations and window.meta_loss.x.data.size
+    assert window.train.adaptation.evaluations and window.train.meta_loss.x.data.size
     assert window.load_preset(PRESETS / "maml-trpo-navigation.toml")
-    assert not window.adaptation.evaluations and window.meta_loss.x.data.size == 0
-    assert window.rollouts.payload is None
-    assert window.meta_loss.plot.getPlotItem().getAxis("left").labelText == "return"
+    assert not window.train.adaptation.evaluations and window.train.meta_loss.x.data.size == 0
+    assert window.train.rollouts.payload is None
+    assert window.train.meta_loss.plot.getPlotItem().getAxis("left").labelText == "return"
     assert "Run finished" not in window.statusBar().currentMessage()
     # finding 8: the empty adaptation plot is labelled for the new run, with its steps, not "held-out loss" −4…4
-    p = window.adaptation.plot.getPlotItem()
+    p = window.train.adaptation.plot.getPlotItem()
     assert p.getAxis("left").labelText == "held-out return"
     lo, hi = p.viewRange()[0]
-    assert -0.5 < lo <= 0 and hi >= window.run_form.values()["eval_steps"]
+    assert -0.5 < lo <= 0 and hi >= window.config.run_form.values()["eval_steps"]
 
 
 def test_the_export_dialog_offers_what_the_model_can_be_and_starts_at_the_run(window, tmp_path):
@@ -468,10 +469,10 @@ def test_the_export_dialog_offers_what_the_model_can_be_and_starts_at_the_run(wi
         assert r.returncode == 0, r.stderr
         runs[name] = out / "model.safetensors"
     window.settings.remove("lastModelDir")
-    window.bundle_path = runs["mlp-run"]
-    start, filters = window.export_choices()
+    window.models.bundle_path = runs["mlp-run"]
+    start, filters = window.models.export_choices()
     assert start == tmp_path / "mlp-run" / "mlp-run.safetensors" and "*.onnx" in filters
-    window.bundle_path = runs["conv-run"]
-    start, filters = window.export_choices()
+    window.models.bundle_path = runs["conv-run"]
+    start, filters = window.models.export_choices()
     assert start.name == "conv-run.safetensors" and "onnx" not in filters.lower()
     assert bundle_label(runs["conv-run"]) == "conv-run" and bundle_label(tmp_path / "mine.safetensors") == "mine"
