@@ -26,9 +26,7 @@ def window(qtbot, tmp_path, monkeypatch):
     qtbot.addWidget(w)
     w.show()
     yield w
-    if w.running:
-        w.stop()
-        w.thread.wait(10_000)
+    w.runner.shutdown(10)
 
 
 def small_preset(tmp_path, iterations=1_000_000, **run) -> Path:
