@@ -104,14 +104,16 @@ def find(panel, cls, name):
 # -- the table -------------------------------------------------------------------------------------------
 def test_table_lists_every_run_and_why_bad_ones_are_unreadable(panel, root):
     assert panel.objectName() == "runsPanel"
-    for cls, name in [(QLabel, "runsFolderLabel"), (QPushButton, "runsFolderButton"),
+    from workbench.gui.elide import ElidedLabel
+
+    for cls, name in [(ElidedLabel, "runsFolderLabel"), (QPushButton, "runsFolderButton"),
                       (QPushButton, "runsRefreshButton"),
                       (QCheckBox, "groupSeedsCheck"), (QComboBox, "bandCombo"), (QDoubleSpinBox, "runsEmaSpin"),
                       (QPushButton, "exportRunsPngButton"), (QPushButton, "exportRunsCsvButton"),
                       (QPushButton, "openRunModelButton"), (QPushButton, "renameRunButton"),
                       (QPushButton, "deleteRunButton"), (QLabel, "runsMessage")]:
         find(panel, cls, name)
-    assert find(panel, QLabel, "runsFolderLabel").toolTip() == str(root)
+    assert find(panel, ElidedLabel, "runsFolderLabel").toolTip() == str(root)
     assert panel.table.objectName() == "runsTable" and panel.table.isSortingEnabled()
     got = rows(panel)
     assert sorted(got) == sorted(GOOD + BAD)
@@ -423,3 +425,68 @@ def test_a_corrupt_csv_is_a_message_and_a_failed_png_write_is_an_error(panel, ro
         from workbench.gui.plots import export_plot_item
         export_plot_item(panel.meta_plot.getPlotItem(), blocked / "runs_meta_loss.png", None)
     assert not list(blocked.glob(".*tmp*"))  # no temporary file left behind
+
+
+# -- a page of its own: the table first, nothing cut, nothing widened ------------------------------------
+def fully_visible_rows(table):
+    height = table.viewport().height()
+    rects = [table.visualItemRect(table.topLevelItem(i)) for i in range(table.topLevelItemCount())]
+    return sum(r.height() > 0 and r.top() >= 0 and r.bottom() < height for r in rects)
+
+
+def header_inside(table, column):
+    header = table.header()
+    left = header.sectionViewportPosition(column)
+    return left >= 0 and left + header.sectionSize(column) <= table.viewport().width() \
+        and header.sectionSize(column) >= header.sectionSizeHint(column)
+
+
+def test_the_table_is_the_page_and_long_names_do_not_widen_it(qtbot, panel, root, tmp_path):
+    from workbench.gui.runs_panel import COLUMNS
+
+    final = COLUMNS.index("Final")
+    long_name = "n" * 190
+    for i in range(5):
+        shutil.copytree(root / "maml-s0", root / f"copy-{i}")
+    shutil.copytree(root / OTHER, root / long_name)
+    cfg = root / long_name / "config.toml"
+    cfg.write_text(re.sub(r'(?m)^name = ".*"$', 'name = "' + "p" * 190 + '"', cfg.read_text(), count=1))
+    panel.refresh()
+    assert rows(panel)[long_name]["Preset"] == "p" * 190 and panel.table.topLevelItemCount() == 12
+    for size in ((1380, 800), (1000, 680)):
+        panel.resize(*size)
+        qtbot.waitUntil(lambda: panel.table.viewport().width() > size[0] - 80, timeout=1000)
+        assert fully_visible_rows(panel.table) >= 10, size
+        assert all(header_inside(panel.table, c) for c in range(final + 1)), size  # Name … Final, none cut
+    assert panel.minimumSizeHint().width() <= 640  # usable far below 1000 px
+    # a long selection, a long message and a long folder path: the page asks for no more width
+    panel.select_runs([root / long_name, root / "maml-s0"])
+    assert sorted(len(label) for label in legend(panel.meta_plot)) == [7, 40]  # a long name is shortened
+    panel.actions.say(f"{long_name}: not renamed", warn=True)
+    deep = tmp_path / ("d" * 190) / ("e" * 40)
+    panel.folder_bar.set_folder(str(deep))
+    assert panel.folder_label.toolTip() == str(deep) and panel.message.text().startswith(long_name)
+    assert panel.minimumSizeHint().width() <= 640
+    # the plot controls wrap onto a second line rather than widening a narrow page
+    panel.resize(panel.minimumSizeHint().width(), 680)
+    qtbot.waitUntil(lambda: panel.export_csv_button.y() > panel.group_check.geometry().bottom(), timeout=1000)
+    panel.resize(1000, 680)
+    qtbot.waitUntil(lambda: panel.export_csv_button.y() < panel.group_check.geometry().bottom(), timeout=1000)
+    assert panel.export_csv_button.geometry().right() <= panel.comparison.width()  # pushed to the right, not cut
+    panel.shutdown()
+    assert not panel._timer.isActive()
+
+
+def test_columns_fit_the_width_and_a_dragged_column_keeps_its_width(qtbot, panel):
+    from workbench.gui.runs_table import fit_widths
+
+    assert fit_widths([100, 50, 80], [40, 50, 60], 400, elastic=(0, 2)) == [100, 50, 80]
+    assert fit_widths([100, 50, 80], [40, 50, 60], 170, elastic=(0, 2)) == [55, 50, 65]  # 60 px: 3 to 1
+    shrunk = fit_widths([300, 50, 200], [100, 50, 100], 300, elastic=(0, 2))
+    assert sum(shrunk) == 300 and shrunk[1] == 50 and shrunk[0] > shrunk[2] >= 100  # in proportion to their room
+    assert fit_widths([300, 50], [100, 50], 10, elastic=(0,)) == [100, 50]  # never below the minimum
+    header = panel.table.header()
+    header.resizeSection(1, 333)  # the user drags the Preset column
+    panel.resize(1100, 700)
+    qtbot.waitUntil(lambda: panel.table.viewport().width() > 1000, timeout=1000)
+    assert header.sectionSize(1) == 333
