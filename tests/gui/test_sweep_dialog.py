@@ -2,6 +2,7 @@
 per-trial progress, shows the grouped comparison, and stops cleanly."""
 import json
 import sys
+import threading
 
 import pytest
 from PySide6.QtWidgets import (QComboBox, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox,
@@ -31,9 +32,7 @@ def make_dialog(qtbot, tmp_path):
 
     yield make
     for d in made:  # never leave a sweep (and its Ray) running into the next test
-        if d.is_running():
-            d.stop(force=True)
-            qtbot.waitUntil(lambda d=d: not d.is_running(), timeout=60_000)
+        assert d.shutdown(60.0) and not d.is_running()
 
 
 def find(d, name):
@@ -135,6 +134,103 @@ def test_an_error_from_ray_lands_in_the_message(make_dialog, qtbot, monkeypatch)
     assert {d.row_status(r) for r in range(3)} == {"cancelled"}
 
 
+def test_long_names_and_paths_are_elided_and_the_dialog_fits_a_small_screen(qtbot, tmp_path):
+    """Finding 19: a preset name of 190 or 404 characters without spaces, and a long runs folder, widened the
+    dialog past the screen (1396 px, 3760 px).  Elided now, full text in the tooltip; fits 1024×768."""
+    from workbench.gui.sweep_dialog import SweepDialog
+
+    runs = tmp_path / ("a-folder-with-a-rather-long-name-" * 6) / ("and-another-one-" * 5) / "runs"
+    for n in (190, 404):
+        config = tiny_config("maml")
+        config.meta.name = name = f"preset{n}-" + "x" * (n - len(f"preset{n}-"))
+        d = SweepDialog(config, runs, num_cpus=2)
+        qtbot.addWidget(d)
+        d.show()
+        assert d.minimumSizeHint().width() <= 1000 and d.sizeHint().width() <= 1000, (n, d.minimumSizeHint())
+        assert d.minimumSizeHint().height() <= 700, d.minimumSizeHint()
+        label = d.findChild(QWidget, "sweepNameLabel")
+        assert label.toolTip() == name and label.displayed().endswith("…") and label.displayed()[:-1] in name
+        assert d.findChild(QWidget, "sweepRunsDirLabel").toolTip() == str(runs)
+        assert "…" in d.windowTitle() and len(d.windowTitle()) < 120
+        d.resize(1000, 700)  # on a 1024×768 screen: the whole dialog, buttons included, on it
+        d.layout().activate()
+        assert (d.width(), d.height()) == (1000, 700)
+        close = d.findChild(QPushButton, "sweepCloseButton")
+        assert close.isVisible() and close.mapTo(d, close.rect().bottomRight()).x() < d.width()
+
+
+class FakeSweep:
+    """``run_sweep`` replaced: every trial runs (as events) until the stop event is set — or, when
+    ``stubborn`` (a trial inside a long iteration), until the force event."""
+
+    def __init__(self, stubborn=False):
+        self.stubborn, self.calls, self.ended = stubborn, [], threading.Event()
+
+    def __call__(self, trials, runs_dir, address=None, num_cpus=None, callback=None, stop_event=None,
+                 force_event=None, **kwargs):
+        from workbench.services import sweep
+
+        self.calls.append(threading.current_thread().name)
+        try:
+            for t in trials:
+                callback(sweep.TrialEvent(t, "running", 3, 20))
+            (force_event if self.stubborn else stop_event).wait(10)
+            status = "stopped" if stop_event.is_set() else "finished"
+            results = [sweep.TrialResult(t, status, iteration=3, total=20, message=f"force={force_event.is_set()}")
+                       for t in trials]
+            for r in results:  # as run_sweep ends each trial
+                callback(sweep.TrialEvent(r.trial, r.status, r.iteration, r.total, message=r.message))
+            return sweep.SweepResult("fake-sweep", str(runs_dir), [], results, sweep.group_results(results),
+                                     interrupted=stop_event.is_set())
+        finally:
+            self.ended.set()
+
+
+@pytest.mark.parametrize("stubborn", [False, True])
+def test_shutdown_stops_the_sweep_job_and_returns_with_nothing_left_running(make_dialog, qtbot, monkeypatch,
+                                                                            stubborn):
+    import workbench.services.sweep as sweep
+    from workbench.gui.jobs import Job
+
+    fake = FakeSweep(stubborn)
+    monkeypatch.setattr(sweep, "require_ray", lambda: None)
+    monkeypatch.setattr(sweep, "run_sweep", fake)
+    d = make_dialog()
+    finished = []
+    d.sweepFinished.connect(lambda *a: finished.append(a))
+    assert d.start() and d.is_running()
+    run = d._run
+    assert isinstance(run, Job) and run.running  # a job of gui/jobs.py, not a thread of its own
+    qtbot.waitUntil(lambda: d.row_status(0) == "running", timeout=2000)  # drained by the dialog's timer
+    assert fake.calls and fake.calls[0] != threading.current_thread().name
+    assert d.shutdown(timeout=1.0) is True
+    assert fake.ended.is_set() and not run.running and not d.is_running() and not d.timer.isActive()
+    assert run.stopping and run.forced == stubborn  # clean stop first; forced after half the timeout
+    assert [t.message for t in d.result.trials] == [f"force={stubborn}"] * 3
+    assert finished == [("fake-sweep", d.result.runs_dir)] and find(d, "sweepStartButton").isEnabled()
+    assert {d.row_status(r) for r in range(3)} == {"stopped"}
+
+
+def test_the_stop_button_stops_cleanly_and_a_second_press_asks_to_cancel_now(make_dialog, qtbot, monkeypatch):
+    import workbench.services.sweep as sweep
+
+    fake = FakeSweep(stubborn=True)
+    monkeypatch.setattr(sweep, "require_ray", lambda: None)
+    monkeypatch.setattr(sweep, "run_sweep", fake)
+    d = make_dialog()
+    asked = []
+    d._ask = lambda title, text: asked.append(title) or True
+    assert d.start()
+    stop = find(d, "sweepStopButton")
+    stop.click()
+    assert d._run.stopping and not d._run.forced and stop.text() == "Cancel now" and not asked
+    assert d.is_running()  # a trial inside a long iteration: still running
+    with qtbot.waitSignal(d.sweepFinished, timeout=5000):
+        stop.click()
+        assert asked == ["Cancel the trials now?"] and not stop.isEnabled()
+    assert not d.is_running() and d.result.interrupted and fake.ended.is_set()
+
+
 # -- on a local Ray --------------------------------------------------------------------------------------
 def test_two_seeds_by_two_values_run_live_and_end_with_the_grouped_comparison(make_dialog, qtbot, tmp_path):
     pytest.importorskip("ray")
@@ -185,22 +281,32 @@ def test_two_seeds_by_two_values_run_live_and_end_with_the_grouped_comparison(ma
     assert shown.args == [result.sweep_id]
 
 
-def test_the_stop_button_stops_running_trials_and_cancels_queued_ones(make_dialog, qtbot, tmp_path):
+def test_stopping_stops_running_trials_cancels_queued_ones_and_closing_waits_for_it(make_dialog, qtbot, tmp_path):
+    """Close (Esc) while running asks first; "yes" stops as the Stop button does — running trials after
+    their iteration, with a checkpoint, queued ones cancelled — and the dialog closes when they have stopped.
+    (One Ray start for both: the stop button and the close question.)"""
     pytest.importorskip("ray")
     d = make_dialog(tiny_config("maml", iterations=100_000, eval_interval=1_000_000, checkpoint_interval=1_000_000))
     assert find(d, "sweepIterationsSpin").value() == 100_000
     d.num_cpus = 2  # 3 trials on 2 cores: one waits in the queue
+    asked = []
+    d._ask = lambda title, text: asked.append(title) or len(asked) == 2  # no, yes, then no
     table = find(d, "sweepTrialsTable")
     progress = column(table, "Progress")
     assert d.start()
     # both running trials past iteration 0 (the third waits in the queue): each stops with a checkpoint
     qtbot.waitUntil(lambda: sum(table.cellWidget(r, progress).value() > 0 for r in range(table.rowCount())) >= 2,
                     timeout=90_000)
+    d.reject()  # Esc / Close: asked, answered no: keeps running
+    assert asked == ["Stop the sweep?"] and d.is_running() and d.isVisible()
     stop = find(d, "sweepStopButton")
     with qtbot.waitSignal(d.sweepFinished, timeout=60_000):
-        stop.click()
-        assert stop.text() == "Cancel now" and stop.isEnabled()  # a second press would ask to cancel now
-        assert "Stopping" in d.findChild(QLabel, "sweepSummaryLabel").text()
+        d.reject()  # answered yes: stops as the Stop button does, closes when the trials have stopped
+        assert d.isVisible() and stop.text() == "Cancel now" and stop.isEnabled()
+        assert "Stopping" in d.findChild(QWidget, "sweepSummaryLabel").text()
+        stop.click()  # a second press asks to cancel now: answered no, the clean stop goes on
+        assert asked[-1] == "Cancel the trials now?" and stop.isEnabled()
+    qtbot.waitUntil(lambda: not d.isVisible(), timeout=5000)
     result = d.result
     assert result.interrupted and not ray_started()
     assert sorted(t.status for t in result.trials) == ["cancelled", "stopped", "stopped"]
@@ -211,21 +317,3 @@ def test_the_stop_button_stops_running_trials_and_cancels_queued_ones(make_dialo
         assert (0 < t.iteration < 100_000) if t.status == "stopped" else t.iteration == 0
     assert "Stopped" in find(d, "sweepMessage").text() and not find(d, "sweepMessage").property("error")
     assert len([p for p in (tmp_path / "runs").iterdir() if p.is_dir()]) == 2
-
-
-def test_closing_while_running_asks_then_stops_and_closes_when_done(make_dialog, qtbot):
-    pytest.importorskip("ray")
-    d = make_dialog(tiny_config("maml", iterations=100_000, eval_interval=1_000_000, checkpoint_interval=1_000_000))
-    find(d, "sweepSeedsSpin").setValue(1)
-    asked = []
-    d._ask = lambda title, text: asked.append(title) or len(asked) > 1  # "no" the first time, then "yes"
-    assert d.start()
-    table = find(d, "sweepTrialsTable")
-    qtbot.waitUntil(lambda: table.cellWidget(0, column(table, "Progress")).value() > 0, timeout=90_000)
-    d.reject()  # Esc / Close: asked, answered no: keeps running
-    assert asked == ["Stop the sweep?"] and d.is_running() and d.isVisible()
-    with qtbot.waitSignal(d.sweepFinished, timeout=60_000):
-        d.reject()  # answered yes: stops, closes when the trials have stopped
-        assert d.isVisible()
-    qtbot.waitUntil(lambda: not d.isVisible(), timeout=5000)
-    assert [t.status for t in d.result.trials] == ["stopped"] and not ray_started()
