@@ -35,12 +35,21 @@ from typing import Any, Callable, Iterator
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import GeneratorWorker
 
-__all__ = ["Job", "Jobs", "POOL"]
+__all__ = ["Job", "JobError", "Jobs", "POOL"]
 
 #: The app's pool: jobs are few and long (a sweep runs for hours), so the pool is not capped at the
 #: core count the way Qt's global pool is (two cores would queue the third job behind the first two).
 POOL = QThreadPool()
 POOL.setMaxThreadCount(32)
+
+
+class JobError(Exception):
+    """What a job raised, with its traceback text.  superqt's worker swallows a RuntimeError raised from a
+    generator (it only warns, and emits neither ``errored`` nor ``finished``), so every error travels as this."""
+
+    def __init__(self, error: BaseException, details: str):
+        super().__init__(str(error))
+        self.error, self.details = error, details
 
 
 class Job(QObject):
@@ -84,9 +93,10 @@ class Job(QObject):
                 if item is not None:
                     self._buffer.append(item)
                 yield
-        except BaseException as exc:  # keep the traceback text for the error dialog
-            exc.__workbench_details__ = traceback.format_exc()
+        except GeneratorExit:
             raise
+        except BaseException as exc:  # carried as a JobError: superqt drops a RuntimeError without a signal
+            raise JobError(exc, traceback.format_exc()) from exc
         finally:
             self._done.set()
 
@@ -132,7 +142,10 @@ class Job(QObject):
 
     def _on_errored(self, exc: BaseException) -> None:
         if not self._cancel.is_set():
-            details = getattr(exc, "__workbench_details__", "") or "".join(traceback.format_exception(exc))
+            if isinstance(exc, JobError):
+                exc, details = exc.error, exc.details
+            else:
+                details = "".join(traceback.format_exception(exc))
             self.failed.emit(f"{type(exc).__name__}: {exc}", details)
 
 

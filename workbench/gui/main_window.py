@@ -359,7 +359,7 @@ class MainWindow(QMainWindow):
         checkpoint on its own), a sweep, the playground's and the evaluations' jobs."""
         self.runner.shutdown()
         if self.sweep_dialog is not None:
-            self.sweep_dialog.close()  # stops a running sweep
+            self.sweep_dialog.shutdown(60)  # stops a running sweep and waits for it
         for part in (self.playground, self.runs_panel):
             stop = getattr(part, "shutdown", None) or getattr(part, "cancel", None)
             if stop is not None:
