@@ -168,3 +168,32 @@ def test_a_cancelled_run_stops_between_steps(glyph_models):
         if r.step == 1:
             cancel.set()
     assert seen == [0, 1]
+
+
+def test_canvas_sizes_follow_the_page_within_their_bounds():
+    from workbench.services.playground_classification import canvas_side, query_side
+
+    assert canvas_side(600, 5, 52, 112, 6) == 112  # room to spare: the largest
+    assert canvas_side(400, 5, 52, 112, 6) == 75  # (400 - 4 * 6) / 5
+    assert canvas_side(100, 5, 52, 112, 6) == 52  # too little: the smallest (the rows scroll)
+    assert canvas_side(300, 0, 52, 112, 6) == 112  # no rows yet
+    assert query_side(1400, 800, 300, 96, 220) == 220
+    assert query_side(1000, 400, 300, 96, 220) == 144  # a third of the height
+    assert query_side(400, 800, 300, 96, 220) == 96  # never below the smallest
+
+
+def test_texts_of_the_results():
+    from workbench.services.playground_classification import (after_text, bar_label, classification_summary,
+                                                              step_text)
+
+    assert after_text(0, False) == "before adapting" and after_text(1, False) == "1 step"
+    assert after_text(3, False) == "3 steps" and after_text(2, True) == "prototypes"
+    assert step_text(2, 3, False) == "step 2 of 3" and step_text(1, 3, True) == "step 1 of 3 (running)"
+    assert step_text(0, 0, False) == "one prediction: no inner steps"
+    assert bar_label(0.25, True) == ("25% ◀", False) and bar_label(0.25, False) == ("25%", False)
+    assert bar_label(0.9, True) == ("90%", True)  # a long bar: the number inside its end
+    r = ClassStep(1, np.array([0.1, 0.7, 0.2]), 1, np.array([0.5, 0.2, 0.3]), 1)
+    assert classification_summary(r, "maml", "pretrained", 1) == \
+        "maml: class 2 (70%); pretrained: class 1 (50%); the query is class 2"
+    assert classification_summary(ClassStep(0, np.array([0.6, 0.4]), 0, None, None), "protonet", None, None) == \
+        "protonet: class 1 (60%)"

@@ -3,6 +3,7 @@ hand-placed support points, each with the inner rule it was trained with; valida
 import dataclasses
 import threading
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,14 +17,25 @@ from workbench.services.playground_regression import (PlaygroundError, Regressio
 from workbench.services.trainer import Trainer
 
 
+RUNS = {"maml": lambda: tiny_config("maml", 1500), "pretrained": lambda: tiny_config("pretrained", 800),
+        "metasgd": lambda: tiny_config("metasgd", 60), "anil": lambda: tiny_config("anil", 60),
+        # a baseline whose fine-tuning rate differs from the model's: it must keep its own
+        "pretrained-lr": lambda: tiny_config("pretrained", 60).replace(["algorithm.inner_lr=0.03"])}
+_TRAINED: dict = {}
+
+
+def trained_sinusoid(name: str, tmp_path_factory) -> Path:
+    """The bundle of the tiny sinusoid run ``name`` (a run folder in one runs folder), trained once per test
+    session: tests/gui/test_playground_regression.py plays with the same maml and pretrained runs."""
+    if name not in _TRAINED:
+        root = _TRAINED.setdefault("<root>", tmp_path_factory.mktemp("sinusoid-runs"))
+        _TRAINED[name] = Path(Trainer(RUNS[name](), root / name).run().bundle_path)
+    return _TRAINED[name]
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("playground")
-    runs = {"maml": tiny_config("maml", 1500), "pretrained": tiny_config("pretrained", 800),
-            "metasgd": tiny_config("metasgd", 60), "anil": tiny_config("anil", 60),
-            # a baseline whose fine-tuning rate differs from the model's: it must keep its own
-            "pretrained-lr": tiny_config("pretrained", 60).replace(["algorithm.inner_lr=0.03"])}
-    return {name: load_bundle(Trainer(cfg, root / name).run().bundle_path) for name, cfg in runs.items()}
+    return {name: load_bundle(trained_sinusoid(name, tmp_path_factory)) for name in RUNS}
 
 
 def _with(model, **meta_or_rule):
@@ -182,3 +194,90 @@ def test_which_models_the_playground_takes(models, monkeypatch):
     with pytest.raises(PlaygroundError, match="baseline:"):
         RegressionSession(models["maml"], rl)
     assert RegressionSession(models["maml"]).baseline is None
+
+
+# -- what the page shows, without Qt ------------------------------------------------------------------------
+def test_slider_positions_and_values_map_both_ways():
+    from workbench.services.playground_regression import tick_value, value_tick
+
+    assert tick_value(0, 0.1, 5.0) == pytest.approx(0.1) and tick_value(200, 0.1, 5.0) == pytest.approx(5.0)
+    assert tick_value(100, 0.0, np.pi) == pytest.approx(np.pi / 2)
+    assert value_tick(2.55, 0.1, 5.0) == 100 and value_tick(tick_value(37, 0.1, 5.0), 0.1, 5.0) == 37
+    assert value_tick(99.0, 0.1, 5.0) == 200 and value_tick(-3.0, 0.1, 5.0) == 0  # clamped
+    assert value_tick(1.0, 2.0, 2.0) == 0  # an empty range
+
+
+def test_log_ticks_label_decades_and_label_2_and_5_only_on_a_short_axis():
+    from workbench.services.playground_regression import log_ticks
+
+    major, minor = log_ticks(-3, 1)
+    assert [v for v, _ in major] == [-3.0, -2.0, -1.0, 0.0, 1.0] and [t for _, t in major][0] == "0.001"
+    assert len(minor) > 20 and all(text == "" for _, text in minor)  # four decades: minor ticks unlabelled
+    major, minor = log_ticks(-1.2, 0.5)
+    labels = [text for _, text in minor]
+    assert [t for _, t in major] == ["0.1", "1"] and "0.2" in labels and "5" not in labels and "0.3" not in labels
+    assert all(-1.2 <= v <= 0.5 for v, _ in major + minor)
+
+
+def test_the_loss_view_changes_only_when_the_losses_leave_it():
+    from workbench.services.playground_regression import loss_view
+
+    view = loss_view(10, np.array([0.1, 1.0]), None)
+    assert view[0] == 10 and view[1] < -1.0 and view[2] > 0.0
+    assert loss_view(10, np.array([0.2, 0.5]), view) is None  # still inside: no new range
+    assert loss_view(10, np.array([1e-3, 0.5]), view)[1] < np.log10(1e-3)
+    assert loss_view(20, np.array([0.2]), view)[0] == 20  # more steps planned
+    assert loss_view(10, np.array([np.nan, 0.0]), None) is None  # nothing to show on a log axis
+    lo, hi = loss_view(5, np.array([0.3, 0.3]), None)[1:]
+    assert lo < np.log10(0.3) < hi and hi - lo == pytest.approx(0.1)  # a flat curve: a margin of 0.05 decade
+
+
+def test_the_pacer_shows_a_step_every_60_ms_and_a_long_adaptation_in_about_2_s():
+    from workbench.services.playground_regression import StepPacer
+
+    pacer = StepPacer(0.06, 2.0)
+    pacer.start(10, now=100.0)
+    assert pacer.due(100.0) == 1
+    pacer.showed(1)
+    assert pacer.due(100.05) == 0 and pacer.due(100.07) == 1 and pacer.due(100.25) == 4
+    pacer.start(100, now=0.0)  # 100 steps: 20 ms apart
+    assert pacer.step_interval == pytest.approx(0.02) and pacer.due(1.01) == 51 and pacer.due(2.01) == 101
+
+
+def test_the_summary_and_captions_give_the_losses_before_and_after():
+    from workbench.services.playground_regression import adaptation_summary, step_caption
+
+    grid = np.zeros(3)
+    first = StepResult(0, grid, grid, grid, 1.5, 2.0, 1.2, 2.5)
+    last = StepResult(3, grid, grid, grid, 0.0123, 0.5, 0.9, 2.25)
+    text = adaptation_summary([first, last], "maml", "pretrained")
+    assert text == ("maml: support MSE 1.5 → 0.0123, query MSE 2 → 0.5 after 3 steps; "
+                    "pretrained: support 1.2 → 0.9, query 2.5 → 2.25")
+    alone = StepResult(1, grid, grid, None, 0.5, None, None, None)
+    assert adaptation_summary([first, alone], "maml") == "maml: support MSE 1.5 → 0.5 after 1 step"
+    assert step_caption(3, 0.0123, 0.5) == "step 3: support MSE 0.0123, query MSE 0.5"
+    assert step_caption(0, 1.0, None) == "step 0: support MSE 1"
+
+
+def test_the_support_set_forgets_the_true_function_when_a_point_is_placed_by_hand(models):
+    from workbench.services.playground_regression import SupportSet
+
+    session = RegressionSession(models["maml"])
+    sup = SupportSet()
+    assert len(sup) == 0 and sup.describe() == "no points yet" and sup.nearest([], [], 0.0, 0.0)[0] == -1
+    x, y = session.sample_points(4, 2.0, 1.0, seed=0)
+    sup.replace(x, y, (2.0, 1.0))
+    assert len(sup) == 4 and sup.true == (2.0, 1.0) and "sampled from A sin(x − φ), A = 2.00" in sup.describe()
+    assert sup.remove(1) and sup.true == (2.0, 1.0) and len(sup) == 3  # the rest are still samples of it
+    assert not sup.remove(7)
+    sup.add(0.5, 0.25)
+    assert sup.true is None and sup.x[-1] == 0.5 and "placed by hand" in sup.describe()
+    assert sup.nearest([0.0, 10.0, 20.0], [0.0, 0.0, 0.0], 12.0, 1.0) == (1, pytest.approx(np.hypot(2, 1)))
+    sup.replace([0.0, 9.0, -2.0], [1.0, 1.0, 40.0], (2.0, 1.0))  # x = 9 and y = 40 do not fit the family
+    sup.keep_fitting(session)
+    assert sup.x == [0.0] and sup.y == [1.0] and sup.true is None
+    sup.replace([0.0], [1.0], (2.0, 1.0))
+    sup.keep_fitting(session)
+    assert sup.true == (2.0, 1.0)  # all fit: still known
+    sup.clear()
+    assert len(sup) == 0 and sup.true is None

@@ -105,6 +105,49 @@ def test_final_distance_is_measured_at_the_last_position_of_each_path():
     np.testing.assert_allclose(d, [(0.4 + np.hypot(0.3, 0.3)) / 2, 0.0])
 
 
+def test_path_ends_and_mean_paths_hold_a_finished_trajectory_at_its_last_position():
+    from workbench.services.playground_rl import mean_path, path_ends
+
+    paths = np.full((2, 4, 2), np.nan)
+    paths[0] = [[0, 0], [0.1, 0], [0.2, 0], [0.3, 0]]  # ran to the end
+    paths[1, :2] = [[0, 0], [0, 0.2]]  # ended after one move
+    np.testing.assert_allclose(path_ends(paths), [[0.3, 0], [0, 0.2]])
+    np.testing.assert_allclose(path_ends(paths[None])[0], path_ends(paths))  # any leading shape
+    np.testing.assert_allclose(mean_path(paths), [[0, 0], [0.05, 0.1], [0.1, 0.1], [0.15, 0.1]])
+    assert np.isnan(paths[1, 2:]).all()  # the input is not changed
+
+
+def test_sliders_map_task_parameters_and_label_them():
+    from workbench.services.playground_rl import param_text, param_tick, tick_param
+    from workbench.tasks.rl_base import TaskParam
+
+    g = TaskParam("gravity", "gravity, m/s²", 4.9, 14.7, 9.8)
+    assert param_tick(g, 9.8) == 500 and tick_param(g, 1000) == pytest.approx(14.7)
+    assert param_tick(g, 99.0) == 1000 and param_tick(g, -5.0) == 0  # clamped to the slider
+    assert param_text(g, 14.7) == "14.7" and param_text(g, 123.456) == "123.5"
+    d = TaskParam("direction", "direction", -1.0, 1.0, 1.0, kind="choice", choices=(-1.0, 1.0),
+                  choice_labels=("backward", "forward"))
+    assert param_tick(d, 1.0) == 1 and param_tick(d, -0.7) == 0 and tick_param(d, 0) == -1.0
+    assert param_text(d, 1.0) == "+1 forward" and param_text(d, -1.0) == "-1 backward"
+    assert param_tick(TaskParam("m", "m", 1.0, 1.0, 1.0), 1.0) == 0  # an empty range
+
+
+def test_the_return_chart_labels_every_step_and_frames_the_returns():
+    from workbench.services.playground_rl import RLResult, navigation_title, returns_view
+
+    r = RLResult({}, "maml-trpo", [0, 1, 2], "inner step", [], np.array([-40.0, -12.0, -3.0]), None,
+                 baseline_steps=[0, 1, 2], baseline_returns=np.array([-41.0, np.nan, -9.0]))
+    view = returns_view(r)
+    assert view.ticks == [(0.0, "0"), (1.0, "1"), (2.0, "2")] and view.x_range == (-0.15, 2.15)
+    lo, hi = view.y_range
+    assert lo == pytest.approx(-41.0 - 0.12 * 38) and hi == pytest.approx(-3.0 + 0.12 * 38)
+    many = RLResult({}, "rl2", list(range(1, 31)), "episode", [], np.zeros(30), None)
+    assert returns_view(many).ticks is None and returns_view(many).y_range == (-0.5, 0.5)
+    assert navigation_title("Meta-learned: maml", [-40.0, -3.25], np.array([0.4, 0.05])) == \
+        "Meta-learned: maml\nreturn -40.0 → -3.2; distance to goal 0.40 → 0.05"
+    assert navigation_title("PEARL", [1.0, 2.0], None) == "PEARL\nreturn 1.0 → 2.0"
+
+
 @pytest.mark.parametrize("values, message", [
     ({"goal_x": 0.8, "goal_y": 0.0}, "goal_x = 0.8 is outside the navigation family's range [-0.5, 0.5]"),
     ({"goal_x": 0.0, "goal_y": -0.51}, "goal_y = -0.51 is outside the navigation family's range [-0.5, 0.5]"),

@@ -20,6 +20,7 @@ def frames_payload(steps=2, n=6, h=40, w=60):
 def test_frames_play_side_by_side_and_stop_when_hidden(qtbot):
     view = RolloutView()
     qtbot.addWidget(view)
+    view.resize(700, 450)  # a Rollouts dock: room for whole titles (a narrower one elides them)
     view.show()
     view.show_render(10, frames_payload())
     r = view.stack.currentWidget()

@@ -2,13 +2,14 @@
 clicks on the buttons, on tiny trained glyph bundles (ProtoNets, MAML, and the pretrained baseline)."""
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QPushButton, QSlider, QWidget
 
 from conftest import PRESETS
 from workbench.services.bundle import load_bundle
 
 PAGE_SIZE = (1100, 700)
+WINDOW_PAGES = [(1390, 830), (1015, 700)]  # the Playground tab's page in a 1400×900 and a 1024×768 window
 DONE_MS = 20_000
 # a character per class, and the query: strokes in [0, 1]² canvas coordinates
 SHAPES = [[[(0.2, 0.2), (0.8, 0.8)], [(0.8, 0.2), (0.2, 0.8)]],  # x
@@ -175,14 +176,15 @@ def test_maml_steps_beside_the_baseline_and_cancel(qtbot, page, models):
     assert not page.busy() and page.classify_button.isEnabled()
 
 
-def test_the_playground_tab_shows_this_page_for_a_glyph_bundle(qtbot, tmp_path, glyph_bundles):
+def test_the_playground_tab_shows_this_page_for_a_glyph_bundle_whole_at_both_window_sizes(qtbot, glyph_bundles):
     from workbench.gui.playground import PlaygroundTab
 
     runs = glyph_bundles["protonet"].parent.parent  # the runs folder of the three runs
     tab = PlaygroundTab(runs)
     qtbot.addWidget(tab)
-    tab.resize(1200, 750)
+    tab.resize(*WINDOW_PAGES[0])
     tab.show()
+    qtbot.waitExposed(tab)
     assert tab.set_model(glyph_bundles["protonet"])
     page = tab.page()
     assert page.objectName() == "classificationPlayground"
@@ -193,5 +195,22 @@ def test_the_playground_tab_shows_this_page_for_a_glyph_bundle(qtbot, tmp_path, 
     wait_done(qtbot, page)
     assert_bars(page.model_chart)
     assert "protonet: class" in tab.message_text()
+    for size in WINDOW_PAGES:  # the tab as a full page of a 1400×900 and of a 1024×768 window: nothing cut
+        tab.resize(*size)
+        qtbot.waitUntil(lambda: tab.size().width() == size[0])
+        qtbot.wait(20)
+        canvases = [c for r in page.rows for c in r.canvases] + [page.query]
+        shown = canvases + [page.classify_button, page.sample_button, page.cancel_button, page.model_chart,
+                            page.baseline_chart, page.slider]
+        for w in shown:
+            at = QRect(w.mapTo(tab, QPoint(0, 0)), w.size())
+            assert tab.rect().contains(at), (size, w.objectName(), at)
+            seen = w.viewport() if hasattr(w, "viewport") else w  # a plot's view is drawn on its viewport
+            assert seen.visibleRegion().boundingRect().size() == seen.size(), (size, w.objectName())
+        assert min(c.width() for c in canvases) >= 52 and page.query.width() >= 96  # big enough to draw in
+        scroll = page.support_panel.scroll  # the rows fit the support panel: it does not scroll
+        assert not scroll.verticalScrollBar().isVisible() and not scroll.horizontalScrollBar().isVisible()
+        for chart in (page.model_chart, page.baseline_chart):
+            assert chart.height() >= 150 and chart.title.heightForWidth(chart.title.width()) <= chart.title.height()
     assert tab.set_model(glyph_bundles["maml"]) and tab.page() is page
     tab.cancel()

@@ -5,22 +5,25 @@ import types
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QRect, QRectF, Qt
 
-from conftest import tiny_config
+from test_playground_regression import trained_sinusoid
 from workbench.services.bundle import load_bundle
-from workbench.services.trainer import Trainer
 
 PAGE_SIZE = (1300, 800)
 DONE_MS = 15_000
+WINDOW_PAGES = [(1390, 830), (1015, 700)]  # the Playground tab's page in a 1400×900 and a 1024×768 window
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
-    root = tmp_path_factory.mktemp("playground-gui")
-    maml = Trainer(tiny_config("maml", 1500), root / "maml").run().bundle_path
-    pre = Trainer(tiny_config("pretrained", 800), root / "pretrained").run().bundle_path
-    return load_bundle(maml), load_bundle(pre)
+def bundle_paths(tmp_path_factory):
+    """The maml and pretrained sinusoid bundles the service tests train (once per session)."""
+    return trained_sinusoid("maml", tmp_path_factory), trained_sinusoid("pretrained", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def bundles(bundle_paths):
+    return tuple(load_bundle(p) for p in bundle_paths)
 
 
 @pytest.fixture
@@ -95,20 +98,21 @@ def test_clicked_points_then_adapt_lowers_the_support_loss_at_every_step(qtbot, 
     assert not np.array_equal(res[0].prediction, res[-1].prediction)
     middle = [curve(item)[1] for item in page.panel.steps]
     assert len(middle) == 9 and all(np.array_equal(m, r.prediction) for m, r in zip(middle, res[1:-1]))
-    assert "after 10 steps" in page.panel.plot.legend.getLabel(page.panel.latest).text
+    assert "after 10 steps (newest)" in page.legend.text()
     # the baseline: same points, its own curves
     np.testing.assert_array_equal(curve(page.base_panel.latest)[1], res[-1].baseline_prediction)
     np.testing.assert_array_equal(curve(page.base_panel.support)[0], page.points_x)
     assert not page.base_panel.note.isVisible()
-    assert "pretrained (baseline)" in page.baseline_plot.getPlotItem().titleLabel.text
+    assert "pretrained (baseline)" in page.base_panel.caption.text()
+    assert "step 10: support MSE" in page.panel.caption.text() and page.panel.caption.fits()
     # loss chart: support losses of model and baseline; no query loss without a true function
     steps, model_loss = curve(page.loss_items["support_loss"])
     np.testing.assert_array_equal(steps, np.arange(11))
     np.testing.assert_allclose(model_loss, support)
     assert len(curve(page.loss_items["baseline_support_loss"])[0]) == 11
     assert len(curve(page.loss_items["query_loss"])[0]) == 0
-    assert page.loss_plot.getPlotItem().legend.getLabel(page.loss_items["query_loss"]) is None
-    assert page.loss_plot.getPlotItem().legend.getLabel(page.loss_items["baseline_support_loss"]) is not None
+    assert page.loss.listed == ["support_loss", "baseline_support_loss"]  # its legend lists what it shows
+    assert "support (baseline)" in page.loss.legend.text() and "query" not in page.loss.legend.text()
     assert "support MSE" in page.message_label.text() and "pretrained" in page.message_label.text()
     assert page.adapt_button.isEnabled() and not page.cancel_button.isEnabled()
 
@@ -215,7 +219,7 @@ def test_step_by_step_and_removing_points(qtbot, page):
 
 def test_without_a_baseline_and_with_a_model_it_cannot_take(qtbot, page, bundles):
     page.set_models(bundles[0])
-    assert page.base_panel.note.isVisible() and "no pretrained baseline: open one" in page.base_panel.note.toPlainText()
+    assert page.base_panel.note.isVisible() and "no pretrained baseline" in page.base_panel.note.toPlainText()
     click(qtbot, page.sample_button)
     click(qtbot, page.adapt_button)
     wait_done(qtbot, page)
@@ -235,3 +239,53 @@ def test_without_a_baseline_and_with_a_model_it_cannot_take(qtbot, page, bundles
     assert len(page.points_x) == n and "no model" in page.message_label.text()
     page.set_models(*bundles)  # back in business, the baseline too
     assert page.adapt_button.isEnabled() and not page.base_panel.note.isVisible()
+
+
+def in_tab(tab, widget, rect=None) -> QRect:
+    """``widget``'s rectangle (or ``rect``, a scene rectangle of the plot ``widget``) in ``tab``'s pixels."""
+    if rect is None:
+        return QRect(widget.mapTo(tab, QPoint(0, 0)), widget.size())
+    r = widget.mapFromScene(QRectF(rect)).boundingRect()
+    return QRect(widget.viewport().mapTo(tab, r.topLeft()), r.size())
+
+
+@pytest.mark.parametrize("size", WINDOW_PAGES)
+def test_on_a_full_page_the_task_is_all_in_view_and_the_buttons_stay_put(qtbot, bundle_paths, size):
+    from workbench.gui.playground import PlaygroundTab
+
+    maml, pre = bundle_paths
+    tab = PlaygroundTab(maml.parent.parent)
+    qtbot.addWidget(tab)
+    tab.resize(*size)
+    tab.show()
+    qtbot.waitExposed(tab)
+    assert tab.set_model(maml) and tab.set_baseline(pre)
+    page = tab.page()
+    qtbot.wait(20)
+    adapt_at = page.adapt_button.mapTo(tab, QPoint(0, 0))
+    click(qtbot, page.sample_button)
+    qtbot.wait(20)  # the new texts laid out
+    assert page.adapt_button.mapTo(tab, QPoint(0, 0)) == adapt_at  # the next click lands where it was
+    click(qtbot, page.adapt_button)
+    wait_done(qtbot, page)
+    qtbot.wait(20)
+    assert page.adapt_button.mapTo(tab, QPoint(0, 0)) == adapt_at
+    assert page.column.verticalScrollBar().maximum() == 0  # the controls fit: nothing scrolls
+    for b in (page.adapt_button, page.step_button, page.cancel_button, page.reset_button, page.sample_button):
+        assert tab.rect().contains(in_tab(tab, b)), b.objectName()
+        assert b.visibleRegion().boundingRect().size() == b.size(), b.objectName()  # not half hidden
+    lo, hi = page.session.x_range
+    for panel in (page.panel, page.base_panel):
+        (x0, x1), _ = panel.viewbox.viewRange()
+        assert x0 <= lo and x1 >= hi  # the task's whole input range [-5, 5]
+        view = in_tab(tab, panel.widget, panel.viewbox.sceneBoundingRect())
+        shown = in_tab(tab, panel.widget.viewport()).adjusted(-1, -1, 1, 1)
+        assert shown.contains(view) and tab.rect().contains(view), (view, shown)  # not drawn past the widget
+        xs, ys = panel.to_scene(page.points_x, page.points_y)
+        for x, y in zip(xs, ys):
+            p = panel.widget.viewport().mapTo(tab, panel.widget.mapFromScene(x, y))
+            assert view.contains(p), (x, y)
+        assert panel.caption.fits(), panel.caption.text()  # the captions are whole
+        assert not in_tab(tab, page.legend).intersects(in_tab(tab, panel.widget))  # the legend is off the data
+    for legend in (page.legend, page.loss.legend):
+        assert legend.heightForWidth(legend.width()) <= 1.5 * legend.fontMetrics().lineSpacing()  # one line

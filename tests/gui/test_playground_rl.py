@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtCore import QPoint, QPointF, QRect, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QPushButton, QSlider, QSpinBox, QWidget
 
 from conftest import PRESETS
@@ -15,6 +15,7 @@ from workbench.services.bundle import load_bundle
 from workbench.gui.playground_rl import RLPlayground
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+WINDOW_PAGES = [(1390, 830), (1015, 700)]  # the Playground tab's page in a 1400×900 and a 1024×768 window
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +49,18 @@ def click(qtbot, view, x, y) -> None:
                      pixel(view, x, y))
 
 
-def tiny_bundle(tmp_path, preset, *overrides):
+def tiny_bundle_path(tmp_path, preset, *overrides, name=None) -> Path:
+    """An untrained bundle of a shipped preset, exported to ``tmp_path / name``."""
     from workbench.core.config import ExperimentConfig
     from workbench.services.trainer import Trainer
 
     cfg = ExperimentConfig.load(PRESETS / f"{preset}.toml", ["run.iterations=0", "run.threads=1",
                                                              "run.eval_tasks=2", *overrides])
-    return load_bundle(Trainer(cfg).export(tmp_path / f"{preset}.safetensors"))
+    return Path(Trainer(cfg).export(tmp_path / (name or f"{preset}.safetensors")))
+
+
+def tiny_bundle(tmp_path, preset, *overrides):
+    return load_bundle(tiny_bundle_path(tmp_path, preset, *overrides))
 
 
 def test_widgets_have_their_object_names(page):
@@ -89,7 +95,7 @@ def test_clicking_a_goal_adapts_and_the_trajectories_end_closer_after_adaptation
     assert (x[0], y[0]) == pytest.approx(goal, abs=0.01)
     # the baseline beside it, and in the return chart as a dashed line
     assert len(page.nav_baseline.path_ends(0)) > 0
-    assert "Pretrained baseline: pretrained-rl" in page.nav_baseline.plot.titleLabel.text
+    assert "Pretrained baseline: pretrained-rl" in page.nav_baseline.caption.text()
     bx, by = page.baseline_curve.getData()
     assert list(bx) == [0, 1] and np.allclose(by, result.baseline_returns)
     assert page.baseline_curve.opts["pen"].style() == Qt.PenStyle.DashLine
@@ -97,7 +103,8 @@ def test_clicking_a_goal_adapts_and_the_trajectories_end_closer_after_adaptation
     labels = [label.text for _, label in page.returns.getPlotItem().legend.items]
     assert labels == ["meta-learned (maml-trpo)", "baseline (pretrained-rl)"]
     assert page.returns.getPlotItem().getAxis("bottom").labelText == "inner step"
-    assert "distance to goal" in page.nav.plot.titleLabel.text and "maml-trpo" in page.summary.text()
+    assert "distance to goal" in page.nav.caption.text() and "maml-trpo" in page.summary.text()
+    assert page.nav.caption.fits() and page.nav_baseline.caption.fits()  # nothing cut
     assert page.run_button.isEnabled() and not page.cancel_button.isEnabled() and not page.busy()
 
 
@@ -143,17 +150,21 @@ def test_cancel_stops_a_long_adaptation_and_gives_the_controls_back(qtbot, page)
         page.start()
 
 
-def test_physics_family_plays_frames_of_model_and_baseline(qtbot, tmp_path):
-    model = tiny_bundle(tmp_path, "maml-trpo-cartpole", "algorithm.trajectories=3", "task.horizon=40")
-    base = tiny_bundle(tmp_path, "maml-trpo-cartpole", "algorithm.name=\"pretrained-rl\"",
-                       "algorithm.trajectories=3", "task.horizon=40")
-    page = RLPlayground()
-    qtbot.addWidget(page)
-    page.resize(1300, 800)
-    assert page.set_models(model, base)
-    page.show()
-    qtbot.waitExposed(page)
-    assert page.view_stack.currentWidget() is page.frames_page
+def test_physics_family_plays_frames_of_model_and_baseline_large_at_both_window_sizes(qtbot, tmp_path):
+    from workbench.gui.playground import PlaygroundTab
+
+    small = ("algorithm.trajectories=3", "task.horizon=40")
+    model = tiny_bundle_path(tmp_path, "maml-trpo-cartpole", *small, name="model.safetensors")
+    base = tiny_bundle_path(tmp_path, "maml-trpo-cartpole", "algorithm.name=\"pretrained-rl\"", *small,
+                            name="baseline.safetensors")
+    tab = PlaygroundTab(tmp_path)
+    qtbot.addWidget(tab)
+    tab.resize(*WINDOW_PAGES[0])
+    tab.show()
+    qtbot.waitExposed(tab)
+    assert tab.set_model(model) and tab.set_baseline(base)
+    page = tab.page()
+    assert page.objectName() == "rlPlayground" and page.view_stack.currentWidget() is page.frames_page
     names = [n for n in ("pole_length", "pole_mass", "cart_mass", "gravity", "force")]
     for n in names:
         assert page.findChild(QSlider, f"playgroundParam_{n}") is not None
@@ -170,6 +181,16 @@ def test_physics_family_plays_frames_of_model_and_baseline(qtbot, tmp_path):
     assert page.frames_baseline.frames is not None
     assert "before adaptation" in page.frames.panels[0].titleLabel.text
     assert len(page.baseline_curve.getData()[0]) == 2
+    for size in WINDOW_PAGES:  # the tab as a full page of a 1400×900 and of a 1024×768 window
+        tab.resize(*size)
+        qtbot.waitUntil(lambda: tab.size().width() == size[0])
+        qtbot.wait(30)
+        heights = page.frames_page.frame_heights()  # model and baseline, before and after: drawn heights
+        assert len(heights) == 4 and min(heights) >= 160, (size, heights)
+        for w in (page.frames, page.frames_baseline, page.run_button, page.returns):
+            at = QRect(w.mapTo(tab, QPoint(0, 0)), w.size())
+            assert tab.rect().contains(at), (size, w.objectName(), at)
+        assert page.column.verticalScrollBar().maximum() == 0  # the controls fit: nothing scrolls
 
 
 def test_a_bandits_bundle_is_refused_with_a_message(qtbot, tmp_path, bundles):

@@ -1,6 +1,7 @@
 """The Playground tab: it takes a model (a bundle or a run folder), shows the page of its family, finds a
 pretrained baseline of the same family in the runs folder, and says why when it cannot play."""
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,18 @@ def test_rl_bundles_show_the_rl_page_and_bandits_are_refused_with_the_reason(tab
     assert "bandits family has no playground" in tab.message_text()
     assert tab.page().objectName() == "rlPlayground" and tab.model.meta["family"] == "navigation"  # kept
     assert tab.findChild(QWidget, "playgroundMessage").property("error") is True
+
+
+def test_shutdown_while_an_adaptation_runs_returns_promptly_and_leaves_no_running_job(tab, qtbot):
+    assert tab.set_model(DATA / "navigation-maml-trpo.safetensors")
+    page = tab.page()
+    page.trajectories = 3000  # ~10 slow steps: several seconds if it ran to the end
+    page.steps_spin.setValue(10)
+    assert page.start()
+    qtbot.wait(300)
+    assert tab.busy() and len(page.job.active) == 1  # the adaptation is running in the background
+    t0 = time.monotonic()
+    assert tab.shutdown()  # what the main window calls on close
+    assert time.monotonic() - t0 < 3.0
+    assert not tab.busy() and page.job.active == [] and page.job.jobs.active == []
+    assert page.run_button.isEnabled()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from workbench.core.stats import ema_continue
-from workbench.gui import plots
+from workbench.gui.plots import meta_loss
 from workbench.gui.plots import CURVE_BUCKETS, MARKER_BUCKETS, MetaLossPlot, PeakEnvelope
 
 CURVE_MAX = 2 * CURVE_BUCKETS + 1
@@ -62,7 +62,7 @@ def test_a_frame_after_a_million_iterations_hands_the_items_a_bounded_number_of_
     for e in range(0, n, 200):  # an evaluation every 200 iterations: 5000 of them
         plot.add_evaluation(e, 1.0 + e / n, 0.5)
     rec = _RecordingNumpy()
-    monkeypatch.setattr(plots, "np", rec)
+    monkeypatch.setattr(meta_loss, "np", rec)
     raw, smooth = _record_set_data(monkeypatch, plot.raw), _record_set_data(monkeypatch, plot.smooth)
     before = _record_set_data(monkeypatch, plot.before)
     for _ in range(3):

@@ -43,7 +43,7 @@ def test_rollout_view_shows_each_payload(qtbot, view):
     elif view == "frames":
         assert payload.title in w.caption.text()
     else:
-        assert "before adaptation (red)" in w.caption.text()
+        assert "red: before adaptation; green: after " in w.caption.text()
     w.show_render(6, payload)  # the same view again reuses its renderer
     assert w.stack.currentWidget() is renderer and len(w.renderers) == 1
 

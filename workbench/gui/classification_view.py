@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QBoxLayout, QComboBox, QHBoxLayout, QLabel, QScro
                                QVBoxLayout, QWidget)
 
 from workbench.core.payloads import ClassifiedImages
+from workbench.core.plotting import step_names
 
 RIGHT, WRONG = QColor("#6cc25f"), QColor("#f06a6c")  # a prediction's caption: right / wrong
 FAINT, TEXT = QColor("#8a8f9c"), QColor("#dcdde1")
@@ -28,10 +29,7 @@ NARROW = 760  # px: a tall area narrower than this has the confusion matrix unde
 
 def step_name(payload: ClassifiedImages, s: int) -> str:
     """The name of entry ``s`` of the payload's steps: the algorithm's own, or 'before adaptation' / 'after n steps'."""
-    if payload.step_names:
-        return payload.step_names[s]
-    n = int(payload.steps[s])
-    return "before adaptation" if n == 0 else f"after {n} step{'s' if n > 1 else ''}"
+    return step_names(payload.steps, payload.step_names)[s]
 
 
 def to_qimages(pixels: np.ndarray) -> list[QImage]:
@@ -247,11 +245,29 @@ class ConfusionPlot(pg.GraphicsLayoutWidget):
         self.plot.addItem(self.image)
         self.texts: list[pg.TextItem] = []
         self.n = 0
+        self._every = None  # classes between two tick labels
+        self.plot.vb.sigResized.connect(self._set_ticks)
         self._title = ""
+
+    def _set_ticks(self, *_) -> None:
+        """A label every 1, 2, 5, 10 ... classes: as many as fit the matrix's side without overlapping (20-way
+        tasks on a small matrix: 0 5 10 15, not twenty labels on top of each other)."""
+        n = self.n
+        if not n:
+            return
+        side = min(self.plot.vb.width(), self.plot.vb.height()) or 150.0
+        pitch = 1.5 * QFontMetrics(self.font()).height()  # a label and a gap, along either axis
+        every = next(e for e in (1, 2, 5, 10, 20, 50, 100, 10 ** 9) if -(-n // e) * pitch <= side)
+        if every != self._every:
+            self._every = every
+            ticks = [[(k + 0.5, str(k)) for k in range(0, n, min(every, n))]]
+            self.plot.getAxis("left").setTicks(ticks)
+            self.plot.getAxis("bottom").setTicks(ticks)
 
     def set_matrix(self, m: np.ndarray, title: str) -> None:
         n = m.shape[0]
         if n != self.n:
+            self._every = None
             for t in self.texts:
                 self.plot.removeItem(t)
             self.texts = []
@@ -261,12 +277,9 @@ class ConfusionPlot(pg.GraphicsLayoutWidget):
                     t.setPos(i % n + 0.5, i // n + 0.5)
                     self.plot.addItem(t)
                     self.texts.append(t)
-            every = 1 if n <= 20 else 5
-            ticks = [[(k + 0.5, str(k)) for k in range(0, n, every)]]
-            self.plot.getAxis("left").setTicks(ticks)
-            self.plot.getAxis("bottom").setTicks(ticks)
             self.plot.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
             self.n = n
+            self._set_ticks()
         top = max(1, int(m.max()) if m.size else 1)
         self.image.setImage(m.astype(np.float32), autoLevels=False, levels=(0, top))
         for t, v in zip(self.texts, m.ravel()):

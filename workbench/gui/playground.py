@@ -36,6 +36,11 @@ def _describe(model) -> str:
     return ", ".join(parts)
 
 
+def _bundle_name(path: Path) -> str:
+    """A bundle's name as the user knows it: its run folder's for a run's model.safetensors."""
+    return path.parent.name if path.name == "model.safetensors" else path.name
+
+
 class PlaygroundTab(QWidget):
     """The Playground: a model, its baseline, and the page for the model's family."""
 
@@ -84,6 +89,10 @@ class PlaygroundTab(QWidget):
         self.message_label = QLabel("")
         self.message_label.setObjectName("playgroundMessage")
         self.message_label.setWordWrap(True)
+        # two lines, whatever the message: a longer one must not push the page down under the mouse
+        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.message_label.setFixedHeight(2 * self.message_label.fontMetrics().lineSpacing() + 2)
+        self.message_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         lay.addWidget(self.message_label)
 
         self.stack = QStackedWidget()
@@ -99,6 +108,7 @@ class PlaygroundTab(QWidget):
     # -- messages ------------------------------------------------------------------------------------
     def say(self, text: str, error: bool = False) -> None:
         self.message_label.setText(text)
+        self.message_label.setToolTip(text)  # all of it, should two lines not hold it
         self.message_label.setStyleSheet("color: #e15759;" if error else "")
         self.message_label.setProperty("error", error)
 
@@ -154,6 +164,8 @@ class PlaygroundTab(QWidget):
                 if key not in self._pages:
                     page = cls()
                     page.message.connect(self._on_page_message)
+                    if getattr(page, "message_label", None) is not None:
+                        page.message_label.hide()  # the tab's message line says it, above the page
                     self._pages[key] = page
                     self.stack.addWidget(page)
                 return self._pages[key], ""
@@ -180,7 +192,7 @@ class PlaygroundTab(QWidget):
                          "under Baseline to compare with")
             else:
                 self.say(f"Meta-learned {self.model.algorithm} beside the pretrained baseline "
-                         f"{self.baseline_path.name if self.baseline_path else ''}")
+                         f"{_bundle_name(self.baseline_path) if self.baseline_path else ''}")
 
     def _compatible(self, baseline) -> bool:
         if baseline is None or self.model is None:
@@ -216,7 +228,7 @@ class PlaygroundTab(QWidget):
             combo.addItem(NO_BASELINE, None)
             keep = None
             if self.baseline_path is not None and self._compatible(self.baseline):
-                combo.addItem(self.baseline_path.name, str(self.baseline_path))
+                combo.addItem(_bundle_name(self.baseline_path), str(self.baseline_path))
                 keep = combo.count() - 1
             for label, path in self._candidates():
                 if self.baseline_path is not None and Path(path) == self.baseline_path:
@@ -286,6 +298,11 @@ class PlaygroundTab(QWidget):
     def cancel(self) -> None:
         for p in self._pages.values():
             p.cancel()
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Cancel every background job of the playground and wait for them to end (the window is closing);
+        True when all have ended within ``timeout`` seconds."""
+        return all([p.shutdown(timeout) for p in self._pages.values()])
 
     def page(self):
         """The page on show (None before a model is set)."""

@@ -340,3 +340,49 @@ class _Learner:
         self._last = self._probabilities()
         return self._last.copy(), self.step
 
+
+
+# -- what the page shows, computed without Qt ---------------------------------------------------------------
+def canvas_side(height: float, rows: int, low: int, high: int, gap: int) -> int:
+    """The side of a support canvas, in pixels: as large as lets ``rows`` rows ``gap`` px apart fit in
+    ``height`` px, between ``low`` and ``high``."""
+    n = max(1, int(rows))
+    return int(min(high, max(low, (height - gap * (n - 1)) / n)))
+
+
+def query_side(width: float, height: float, support_width: float, low: int, high: int) -> int:
+    """The side of the query canvas on a page ``width`` × ``height`` px whose support panel is
+    ``support_width`` px wide: about a third of the height, at most 40% of the room beside the support set."""
+    room = width - support_width
+    return max(low, int(min(high, max(low, 0.36 * height), 0.4 * room)))
+
+
+def after_text(step: int, prototypes: bool) -> str:
+    """How far a model has adapted: "prototypes", "before adapting" or "N steps"."""
+    if prototypes:
+        return "prototypes"
+    return "before adapting" if step == 0 else f"{step} step{'s' if step != 1 else ''}"
+
+
+def step_text(step: int, last: int, running: bool) -> str:
+    """The step slider's label: which of the steps is shown."""
+    text = "one prediction: no inner steps" if last == 0 and not running else f"step {step} of {last}"
+    return text + (" (running)" if running else "")
+
+
+def bar_label(probability: float, predicted: bool) -> tuple[str, bool]:
+    """A probability bar's number, and whether it goes inside the bar's end (a long bar has no room after it)."""
+    inside = probability > 0.6
+    return f"{100 * probability:.0f}%" + (" ◀" if predicted and not inside else ""), inside
+
+
+def classification_summary(result: ClassStep, model_algorithm: str, baseline_algorithm: str | None,
+                           query_label: int | None) -> str:
+    """One line on a classification shown: each model's class and its probability (and the true class)."""
+    text = f"{model_algorithm}: class {result.predicted + 1} ({100 * result.probabilities.max():.0f}%)"
+    if result.baseline_probabilities is not None:
+        text += (f"; {baseline_algorithm}: class {result.baseline_predicted + 1} "
+                 f"({100 * result.baseline_probabilities.max():.0f}%)")
+    if query_label is not None:
+        text += f"; the query is class {query_label + 1}"
+    return text

@@ -282,3 +282,162 @@ class Adaptation:
             if cancel is not None and cancel.is_set():
                 return
             yield self.advance()
+
+
+# -- what the page shows, computed without Qt ---------------------------------------------------------------
+SLIDER_TICKS = 200  # the amplitude and phase sliders' resolution
+
+
+def tick_value(tick: int, low: float, high: float, ticks: int = SLIDER_TICKS) -> float:
+    """The value at slider position ``tick`` of ``ticks`` over [low, high]."""
+    return low + (high - low) * int(tick) / ticks
+
+
+def value_tick(value: float, low: float, high: float, ticks: int = SLIDER_TICKS) -> int:
+    """The slider position nearest ``value`` (clamped to 0..ticks; 0 for an empty range)."""
+    if not high > low:
+        return 0
+    return max(0, min(ticks, round(ticks * (value - low) / (high - low))))
+
+
+def log_ticks(lo: float, hi: float) -> list:
+    """Ticks of a log axis over log10 values lo..hi: labelled decades, and 2 and 5 between them labelled
+    only when the axis spans under 2.5 decades (pyqtgraph's own labels every minor tick and they overlap)."""
+    label_minor = hi - lo < 2.5
+    major = [(float(k), f"{10.0 ** k:g}") for k in range(math.floor(lo), math.ceil(hi) + 1) if lo <= k <= hi]
+    minor = []
+    for k in range(math.floor(lo) - 1, math.ceil(hi) + 1):
+        for m in ((2, 5) if label_minor else (2, 3, 4, 5, 6, 7, 8, 9)):
+            v = math.log10(m) + k
+            if lo <= v <= hi:
+                minor.append((v, f"{m * 10.0 ** k:g}" if label_minor else ""))
+    return [major, minor]
+
+
+def loss_view(total: int, values: np.ndarray, view: tuple | None) -> tuple | None:
+    """The loss chart's view (steps, log10 low, log10 high) for the positive losses ``values`` over ``total``
+    steps, or None when the current ``view`` still holds them (the range changes now and then, not per step)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return None
+    lo, hi = float(np.log10(v.min())), float(np.log10(v.max()))
+    if view is not None and view[0] == total and lo >= view[1] and hi <= view[2]:
+        return None
+    span = max(hi - lo, 0.5)
+    return total, lo - 0.1 * span, hi + 0.1 * span
+
+
+class StepPacer:
+    """When the steps of an adaptation appear: at most one every ``interval`` seconds, faster for a long
+    adaptation so that all of it takes about ``animation`` seconds (the steps animate, never crawl)."""
+
+    def __init__(self, interval: float = 0.06, animation: float = 2.0):
+        self.interval, self.animation = interval, animation
+        self.step_interval = interval
+        self.started = 0.0
+        self.shown = 0
+
+    def start(self, n_steps: int, now: float) -> None:
+        self.step_interval = min(self.interval, self.animation / max(1, int(n_steps)))
+        self.started, self.shown = now, 0
+
+    def due(self, now: float) -> int:
+        """How many more steps may be shown at time ``now``."""
+        return max(0, int((now - self.started) / self.step_interval) + 1 - self.shown)
+
+    def showed(self, n: int) -> None:
+        self.shown += int(n)
+
+
+def _steps(n: int) -> str:
+    return f"{n} step{'s' if n != 1 else ''}"
+
+
+def step_caption(step: int, support: float, query: float | None) -> str:
+    """The numbers of one plot after ``step`` steps: "step 3: support MSE 0.12, query MSE 0.4"."""
+    text = f"step {step}: support MSE {support:.3g}"
+    return text + (f", query MSE {query:.3g}" if query is not None else "")
+
+
+def adaptation_summary(results: list, model_algorithm: str, baseline_algorithm: str | None = None) -> str:
+    """One line on an adaptation shown (a list of :class:`StepResult`): the losses before → after."""
+    first, last = results[0], results[-1]
+    text = f"{model_algorithm}: support MSE {first.support_loss:.3g} → {last.support_loss:.3g}"
+    if last.query_loss is not None:
+        text += f", query MSE {first.query_loss:.3g} → {last.query_loss:.3g}"
+    text += f" after {_steps(last.step)}"
+    if last.baseline_support_loss is not None:
+        text += (f"; {baseline_algorithm}: support {first.baseline_support_loss:.3g} → "
+                 f"{last.baseline_support_loss:.3g}")
+        if last.baseline_query_loss is not None:
+            text += f", query {first.baseline_query_loss:.3g} → {last.baseline_query_loss:.3g}"
+    return text
+
+
+class SupportSet:
+    """The support points a person placed or sampled, and the task (amplitude, phase) they were sampled
+    from while that is known (a point placed by hand makes it unknown; removing one keeps it)."""
+
+    def __init__(self):
+        self.x: list[float] = []
+        self.y: list[float] = []
+        self.true: tuple[float, float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def replace(self, x, y, true: tuple[float, float] | None = None) -> None:
+        self.x = [float(v) for v in np.asarray(x, dtype=np.float64).reshape(-1)]
+        self.y = [float(v) for v in np.asarray(y, dtype=np.float64).reshape(-1)]
+        self.true = None if true is None else (float(true[0]), float(true[1]))
+
+    def add(self, x: float, y: float) -> None:
+        self.x.append(float(x))
+        self.y.append(float(y))
+        self.true = None
+
+    def remove(self, index: int) -> bool:
+        if not 0 <= index < len(self.x):
+            return False
+        del self.x[index], self.y[index]
+        return True
+
+    def clear(self) -> None:
+        self.x, self.y, self.true = [], [], None
+
+    def keep_fitting(self, session: RegressionSession) -> None:
+        """Drop the points ``session``'s family refuses (to compare models on the same points); the task is
+        forgotten when a point went or it is outside the family's ranges."""
+        def fits(x, y):
+            try:
+                session.check_point(x, y)
+            except PlaygroundError:
+                return False
+            return True
+
+        keep = [(x, y) for x, y in zip(self.x, self.y) if fits(x, y)]
+        if self.true is not None:
+            (alo, ahi), (plo, phi) = session.amp_range, session.phase_range
+            if len(keep) < len(self.x) or not (alo <= self.true[0] <= ahi and plo <= self.true[1] <= phi):
+                self.true = None
+        self.x, self.y = [x for x, _ in keep], [y for _, y in keep]
+
+    def describe(self) -> str:
+        n = len(self.x)
+        points = f"{n} point{'s' if n != 1 else ''}"
+        if self.true is not None:
+            return (f"{points} sampled from A sin(x − φ), A = {self.true[0]:.2f}, φ = {self.true[1]:.2f}: "
+                    f"the true function (dashed) and query loss are known")
+        if n:
+            return f"{points} placed by hand: the true function is unknown"
+        return "no points yet"
+
+    def nearest(self, xs, ys, x: float, y: float) -> tuple[int, float]:
+        """The index of the point nearest (x, y) and its distance, the points given at positions (xs, ys)
+        (e.g. in pixels); (-1, inf) when there are none."""
+        if not len(xs):
+            return -1, math.inf
+        d = np.hypot(np.asarray(xs, dtype=np.float64) - x, np.asarray(ys, dtype=np.float64) - y)
+        i = int(np.argmin(d))
+        return i, float(d[i])

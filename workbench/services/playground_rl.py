@@ -86,10 +86,7 @@ def final_distances(payload: Trajectories2D) -> np.ndarray:
     (S+1,).  Paths hold NaN after an episode ended (the point reached the goal)."""
     paths = np.asarray(payload.paths, dtype=np.float64)[0]  # (S+1, n, H+1, 2)
     goal = np.asarray(payload.goals, dtype=np.float64)[0]
-    finite = np.isfinite(paths).all(-1)  # (S+1, n, H+1)
-    last = finite.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1)  # the index of the last finite point
-    ends = np.take_along_axis(paths, last[..., None, None].repeat(2, -1), axis=2)[:, :, 0]  # (S+1, n, 2)
-    return np.linalg.norm(ends - goal, axis=-1).mean(1)
+    return np.linalg.norm(path_ends(paths) - goal, axis=-1).mean(1)  # ends: (S+1, n, 2)
 
 
 class RLSession:
@@ -250,3 +247,88 @@ def summary(result: RLResult) -> str:
         lines.append(line(f"{result.baseline_algorithm} (baseline)", result.baseline_returns,
                           result.baseline_final_distance))
     return "\n".join(x for x in lines if x)
+
+
+# -- what the page shows, computed without Qt ---------------------------------------------------------------
+SLIDER_TICKS = 1000  # a float parameter's slider resolution
+
+
+def param_tick(param, value: float, ticks: int = SLIDER_TICKS) -> int:
+    """The slider position of ``value`` for TaskParam ``param``: the nearest choice's index, or the nearest of
+    ``ticks`` steps over [low, high] (0 for an empty range)."""
+    if param.kind == "choice":
+        return int(np.argmin([abs(c - value) for c in param.choices]))
+    if not param.high > param.low:
+        return 0
+    return max(0, min(ticks, int(round((value - param.low) / (param.high - param.low) * ticks))))
+
+
+def tick_param(param, tick: int, ticks: int = SLIDER_TICKS) -> float:
+    """The value of TaskParam ``param`` at slider position ``tick``."""
+    if param.kind == "choice":
+        return float(param.choices[int(tick)])
+    return param.low + (param.high - param.low) * int(tick) / ticks
+
+
+def param_text(param, value: float) -> str:
+    """``value`` as its slider's label shows it: "+1 forward" for a choice, 3 significant digits otherwise."""
+    if param.kind == "choice":
+        i = param_tick(param, value)
+        name = param.choice_labels[i] if i < len(param.choice_labels) else ""
+        return f"{param.choices[i]:+g} {name}".strip()
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.1f}"
+
+
+def path_ends(paths: np.ndarray) -> np.ndarray:
+    """The last finite position of each trajectory: (..., 2) from paths (..., H+1, 2) that hold NaN after an
+    episode ended."""
+    paths = np.asarray(paths, dtype=np.float64)
+    finite = np.isfinite(paths).all(-1)  # (..., H+1)
+    last = finite.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1)
+    return np.take_along_axis(paths, last[..., None, None].repeat(2, -1), axis=-2)[..., 0, :]
+
+
+def mean_path(paths: np.ndarray) -> np.ndarray:
+    """The mean over trajectories of the positions at each time, a trajectory that ended holding its last
+    position: (H+1, 2) from (n, H+1, 2) with NaN after each end."""
+    held = np.asarray(paths, dtype=np.float64).copy()
+    for traj in held:
+        finite = np.isfinite(traj).all(-1)
+        if finite.any():
+            last = len(finite) - 1 - int(np.argmax(finite[::-1]))
+            traj[last + 1:] = traj[last]
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(held, axis=0)
+
+
+@dataclass(frozen=True)
+class ReturnsView:
+    """How the return chart shows a result: its x ticks (None: automatic), and its x and y ranges."""
+
+    ticks: list | None
+    x_range: tuple[float, float]
+    y_range: tuple[float, float] | None
+
+
+def returns_view(result: RLResult) -> ReturnsView:
+    """The return chart's ticks and ranges for ``result``: every step labelled when there are few, a margin
+    of 12% (at least 0.5) around the returns of the model and the baseline."""
+    xs = sorted(set(result.steps) | set(result.baseline_steps))
+    ticks = [(float(s), str(s)) for s in xs] if len(xs) <= 21 else None
+    ys = np.concatenate([np.asarray(result.returns, dtype=np.float64)] + (
+        [np.asarray(result.baseline_returns, dtype=np.float64)] if result.baseline_returns is not None else []))
+    ys = ys[np.isfinite(ys)]
+    y_range = None
+    if len(ys):
+        lo, hi = float(ys.min()), float(ys.max())
+        pad = max(0.12 * (hi - lo), 0.5)
+        y_range = (lo - pad, hi + pad)
+    return ReturnsView(ticks, (xs[0] - 0.15, xs[-1] + 0.15), y_range)
+
+
+def navigation_title(who: str, returns, distance) -> str:
+    """A navigation plot's caption: who, then a line on the return (and distance to the goal) before → after."""
+    text = f"{who}\nreturn {returns[0]:.1f} → {returns[-1]:.1f}"
+    if distance is not None:
+        text += f"; distance to goal {distance[0]:.2f} → {distance[-1]:.2f}"
+    return text
