@@ -11,7 +11,13 @@ All in one run, offscreen (no display needed):
     python benchmarks/gui_responsiveness.py [--iterations 20000] [--startup-runs 3]
 
 Targets: stall p99 <= 20 ms and max <= 100 ms; >= 25 redraws/s; >= 85% of headless it/s; < 100 MB growth;
-window visible <= 3 s after launch.
+window visible <= 3 s after launch.  The probe keeps running for 1.5 s after the run ends, so the work the
+window does at the end of a run (the Runs page, the playground taking the model) counts.
+
+    --busy-core   a second process spins on one core for the whole measurement (headless and with the
+                  window alike), as another program on the desktop would
+    --why         a side thread samples the GUI thread's Python stack every 2 ms and, for every stall over
+                  50 ms, prints where the GUI thread was (the deepest frames of the app and pyqtgraph)
 
 And, on its own (--plot-cost), what one live frame of the meta-loss plot costs as the run grows: one
 MetaLossPlot (900x450, log scale, as for a loss) fed a synthetic loss series up to 10k, 1M and 3M iterations
@@ -76,12 +82,48 @@ def headless_its(seconds: float) -> float:
     return trainer.iteration / trainer.elapsed
 
 
+class StallSampler:
+    """Samples one thread's Python stack every ``interval`` s from a side thread (for --why)."""
+
+    def __init__(self, thread_id: int, interval: float = 0.002):
+        self.thread_id, self.interval = thread_id, interval
+        self.samples: list[tuple[float, tuple]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            frame = sys._current_frames().get(self.thread_id)
+            stack = []
+            while frame is not None and len(stack) < 40:
+                code = frame.f_code
+                if "workbench" in code.co_filename or "pyqtgraph" in code.co_filename:
+                    where = code.co_filename.split("site-packages/")[-1].split("/work/main/")[-1]
+                    stack.append(f"{where}:{code.co_name}")
+                frame = frame.f_back
+            self.samples.append((time.perf_counter(), tuple(stack[:4])))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def explain(self, t0: float, t1: float, top: int = 2) -> str:
+        from collections import Counter
+
+        seen = Counter(" < ".join(stack[:3]) or "(Qt, no Python frame)" for t, stack in self.samples if t0 <= t <= t1)
+        total = sum(seen.values()) or 1
+        return "; ".join(f"{100 * n / total:.0f}% {where}" for where, n in seen.most_common(top))
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(q / 100 * len(values)))]
 
 
-def gui_run(iterations: int) -> dict:
+def gui_run(iterations: int, why: bool = False) -> dict:
     from PySide6.QtCore import QTimer
 
     from workbench.gui.app import make_app
@@ -99,11 +141,15 @@ def gui_run(iterations: int) -> dict:
         app.processEvents()
 
     gaps: list[float] = []
+    stalls: list[tuple[float, float]] = []  # (start, end) of gaps over 50 ms
     last = [time.perf_counter()]
+    sampler = StallSampler(threading.get_ident()) if why else None
 
     def probe():
         now = time.perf_counter()
         gaps.append((now - last[0]) * 1000 - 5.0)
+        if gaps[-1] > 50:
+            stalls.append((last[0], now))
         last[0] = now
 
     probe_timer = QTimer()
@@ -121,8 +167,11 @@ def gui_run(iterations: int) -> dict:
         marks["child0"] = rss_mb(worker.pid)
         marks["gui0"] = rss_mb()
         gaps.clear()
+        stalls.clear()
         last[0] = time.perf_counter()
         probe_timer.start()
+        if sampler is not None:
+            sampler.start()
 
     def watch():
         if window.running:
@@ -131,9 +180,15 @@ def gui_run(iterations: int) -> dict:
                 marks["t1"], marks["i1"], marks["r1"] = time.perf_counter(), worker.iteration, window.runner.redraws
                 marks["child1"] = rss_mb(worker.pid)
             QTimer.singleShot(100, watch)
-        else:
-            probe_timer.stop()
-            app.quit()
+        elif "ended" not in marks:  # keep probing through the window's end-of-run work
+            marks["ended"] = time.perf_counter()
+            QTimer.singleShot(1500, finish)
+
+    def finish():
+        probe_timer.stop()
+        if sampler is not None:
+            sampler.stop()
+        app.quit()
 
     window.start()
     QTimer.singleShot(50, mark_start)
@@ -146,7 +201,11 @@ def gui_run(iterations: int) -> dict:
         "p50": percentile(gaps, 50), "p99": percentile(gaps, 99), "max": max(gaps),
         "gui_growth": rss_mb() - marks["gui0"], "trainer_growth": marks["child1"] - marks["child0"],
     }
+    result["stalls"] = [(round((b - a) * 1000), round(a - marks["t0"], 2),
+                         sampler.explain(a, b) if sampler else "") for a, b in stalls]
+    t = time.perf_counter()
     window.close()
+    result["close_s"] = time.perf_counter() - t
     return result
 
 
@@ -225,11 +284,26 @@ def main() -> None:
                     help="only measure the meta-loss plot's per-frame cost at 10k, 1M and 3M iterations")
     ap.add_argument("--plot-cost-sizes", type=lambda t: [int(float(v)) for v in t.split(",")],
                     default=[10_000, 1_000_000, 3_000_000], help="run lengths for --plot-cost (comma separated)")
+    ap.add_argument("--busy-core", action="store_true",
+                    help="keep one core busy with a second process for the whole measurement")
+    ap.add_argument("--why", action="store_true", help="name where the GUI thread was during each stall > 50 ms")
     args = ap.parse_args()
     if args.plot_cost:
         report_plot_cost(args.plot_cost_sizes)
         return
 
+    busy = None
+    if args.busy_core:  # another program on the desktop, spinning on one core
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        print("with one core kept busy by another process")
+    try:
+        measure(args)
+    finally:
+        if busy is not None:
+            busy.kill()
+
+
+def measure(args) -> None:
     starts = startup_seconds(args.startup_runs)
     print(f"start-up to visible window: {', '.join(f'{s:.2f}' for s in starts)} s "
           f"(best {min(starts):.2f} s, target <= 3 s)")
@@ -238,13 +312,16 @@ def main() -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     head = headless_its(args.headless_seconds)
     print(f"headless training: {head:.0f} it/s")
-    g = gui_run(args.iterations)
+    g = gui_run(args.iterations, args.why)
     print(f"with the window open: {g['its']:.0f} it/s = {100 * g['its'] / head:.0f}% of headless (target >= 85%)")
     print(f"event-loop stall (5 ms probe): p50 {g['p50']:.1f} ms, p99 {g['p99']:.1f} ms, max {g['max']:.1f} ms "
           f"(targets p99 <= 20, max <= 100)")
     print(f"plot redraws: {g['redraws']:.1f} per second (target >= 25)")
     print(f"resident memory growth over {args.iterations} iterations: GUI process {g['gui_growth']:.1f} MB, "
           f"trainer process {g['trainer_growth']:.1f} MB (target < 100 MB)")
+    print(f"closing the window: {g['close_s']:.2f} s")
+    for ms, at, where in g["stalls"]:
+        print(f"  stall {ms} ms at {at:.1f} s{': ' + where if where else ''}")
 
 
 if __name__ == "__main__":

@@ -307,6 +307,8 @@ def test_the_playground_takes_the_finished_runs_model_and_refuses_what_it_cannot
     assert window.load_preset(small_preset(tmp_path, iterations=100))
     assert window.start()
     qtbot.waitUntil(lambda: not window.running, timeout=60_000)
+    assert tab.model_path is None  # taken when the tab is shown (loading it at the run's end stalled the window)
+    window.tabs.setCurrentWidget(tab)
     qtbot.waitUntil(lambda: tab.model_path is not None, timeout=5_000)
     assert tab.model_path == window.models.bundle_path
     assert tab.page().objectName() == "sinusoidPlayground"

@@ -132,3 +132,11 @@ def test_the_trainer_process_leaves_without_the_interpreters_teardown(monkeypatc
         remote.train_in_child(config.to_dict(), str(tmp_path / "run"), False, Conn(), Flag(), Flag())
     assert exits == [0] and sent[-2:] == ["done", "closed"]
     assert (tmp_path / "run" / "model.safetensors").is_file() and '"finished"' in (tmp_path / "run" / "status.json").read_text()
+
+
+@pytest.mark.parametrize("preset, word", [("rl2-bandits", "episode within the trial"),
+                                          ("pearl-navigation", "episodes of context"), ("maml-sinusoid", "inner step")])
+def test_an_empty_adaptation_plot_names_the_algorithms_steps(window, preset, word):
+    """Finding 8: before the first evaluation an RL² or PEARL plot said 'inner step'."""
+    assert window.load_preset(PRESETS / f"{preset}.toml")
+    assert window.train.adaptation.plot.getPlotItem().getAxis("bottom").labelText == word

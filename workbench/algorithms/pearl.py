@@ -97,6 +97,7 @@ class PEARL(Learner):
     summary = "Off-policy meta-RL: soft actor-critic conditioned on a task variable inferred from context."
     train_metric = "return"
     eval_metric = "return"
+    step_label = "episodes of context"
     make_model = classmethod(mlp_policy_spec)  # every network's hidden layers and activation
 
     def __init__(self, cfg, spec: MLPSpec, device, generator, total_iterations, family=None):
@@ -386,7 +387,7 @@ class PEARL(Learner):
         trials = self.cfg.eval_trials
         curve, records = self.adaptation_curve(batch.params, steps + 1, trials, gen, cancel)
         outcome = EvalOutcome("return", curve.double().cpu().numpy(), list(range(steps + 1)), steps,
-                              step_label="episodes of context")
+                              step_label=self.step_label)
         r = min(render_tasks, len(batch))
         if r > 0:
             def episodes_of(tr):

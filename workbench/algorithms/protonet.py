@@ -46,6 +46,7 @@ class ProtoNet(Learner):
     families = FamiliesOfKind("classification")
     summary = "Classify by the distance to each class's mean embedding; no inner loop."
     eval_metric = "accuracy"
+    step_label = "prototypes, no inner steps"
 
     def __init__(self, cfg, model, device, generator, total_iterations, family=None):
         super().__init__(cfg, model, device, generator, total_iterations, family=family)

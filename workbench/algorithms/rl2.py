@@ -121,6 +121,7 @@ class RL2(Learner):
     summary = "A recurrent policy trained with PPO across trials: it adapts in its hidden state."
     train_metric = "return"
     eval_metric = "return"
+    step_label = "episode within the trial"
     make_model = classmethod(mlp_policy_spec)  # the GRU's width is the first hidden width
 
     def __init__(self, cfg, spec: MLPSpec, device, generator, total_iterations, family=None):
@@ -294,7 +295,7 @@ class RL2(Learner):
         per_episode, (obs, acts, rewards, mask) = self.episode_returns(batch.params, trials, gen, cancel)
         e, hor = self.cfg.episodes, family.horizon
         outcome = EvalOutcome("return", per_episode.double().cpu().numpy(), list(range(e)), e - 1,
-                              step_label="episode within the trial")
+                              step_label=self.step_label)
         r = min(render_tasks, len(batch))
         if r > 0:
             def episodes_of(k):

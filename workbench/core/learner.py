@@ -34,6 +34,7 @@ class Learner:
     summary: ClassVar[str] = ""
     train_metric: ClassVar[str] = "loss"  # the column of metrics.csv the meta-loss view plots
     eval_metric: ClassVar[str] = "mse"  # what evaluate() reports (the family's metric for supervised ones)
+    step_label: ClassVar[str] = "inner step"  # what the adaptation curve's steps count (the views' x axis)
 
     def __init__(self, cfg, model, device: torch.device, generator: torch.Generator, total_iterations: int,
                  family=None):

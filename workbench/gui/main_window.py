@@ -15,14 +15,14 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QPushButton, QStyle, QTabWidget, QToolBar
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.registry import ALGORITHMS, FAMILIES
 from workbench.services.paths import default_runs_dir, safe_run_name
 
 from .model_actions import ModelActions
+from .window_actions import build_actions
 from .preset_controller import PresetController
 from .resources import app_icon
 from .run_controller import RunController
@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         self.settings = make_settings()
         self.last_error: tuple[str, str] | None = None
         self.sweep_dialog = None
+        self._playground_model: Path | None = None  # a model for the playground when it is next shown
 
         self.train = TrainPage()
         self.config = self.train.config
@@ -69,7 +70,7 @@ class MainWindow(QMainWindow):
         self.runner = RunController(self.train, self.status, self)
         self.presets = PresetController(self.config, self.settings, self)
         self.models = ModelActions(self.train, self.settings, self)
-        self._build_actions()
+        build_actions(self)
         self._connect()
         self._restore_settings()
         initial = preset or self.settings.value("lastPreset") or self.presets.default_preset()
@@ -80,79 +81,9 @@ class MainWindow(QMainWindow):
         self._update_controls()
 
     # -- construction ----------------------------------------------------------------------------------
-    def _action(self, text: str, slot, shortcut=None, name: str | None = None) -> QAction:
-        a = QAction(text, self)
-        if shortcut:
-            a.setShortcut(QKeySequence(shortcut))
-        if name:
-            a.setObjectName(name)
-        a.triggered.connect(slot)
-        self.addAction(a)
-        return a
-
-    def _button(self, icon, text: str, name: str, tip: str, slot) -> QPushButton:
-        b = QPushButton(self.style().standardIcon(icon), text)
-        b.setObjectName(name)
-        b.setToolTip(tip)
-        b.setMinimumWidth(96)  # Pause / Resume without shifting the other buttons
-        b.clicked.connect(slot)
-        return b
-
-    def _build_actions(self) -> None:
-        self.act_start = self._action("Start", self.start, "Ctrl+R", "startAction")
-        self.act_pause = self._action("Pause", self.runner.toggle_pause, Qt.Key.Key_Space, "pauseAction")
-        self.act_stop = self._action("Stop", self.runner.stop, "Ctrl+.", "stopAction")
-        self.act_clear = self._action("Clear plots", self.runner.clear, None, "clearAction")
-        self.act_open_preset = self._action("Open preset…", self.presets.open_dialog, "Ctrl+O", "openPresetAction")
-        self.act_save_preset = self._action("Save preset as…", self.presets.save_dialog, "Ctrl+S", "savePresetAction")
-        self.act_export = self._action("Export model…", self.models.export_model_dialog, "Ctrl+E", "exportModelAction")
-        self.act_open_model = self._action("Open model…", self.models.open_model_dialog, None, "openModelAction")
-        self.act_export_plots = self._action("Export plots…", self.models.export_plots_dialog, None,
-                                             "exportPlotsAction")
-        self.act_sweep = self._action("Sweep…", self.open_sweep_dialog, None, "sweepAction")
-        self.act_quit = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        menu = self.menuBar().addMenu("&File")
-        menu.addAction(self.act_open_preset)
-        self.shipped_menu = menu.addMenu("Shipped presets")
-        self.shipped_menu.setObjectName("shippedPresetsMenu")
-        self.presets.fill_shipped(self.shipped_menu)
-        self.recent_menu = self.presets.recent_menu = menu.addMenu("Recent presets")
-        for a in (self.act_save_preset, None, self.act_open_model, self.act_export, self.act_export_plots, None,
-                  self.act_quit):
-            menu.addSeparator() if a is None else menu.addAction(a)
-        run = self.menuBar().addMenu("&Run")
-        for a in (self.act_start, self.act_pause, self.act_stop, self.act_clear):
-            run.addAction(a)
-        run.addSeparator()
-        run.addAction(self.act_sweep)
-        view = self.menuBar().addMenu("&View")
-        for i, title in enumerate(("Train", "Runs", "Playground")):
-            view.addAction(self._action(title, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"))
-        view.addSeparator()
-        for dock in self.train.docks:
-            view.addAction(dock.toggleViewAction())
-
-        bar = QToolBar("Run")
-        bar.setObjectName("runToolbar")
-        bar.setMovable(False)
-        px = QStyle.StandardPixmap
-        self._icons = {"start": self.style().standardIcon(px.SP_MediaPlay),
-                       "pause": self.style().standardIcon(px.SP_MediaPause)}
-        self.start_button = self._button(px.SP_MediaPlay, "Start", "startButton", "Start training (Ctrl+R)", self.start)
-        self.pause_button = self._button(px.SP_MediaPause, "Pause", "pauseButton", "Pause / resume (Space)",
-                                         self.runner.toggle_pause)
-        self.stop_button = self._button(px.SP_MediaStop, "Stop", "stopButton",
-                                        "Stop after this iteration, keeping a checkpoint (Ctrl+.)", self.runner.stop)
-        self.clear_button = self._button(px.SP_DialogResetButton, "Clear", "clearButton", "Clear the plots",
-                                         self.runner.clear)
-        for b in (self.start_button, self.pause_button, self.stop_button, self.clear_button):
-            bar.addWidget(b)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-
     def _connect(self) -> None:
         self.runner.stateChanged.connect(self._update_controls)
-        self.runner.started.connect(lambda e: self.train.set_metric(e.train_metric, e.eval_metric, self._eval_steps()))
+        self.runner.started.connect(self._on_run_started)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(lambda message, details: self.show_error("Training failed", message, details))
         for part in (self.runner, self.models):
@@ -163,6 +94,7 @@ class MainWindow(QMainWindow):
         self.presets.identityChanged.connect(self._update_title)
         self.models.opened.connect(self._on_model_opened)
         self.models.evaluated.connect(self._update_controls)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.runs_panel.openModelRequested.connect(self.open_model)
         self.runs_panel.runsDirChanged.connect(self.set_runs_dir)
 
@@ -208,8 +140,13 @@ class MainWindow(QMainWindow):
         """Another experiment in the panels: the views showed the last one, whose axes do not fit this one."""
         self.runner.clear()
         self.statusBar().setToolTip("")
-        self.train.set_metric(ALGORITHMS.get(config.algorithm_name).train_metric, FAMILIES.get(config.family).metric,
-                              config.run.eval_steps)
+        algorithm = ALGORITHMS.get(config.algorithm_name)
+        self.train.set_metric(algorithm.train_metric, FAMILIES.get(config.family).metric, config.run.eval_steps,
+                              algorithm.step_label)
+
+    def _on_run_started(self, event) -> None:
+        algorithm = ALGORITHMS.get(self.config.algorithm_combo.currentText())
+        self.train.set_metric(event.train_metric, event.eval_metric, self._eval_steps(), algorithm.step_label)
 
     def _eval_steps(self) -> int | None:
         try:
@@ -261,12 +198,10 @@ class MainWindow(QMainWindow):
         return True
 
     def _on_finished(self, event) -> None:
-        self.runs_panel.refresh()
+        self.runs_panel.invalidate()
         if event.bundle_path:
             self.models.bundle_path = Path(event.bundle_path)
-            if not self.playground.busy():  # the current run's model, ready to play with
-                self.playground.set_runs_dir(self.runs_dir)
-                self.playground.set_model(self.models.bundle_path)
+            self._offer_to_playground(self.models.bundle_path)  # the current run's model, ready to play with
         self._update_controls()
         if event.status == "failed":
             self.show_error("Training stopped", event.message)
@@ -337,7 +272,20 @@ class MainWindow(QMainWindow):
     def _on_model_opened(self, path: Path) -> None:
         self.runner.clear()
         self.tabs.setCurrentWidget(self.train)
-        if not self.playground.busy():  # its own copy: its jobs and the evaluation's share no learner state
+        self._offer_to_playground(path)  # its own copy: its jobs and the evaluation's share no learner state
+
+    def _offer_to_playground(self, path: Path) -> None:
+        """The playground takes this model now if it is on show, else when it is next shown (loading a bundle
+        and building a page at the end of a run stalled the window by ~0.4 s)."""
+        self._playground_model = path
+        if self.tabs.currentWidget() is self.playground:
+            self._on_tab_changed(self.tabs.currentIndex())
+
+    def _on_tab_changed(self, index: int) -> None:
+        path = self._playground_model
+        if self.tabs.widget(index) is self.playground and path is not None and not self.playground.busy():
+            self._playground_model = None
+            self.playground.set_runs_dir(self.runs_dir)
             self.playground.set_model(path)
 
     def export_model(self, path) -> bool:

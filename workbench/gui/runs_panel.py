@@ -143,6 +143,14 @@ class RunsPanel(QWidget):
         """Stop re-reading the folder (the main window calls it on close); the panel has no thread to join."""
         self._timer.stop()
 
+    def invalidate(self) -> None:
+        """The folder changed (a run ended): read it now if the panel is on show, else when it is next shown
+        or asked (reading every run's files at the end of a run stalled the window)."""
+        if self.isVisible():
+            self.refresh()
+        else:
+            self._loaded = False
+
     def _ensure_loaded(self) -> None:
         if not self._loaded:
             self.refresh()

@@ -57,15 +57,16 @@ class TrainPage(QMainWindow):
     def docks(self) -> list[QDockWidget]:
         return [self.config_dock, self.meta_loss_dock, self.adaptation_dock, self.rollout_dock]
 
-    def set_metric(self, train_metric: str, eval_metric: str | None = None, steps: int | None = None) -> None:
+    def set_metric(self, train_metric: str, eval_metric: str | None = None, steps: int | None = None,
+                   step_label: str | None = None) -> None:
         """Plot this training metric (loss: log scale; return: linear, can be negative) and held-out metric
         (a loss such as mse: log scale; accuracy or return, where higher is better: linear) over ``steps``
-        inner steps."""
+        steps of adaptation, named ``step_label`` (the algorithm's: inner step, episodes of context, …)."""
         held_out = eval_metric or train_metric
         self.meta_loss.set_metric(train_metric)
         self.meta_loss.set_heldout(held_out)
         self.adaptation.log.setChecked(not higher_is_better(held_out))
-        self.adaptation.set_metric(held_out, steps)
+        self.adaptation.set_metric(held_out, steps, step_label)
 
     def clear(self) -> None:
         self.meta_loss.clear()
