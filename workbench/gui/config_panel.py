@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from workbench.core.config import ExperimentConfig, MetaInfo, RunConfig
@@ -122,6 +122,9 @@ class ConfigPanel(QScrollArea):
         self.setWidget(panel)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMinimumWidth(300)
+
+    def sizeHint(self) -> QSize:  # the dock starts this wide; the views get the rest of the page
+        return QSize(340, super().sizeHint().height())
 
     # -- forms -------------------------------------------------------------------------------------
     def _replace_form(self, holder, old: ConfigForm | None, cls, values: dict | None) -> ConfigForm:

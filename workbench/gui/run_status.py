@@ -104,6 +104,8 @@ class RunStatus:
         if label.text() != shown:
             label.setText(shown)
             label.setToolTip(text if shown != text else "")
+        if label.isVisibleTo(self.bar) != bool(text):  # an empty label leaves its room to the bar's messages
+            label.setVisible(bool(text))
 
     def clear(self) -> None:
         self.set("iterationLabel", "iteration –")

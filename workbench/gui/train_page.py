@@ -41,7 +41,13 @@ class TrainPage(QMainWindow):
         self.rollout_dock = self._dock("Rollouts", "rolloutDock", self.rollouts, right)
         self.splitDockWidget(self.meta_loss_dock, self.adaptation_dock, Qt.Orientation.Vertical)
         self.splitDockWidget(self.adaptation_dock, self.rollout_dock, Qt.Orientation.Horizontal)
-        self.resizeDocks([self.config_dock], [330], Qt.Orientation.Horizontal)
+        self._sized = False
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._sized:  # the first time on screen: the configuration dock narrow, the views the rest
+            self._sized = True
+            self.resizeDocks([self.config_dock], [340], Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
