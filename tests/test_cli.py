@@ -1,5 +1,6 @@
 """The command line as scripts use it: exit codes, the last stdout line, --json keys, clean errors."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -156,3 +157,56 @@ def test_a_reader_that_goes_away_is_not_an_error(bundle):
     proc.stdout.close()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141 and err.decode().strip() == ""
+
+
+class _Stream:
+    """A stderr stand-in: collects what is written; a terminal or not."""
+
+    def __init__(self, tty: bool):
+        import io
+
+        self.buf, self.tty = io.StringIO(), tty
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, text):
+        return self.buf.write(text)
+
+    def flush(self):
+        pass
+
+
+def _feed(progress):
+    import numpy as np
+
+    from workbench.core import events as ev
+
+    progress(ev.RunStarted("runs/x", 0, 4, "cpu", "sinusoid", "maml"))
+    per_task = np.array([[1.0, math.inf], [2.0, 0.5]])  # task 0 overflows at step 1
+    progress(ev.Evaluation(0, "mse", [0, 1], per_task, per_task.mean(0), np.zeros(2)))
+    for i in range(1, 5):
+        progress(ev.IterationMetrics(i, {"loss": 0.5 / i}, 0.1 * i, 123.0))
+    progress.close()
+    progress.close()  # idempotent
+    return progress.stream.buf.getvalue()
+
+
+def test_progress_is_a_tqdm_bar_on_a_terminal_and_plain_lines_elsewhere():
+    from workbench.cli import Progress
+
+    tty = _feed(Progress(_Stream(tty=True)))
+    assert tty.startswith("training maml on sinusoid, device cpu, iterations 0..4, run runs/x\n")
+    assert "evaluation at iteration 0: 1 of 2 tasks diverged" in tty
+    last = tty.rstrip("\n").split("\r")[-1]  # the bar as last drawn
+    assert "100%|" in last and "4/4" in last and "it/s" in last and "ETA" in last and "loss 0.125" in last
+    assert "held-out 1.500→diverged" in last
+    plain = _feed(Progress(_Stream(tty=False)))
+    assert "\r" not in plain and "\x1b" not in plain and "█" not in plain  # no bar in a log file
+    lines = plain.splitlines()
+    assert lines[0] == "training maml on sinusoid, device cpu, iterations 0..4, run runs/x"
+    assert lines[1].startswith("evaluation at iteration 0: 1 of 2 tasks diverged")
+    # the first iteration and the last one (the others fall within 10 s of it)
+    assert len(lines) == 4 and lines[2].startswith("[######") and " 1/4 " in lines[2]
+    assert lines[3] == ("[########################] 4/4 100%   123.0 it/s ETA 0:00:00 loss 0.125 "
+                        "held-out 1.500→diverged")

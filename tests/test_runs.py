@@ -1,12 +1,12 @@
 """Run history (services/runs.py) and TensorBoard event files (services/tensorboard.py)."""
 import csv
+import dataclasses
 import datetime as dt
 import json
 import math
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 
@@ -161,7 +161,8 @@ def test_runs_differing_only_in_seed_are_grouped(root):
     assert runs.config_group_key(small(seed=0, iterations=11).to_dict()) != pair.key
     mean, half = pair.final_mean_ci95()
     finals = np.array([r.final for r in pair.runs])
-    assert mean == pytest.approx(finals.mean()) and half == pytest.approx(12.706 * finals.std(ddof=1) / math.sqrt(2))
+    t975_1 = math.tan(0.475 * math.pi)  # Student t, 1 degree of freedom: Cauchy, tan(π(p - ½))
+    assert mean == pytest.approx(finals.mean()) and half == pytest.approx(t975_1 * finals.std(ddof=1) / math.sqrt(2))
 
 
 def test_aggregate_matches_numpy_on_the_csv_data(root):
@@ -171,7 +172,7 @@ def test_aggregate_matches_numpy_on_the_csv_data(root):
     agg = runs.aggregate(curves, "train")
     assert list(agg.x) == list(range(1, 11)) and list(agg.n) == [2] * 10
     np.testing.assert_allclose(agg.mean, loss.mean(0), rtol=1e-12)
-    half = 12.706 * loss.std(0, ddof=1) / math.sqrt(2)  # Student t, 1 degree of freedom
+    half = math.tan(0.475 * math.pi) * loss.std(0, ddof=1) / math.sqrt(2)  # Student t, 1 dof: Cauchy, tan(π(p - ½))
     np.testing.assert_allclose(agg.high - agg.mean, half, rtol=1e-9)
     np.testing.assert_allclose(agg.mean - agg.low, half, rtol=1e-9)
     np.testing.assert_allclose(agg.high - agg.mean, mean_ci95(loss)[1], rtol=1e-12)
@@ -246,13 +247,56 @@ def test_delete_only_what_looks_like_a_run(root):
 
 
 # -- TensorBoard --------------------------------------------------------------------------------------
+# The event files are written with tensorboardX and read back here with TensorBoard's own reader.
+@dataclasses.dataclass
+class TensorBoardView:
+    """What TensorBoard shows for one run directory (its EventAccumulator, restart purge included)."""
+    scalars: dict  # tag -> [(step, value)]
+    hparams: dict  # session_start_info's hparams as Python values
+    group_name: str
+    end_status: int | None
+
+
+def tensorboard_view(run) -> TensorBoardView:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    scalars = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content[tb.SESSION_START_TAG]).session_start_info
+    hparams = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
+    end = content.get(tb.SESSION_END_TAG)
+    status = plugin_data_pb2.HParamsPluginData.FromString(end).session_end_info.status if end else None
+    return TensorBoardView(scalars, hparams, start.group_name, status)
+
+
+def read_events_strict(path):
+    """Every event of one file through TensorBoard's record reader, which raises DataLossError on a torn
+    record or a bad checksum."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
+
+    reader = pywrap_tensorflow.PyRecordReader_New(str(path))
+    events = []
+    while True:
+        try:
+            reader.GetNext()
+        except errors.OutOfRangeError:
+            return events
+        events.append(event_pb2.Event.FromString(reader.record()))
+
+
 def test_event_files_hold_the_scalars_and_hparams(root):
     run = root / "maml-a"
     files = tb.event_files(run)
     assert len(files) == 1 and files[0].name.startswith("events.out.tfevents.")
-    events = tb.read_events(files[0], strict=True)
+    events = read_events_strict(files[0])
     assert events[0].file_version == "brain.Event:2"
-    got = tb.read_run_events(run)
+    got = tensorboard_view(run)
     metrics = read_csv(run / "metrics.csv")
     assert [s for s, _ in got.scalars["train/loss"]] == list(range(1, 11))
     np.testing.assert_allclose([v for _, v in got.scalars["train/loss"]], [float(r["loss"]) for r in metrics],
@@ -293,6 +337,20 @@ def test_tensorboard_reads_the_event_files(root):
     assert end.session_end_info.status == 1  # STATUS_SUCCESS
 
 
+def framed_scalar_event(tmp_path, step: int, tag: str, value: float) -> bytes:
+    """One scalar event as the bytes of a TFRecord (tensorboardX's framing)."""
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.summary_pb2 import Summary
+    from tensorboardX.record_writer import RecordWriter
+
+    path = tmp_path / f"scratch-{step}"
+    writer = RecordWriter(str(path))
+    writer.write(Event(step=step, summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]))
+                 .SerializeToString())
+    writer.close()
+    return path.read_bytes()
+
+
 def test_resume_writes_a_new_event_file_and_drops_redone_steps(tmp_path):
     run = tmp_path / "run"
 
@@ -305,53 +363,49 @@ def test_resume_writes_a_new_event_file_and_drops_redone_steps(tmp_path):
     # a crash after the checkpoint: steps 7 and 8 reached the event file (the CSV rows are dropped on resume)
     with open(tb.event_files(run)[0], "ab") as f:
         for step in (7, 8):
-            f.write(tb.tfrecord(tb._event(step, summary=tb._bytes(1, tb._scalar_value("train/loss", 99.0)))))
+            f.write(framed_scalar_event(tmp_path, step, "train/loss", 99.0))
         f.write(b"\x05\x00\x00")  # and a torn record
     resumed = Trainer.from_run_dir(run)
     assert resumed.run().status == "finished"
     files = tb.event_files(run)
     assert len(files) == 2
-    got = tb.read_run_events(run)
+    got = tensorboard_view(run)
     loss = [float(r["loss"]) for r in read_csv(run / "metrics.csv")]
     assert [s for s, _ in got.scalars["train/loss"]] == list(range(1, 11))
     np.testing.assert_allclose([v for _, v in got.scalars["train/loss"]], loss, rtol=1e-6)
     assert [s for s, _ in got.scalars["eval/after"]] == [0, 5, 10]
     assert got.end_status == tb.STATUS_SUCCESS and got.hparams["run.iterations"] == 10
-    assert max(e.step for e in tb.read_events(files[0], strict=True)) == 6  # the old file was cut back
+    assert max(e.step for e in read_events_strict(files[0])) == 6  # the old file was cut back, torn tail too
+    # the old file's own hparams session went with it: TensorBoard keeps the first one it reads
+    first = read_events_strict(files[0])
+    assert not any(v.metadata.plugin_data.plugin_name == "hparams" for e in first for v in e.summary.value)
     info = runs.read_run(run)
     assert (info.status, info.iterations, info.error) == ("finished", 10, None)
-    try:
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    except ImportError:
-        return
-    acc = EventAccumulator(str(run))
-    acc.Reload()
-    assert [e.step for e in acc.Scalars("train/loss")] == list(range(1, 11))
 
 
 def test_record_framing_and_torn_files(tmp_path):
-    assert tb.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
-    assert tb.crc32c(b"") == 0
+    pytest.importorskip("tensorboard")
+    from tensorboard.compat.tensorflow_stub import errors
+
     with tb.EventWriter(tmp_path) as w:
         w.add_scalars(3, {"a": 1.5, "b": -2.0, "skip": "not a number"})
         w.add_scalar("a", float("nan"), 4)
         assert not w.path.exists()  # buffered until flushed
+    assert w.path.name.startswith("events.out.tfevents.") and tb.event_files(tmp_path) == [w.path]
     raw = w.path.read_bytes()
-    length = struct.unpack("<Q", raw[:8])[0]
-    assert struct.unpack("<I", raw[8:12])[0] == tb.masked_crc32c(raw[:8])
-    assert struct.unpack("<I", raw[12 + length:16 + length])[0] == tb.masked_crc32c(raw[12:12 + length])
-    events = tb.read_events(w.path, strict=True)
-    assert events[1].step == 3 and events[1].scalars == {"a": 1.5, "b": -2.0}
-    assert math.isnan(events[2].scalars["a"])
+    events = read_events_strict(w.path)  # every checksum right, no torn record
+    assert events[1].step == 3 and {v.tag: v.simple_value for v in events[1].summary.value} == {"a": 1.5, "b": -2.0}
+    assert math.isnan(events[2].summary.value[0].simple_value)
     w.path.write_bytes(raw[:-3])
-    assert len(tb.read_events(w.path)) == 2  # the torn last record is left out
-    with pytest.raises(tb.EventFileError, match="truncated"):
-        tb.read_events(w.path, strict=True)
+    with pytest.raises(errors.DataLossError, match="truncated"):
+        read_events_strict(w.path)
+    tb.truncate_event_files(tmp_path, 3)  # what a resume does: the torn tail and the later steps go
+    assert [e.step for e in read_events_strict(w.path)] == [0, 3]
     flipped = bytearray(raw)
     flipped[20] ^= 0xFF
     w.path.write_bytes(bytes(flipped))
-    with pytest.raises(tb.EventFileError, match="checksum"):
-        tb.read_events(w.path, strict=True)
+    with pytest.raises(errors.DataLossError, match="crc32"):
+        read_events_strict(w.path)
 
 
 def test_ema_matches_tensorboards_debiased_formula():
@@ -409,8 +463,9 @@ def test_student_t_quantiles_and_tensorboard_values_beyond_float32(tmp_path):
     w = tb.EventWriter(tmp_path)
     w.add_scalars(3, {"big": 1e39, "small": -1e39, "ok": 2.5})  # a diverging float64 metric: never an error
     w.close()
-    (event,) = [e for e in tb.read_events(w.path) if e.scalars]
-    assert event.scalars["big"] == math.inf and event.scalars["small"] == -math.inf and event.scalars["ok"] == 2.5
+    (event,) = [e for e in read_events_strict(w.path) if e.summary.value]
+    scalars = {v.tag: v.simple_value for v in event.summary.value}
+    assert scalars["big"] == math.inf and scalars["small"] == -math.inf and scalars["ok"] == 2.5
 
 
 def test_a_torn_csv_is_a_run_error(root):

@@ -7,7 +7,6 @@ Errors that are the user's to fix print one line naming the file, key and value,
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
 import os
@@ -29,6 +28,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from workbench.services.rundir import SWEEP
+
     p = _Parser(prog="workbench", description="Meta-Learning Workbench: meta-train few-shot learners, "
                 "watch them adapt, export them.")
     p.add_argument("--version", action="version", version=f"workbench {__version__}")
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", help="run seeds x grid values as independent runs on Ray; prints the sweep id last",
                        description="Run the cross product of --seeds and every --grid as independent runs on Ray "
                        "(a local Ray on this machine, or the cluster at --address).  Each trial is an ordinary run "
-                       "in the runs folder, named <sweep id>-<trial>, with a sweep.json naming its sweep.  Needs "
+                       f"in the runs folder, named <sweep id>-<trial>, with a {SWEEP} naming its sweep.  Needs "
                        "Ray: pip install 'workbench[cluster]'.")
     w.add_argument("preset", help="preset file or name of a shipped preset (see 'workbench presets')")
     w.add_argument("--seeds", type=int, default=1, metavar="N",
@@ -140,8 +141,8 @@ def _gui(preset, parser) -> int:
 # -- train -----------------------------------------------------------------------------------------
 def _train(args) -> int:
     from workbench.core.config import ExperimentConfig
-    from workbench.services.paths import safe_run_name
     from workbench.services.presets import resolve_preset
+    from workbench.services.rundir import default_run_name
     from workbench.services.trainer import Trainer
 
     progress = None if args.quiet else Progress(sys.stderr)
@@ -162,8 +163,7 @@ def _train(args) -> int:
             if value is not None:
                 overrides.append(f"{key}={json.dumps(value)}")
         config = ExperimentConfig.load(path, overrides)
-        out = Path(args.out) if args.out else Path("runs") / (
-            f"{safe_run_name(config.meta.name)}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        out = Path(args.out) if args.out else Path("runs") / default_run_name(config.meta.name)
         trainer = Trainer(config, out, callbacks, unique_name=not args.out)  # a default name is made unique
 
     previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(trainer))
@@ -171,8 +171,8 @@ def _train(args) -> int:
         result = trainer.run()
     finally:
         signal.signal(signal.SIGINT, previous)
-    if progress:
-        progress.close()
+        if progress:
+            progress.close()
     if result.status == "failed":
         print(f"workbench: error: {result.message}", file=sys.stderr)
         return 1
@@ -204,14 +204,19 @@ def _interrupt(trainer) -> None:
 
 
 class Progress:
-    """A one-line progress bar on a terminal; periodic plain lines when the stream is not a terminal."""
+    """Training progress on ``stream`` (stderr), a trainer callback.
+
+    On a terminal: a tqdm bar (iterations done / total, it/s, ETA, the last training metrics and the last
+    held-out evaluation), redrawn at most every 0.1 s.  Anywhere else (a log file, a pipe) no bar: one plain
+    line every 10 s and at the last iteration, ``[####    ] 30/100  30%   12.3 it/s ETA 0:00:05 loss 0.5 ...``.
+    Both print the run's first line and any diverged evaluation as lines of their own."""
 
     def __init__(self, stream, width: int = 24):
         self.stream, self.width = stream, width
         self.tty = stream.isatty()
         self.total, self.start_iter, self.last_draw = 0, 0, 0.0
         self.held_out = ""
-        self._open = False
+        self.bar = None  # the tqdm bar, on a terminal, from the start of the run
 
     def __call__(self, event) -> None:
         from workbench.core import events as ev
@@ -220,7 +225,9 @@ class Progress:
             self.total, self.start_iter = event.total_iterations, event.start_iteration
             self._line(f"training {event.algorithm} on {event.family}, device {event.device}, "
                        f"iterations {event.start_iteration}..{event.total_iterations}"
-                       + (f", run {event.run_dir}" if event.run_dir else ""), final=True)
+                       + (f", run {event.run_dir}" if event.run_dir else ""))
+            if self.tty:
+                self._open_bar()
         elif isinstance(event, ev.Evaluation):
             self.held_out = f"held-out {_value(event.before)}→{_value(event.after)}"
             diverged = event.diverged
@@ -228,33 +235,48 @@ class Progress:
                 from workbench.core.stats import describe_divergence
 
                 self._line(f"evaluation at iteration {event.iteration}: "
-                           f"{describe_divergence(diverged, event.per_task.shape[0])}", final=True)
+                           f"{describe_divergence(diverged, event.per_task.shape[0])}")
         elif isinstance(event, ev.IterationMetrics):
+            losses = " ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"{losses} {self.held_out}".strip(), refresh=False)
+                self.bar.update(max(0, event.iteration - self.bar.n))  # tqdm redraws at most every 0.1 s
+                return
             now = time.monotonic()
             done = event.iteration >= self.total
-            if not done and now - self.last_draw < (0.1 if self.tty else 10.0):
+            if not done and now - self.last_draw < 10.0:
                 return
             self.last_draw = now
             frac = event.iteration / max(1, self.total)
             eta = (self.total - event.iteration) / max(event.its_per_sec, 1e-9)
             bar = "#" * int(frac * self.width)
-            losses = " ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
             self._line(f"[{bar:<{self.width}}] {event.iteration}/{self.total} {frac:4.0%} "
-                       f"{event.its_per_sec:7.1f} it/s ETA {_hms(eta)} {losses} {self.held_out}", final=not self.tty)
+                       f"{event.its_per_sec:7.1f} it/s ETA {_hms(eta)} {losses} {self.held_out}")
 
-    def _line(self, text: str, final: bool) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
-            self._open = not final
+    def _open_bar(self) -> None:
+        from tqdm import tqdm
+
+        try:  # a terminal that reports no size (0 columns: some pseudo-terminals) would get an empty bar
+            width = dict(ncols=80) if os.get_terminal_size(self.stream.fileno()).columns <= 0 else {}
+        except (AttributeError, OSError, ValueError):  # not a real file (a test's stream)
+            width = {}
+        self.bar = tqdm(total=self.total, initial=self.start_iter, file=self.stream, unit="it",
+                        dynamic_ncols=not width, mininterval=0.1, leave=True, **width,
+                        bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {rate_fmt} ETA {remaining}"
+                                   "{postfix}")
+
+    def _line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)  # above the bar, which is drawn again below
         else:
             self.stream.write(text + "\n")
-        self.stream.flush()
+            self.stream.flush()
 
     def close(self) -> None:
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
+        """End the bar's line (the bar stays on the screen); idempotent."""
+        bar, self.bar = self.bar, None
+        if bar is not None:
+            bar.close()
 
 
 def _value(x: float, fmt: str = ".3f") -> str:

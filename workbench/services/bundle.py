@@ -25,6 +25,7 @@ import torch
 from workbench.core import seeding
 
 from . import budget
+from .rundir import BUNDLE
 from workbench.core.adaptation import AdaptationRule, adaptation_curve, distance_logits, inner_step, prototypes
 from workbench.core.evaluation import events_from, supervised_outcome
 from workbench.core.config import build_section
@@ -706,8 +707,8 @@ def load_bundle(path: str | Path) -> MetaModel | RLModel:
     allocated, and nothing is unpickled; any problem is a one-line :class:`BundleError`."""
     path = Path(path)
     try:
-        if path.is_dir() and (path / "model.safetensors").is_file():
-            path = path / "model.safetensors"  # a run directory
+        if path.is_dir() and (path / BUNDLE).is_file():
+            path = path / BUNDLE  # a run directory
     except OSError:
         pass
     try:

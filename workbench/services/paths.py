@@ -1,9 +1,16 @@
-"""Where runs live by default: $WORKBENCH_RUNS, else the user's data directory (XDG on Linux)."""
+"""Where runs live by default: $WORKBENCH_RUNS, else the user's data directory (XDG on Linux).
+
+(Run names are :mod:`workbench.services.rundir`'s; :func:`safe_run_name` is re-exported here for the app.)
+"""
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+
+from .rundir import safe_run_name  # noqa: F401 - re-exported: the app imports it from here
+
+__all__ = ["user_data_dir", "default_runs_dir", "safe_run_name"]
 
 
 def user_data_dir() -> Path:
@@ -19,11 +26,3 @@ def user_data_dir() -> Path:
 def default_runs_dir() -> Path:
     env = os.environ.get("WORKBENCH_RUNS")
     return Path(env) if env else user_data_dir() / "runs"
-
-
-def safe_run_name(name: str) -> str:
-    """A preset name made safe as one path component: no separators, no '..', never empty."""
-    import re
-
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
-    return cleaned[:80] or "run"

@@ -9,6 +9,8 @@
     events.out.tfevents.*  the same scalars and the hyperparameters for TensorBoard (services/tensorboard.py;
                          one file per session, buffered, flushed at checkpoints and at the end)
     checkpoint.safetensors, model.safetensors    written by the trainer
+
+The file names, the CSV columns and status.json's reading and writing are :mod:`workbench.services.rundir`'s.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import csv
 import errno
 import datetime as _dt
 import io
-import json
 import math
 import os
 import socket
@@ -26,7 +27,9 @@ from pathlib import Path
 
 from workbench.core import events as ev
 from workbench.core.errors import ConfigError, with_path
-from workbench.core.storage import MAX_CSV_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
+from workbench.core.storage import MAX_CSV_BYTES, UnreadableFile, atomic_write_text, open_regular
+from . import rundir
+from .rundir import read_status, update_status  # noqa: F401 - re-exported: callers import them from here
 
 
 class RunRecorder:
@@ -43,7 +46,7 @@ class RunRecorder:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, config) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.toml", config.to_toml())  # an OS error names the file
+        atomic_write_text(self.run_dir / rundir.CONFIG, config.to_toml())  # an OS error names the file
         old = read_status(self.run_dir) if self._resumed_at is not None else {}
         now = _dt.datetime.now(_dt.timezone.utc)
         self._info = {"started": old.get("started") or now.isoformat(timespec="seconds"),
@@ -88,7 +91,7 @@ class RunRecorder:
         Every file is read and checked before any is rewritten: a file that cannot be read is a
         :class:`ConfigError` naming it, and nothing is changed."""
         rewritten = []
-        for name in ("metrics.csv", "eval.csv", "eval_tasks.csv"):
+        for name in rundir.CSV_FILES:
             path = self.run_dir / name
             if not (path.exists() or path.is_symlink()):
                 continue
@@ -106,13 +109,13 @@ class RunRecorder:
             if not rows:
                 continue
             width = len(rows[0])  # a row of another width was cut short by a crash
-            last = iteration if keep_evaluation or name == "metrics.csv" else iteration - 1
+            last = iteration if keep_evaluation or name == rundir.METRICS else iteration - 1
             kept = [rows[0]] + [r for r in rows[1:] if len(r) == width and _iteration_of(r) <= last]
             buf = io.StringIO()
             csv.writer(buf).writerows(kept)
             rewritten.append((path, buf.getvalue()))
-            if name == "metrics.csv":
-                self._metric_keys = rows[0][3:]
+            if name == rundir.METRICS:
+                self._metric_keys = rows[0][len(rundir.METRICS_HEADER):]
         for path, text in rewritten:
             atomic_write_text(path, text)
         self._resumed_at = iteration
@@ -174,30 +177,26 @@ class RunRecorder:
             raise first
 
     def _status(self, status: str, message: str, **extra) -> None:
-        path = self.run_dir / "status.json"
-        text = json.dumps({"status": status, "message": message, **extra, **self._info}, indent=1)
-        try:  # the progress of a running run is rewritten at the next event: no fsync (~0.1 s each) for it
-            atomic_write_text(path, text, durable=status != "running")
-        except OSError as e:
-            if e.errno != errno.ENOSPC or not _overwrite_in_place(path, text.encode("utf-8")):
-                raise
+        # the progress of a running run is rewritten at the next event: no fsync (~0.1 s each) for it
+        rundir.write_status(self.run_dir, {"status": status, "message": message, **extra, **self._info},
+                            durable=status != "running")
 
     # -- events ------------------------------------------------------------------------------------
     def __call__(self, event) -> None:
         if isinstance(event, ev.IterationMetrics):
             if self._metric_keys is None:
                 self._metric_keys = sorted(event.metrics)
-            self._rows("metrics.csv", ["iteration", "elapsed", "its_per_sec", *self._metric_keys],
+            self._rows(rundir.METRICS, rundir.metrics_columns(self._metric_keys),
                        [[event.iteration, f"{event.elapsed:.4f}", f"{event.its_per_sec:.2f}",
                          *(repr(event.metrics.get(k, float("nan"))) for k in self._metric_keys)]])
             if self._tb is not None:
                 self._tb_call(self._tb.add_scalars, event.iteration,
                               {f"train/{k}": v for k, v in event.metrics.items()})
         elif isinstance(event, ev.Evaluation):
-            self._rows("eval.csv", ["iteration", "step", "mean", "ci95"],
+            self._rows(rundir.EVAL, rundir.EVAL_HEADER,
                        ([event.iteration, s, repr(float(m)), repr(float(c))]
                         for s, m, c in zip(event.steps, event.mean, event.ci95)))
-            self._rows("eval_tasks.csv", ["iteration", "task", "step", event.metric],
+            self._rows(rundir.EVAL_TASKS, rundir.eval_tasks_columns(event.metric),
                        ([event.iteration, t, s, repr(float(v) if math.isfinite(v) else float("nan"))]
                         for t, row in enumerate(event.per_task) for s, v in zip(event.steps, row)))
             self._info["last_eval"] = {"iteration": event.iteration, "metric": event.metric,
@@ -223,37 +222,9 @@ class RunRecorder:
                 self._status(event.status, event.message, iteration=event.iteration, bundle=event.bundle_path)
 
 
-def _overwrite_in_place(path: Path, data: bytes) -> bool:
-    """Rewrite a small file in its own blocks: on a full disk the atomic write-and-rename has no room for
-    its temporary copy, but the status of the run that the full disk failed must still be recorded."""
-    try:
-        with path.open("r+b") as f:
-            f.write(data)
-            f.truncate()
-            f.flush()
-            os.fsync(f.fileno())
-        return True
-    except OSError:
-        return False
-
-
 def _num(x: float) -> float | None:
     """JSON has no NaN / inf: a diverged evaluation is recorded as null."""
     return x if x == x and abs(x) != float("inf") else None
-
-
-def read_status(run_dir: Path) -> dict:
-    """A run's status.json as a dict ({} when missing or unreadable)."""
-    try:  # never blocks on a FIFO or reads a device named status.json
-        data = json.loads(read_regular_bytes(run_dir / "status.json"))
-    except (OSError, ValueError, UnreadableFile):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def update_status(run_dir: Path, **changes) -> None:
-    """Change some keys of a run's status.json (written whole, atomically)."""
-    atomic_write_text(run_dir / "status.json", json.dumps({**read_status(run_dir), **changes}, indent=1))
 
 
 def _iteration_of(row: list[str]) -> float:

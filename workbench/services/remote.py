@@ -91,14 +91,23 @@ def train_in_child(config: dict | None, run_dir: str | None, resume: bool, conn,
             relay.join()  # a live thread at interpreter exit aborts the process
         conn.send(("done",))
         conn.conn.close()
-    # Everything of the run is on disk (the trainer closed its files before it returned).  Leave without the
-    # interpreter's teardown (freeing torch's state took 1-3 s), which the app waited for after Stop and when
-    # quitting mid-run.
+
+
+def child_main(config: dict | None, run_dir: str | None, resume: bool, conn, stop, pause) -> None:
+    """The trainer process's target: :func:`train_in_child`, then leave at once.
+
+    Everything of the run is on disk when ``train_in_child`` returns (the trainer closed its files), so the
+    process skips the interpreter's teardown (freeing torch's state took 1-3 s), which the app waited for
+    after Stop and when quitting mid-run.  Only for a process of its own: in-process it would end the caller.
+    """
     import os
     import sys
 
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    try:
+        train_in_child(config, run_dir, resume, conn, stop, pause)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 

@@ -13,8 +13,7 @@ import socket
 from pathlib import Path
 
 from workbench.core.errors import ConfigError
-
-LOCK = ".lock"
+from .rundir import LOCK
 
 try:
     import fcntl

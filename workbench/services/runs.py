@@ -35,21 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from workbench.core.errors import WorkbenchError
-from .paths import safe_run_name
 from workbench.core.stats import t975
-from .runlock import LOCK, is_locked
-from workbench.core.storage import MAX_CSV_BYTES, MAX_TEXT_BYTES, UnreadableFile, atomic_write_text, open_regular, read_regular_bytes
-
-CONFIG = "config.toml"
-STATUS = "status.json"
-METRICS = "metrics.csv"
-EVAL = "eval.csv"
-EVAL_TASKS = "eval_tasks.csv"
-SWEEP = "sweep.json"
-BUNDLE = "model.safetensors"  # what the trainer exports at the end of a run
-STATUSES = ("running", "finished", "stopped", "failed")
-METRICS_HEADER = ["iteration", "elapsed", "its_per_sec"]
-EVAL_HEADER = ["iteration", "step", "mean", "ci95"]
+from .runlock import is_locked
+from workbench.core.storage import MAX_CSV_BYTES, MAX_TEXT_BYTES, UnreadableFile, open_regular, read_regular_bytes
+# The run folder's file names, CSV schemas and status.json are rundir's; re-exported here, where the app and
+# older callers look for them (runs.CONFIG, runs.STATUS, runs.is_run_file, ...).
+from .rundir import (BUNDLE, CHECKPOINT, CONFIG, EVAL, EVAL_HEADER, EVAL_TASKS, EVENT_FILE_PREFIX, LOCK,  # noqa: F401
+                     METRICS, METRICS_HEADER, ONNX, RUN_FILES, STATUS, STATUSES, SWEEP, is_run_file, safe_run_name,
+                     status_or_error, write_status)
 # settings that do not change what a run computes, left out of the group key with run.seed
 GROUP_IGNORED = {"run": ("seed", "threads", "device", "output", "output_dir", "run_dir")}
 MAX_JSON_BYTES = MAX_TEXT_BYTES  # config.toml, status.json, sweep.json
@@ -276,7 +269,7 @@ def _fill(info: RunInfo) -> None:
     # -- status
     status: dict = {}
     if has_status:
-        status, err = _read_status(path / STATUS)
+        status, err = status_or_error(path)
         if err:
             errors.append(err)
         else:
@@ -347,20 +340,6 @@ def _read_config(path: Path) -> tuple[dict | None, str | None]:
     for section in ("meta", "run", "model"):
         if section in data and not isinstance(data[section], dict):
             return None, f"{CONFIG}: [{section}] is not a table"
-    return data, None
-
-
-def _read_status(path: Path) -> tuple[dict, str | None]:
-    try:
-        data = json.loads(read_regular_bytes(path, MAX_JSON_BYTES).decode("utf-8"))
-    except UnreadableFile as e:
-        return {}, f"{STATUS}: cannot read ({e})"
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return {}, f"{STATUS}: not valid JSON"
-    if not isinstance(data, dict) or not isinstance(data.get("status"), str):
-        return {}, f"{STATUS}: no status in it"
-    if data["status"] not in STATUSES:
-        return {}, f"{STATUS}: unknown status {data['status']!r}"
     return data, None
 
 
@@ -604,7 +583,7 @@ def load_curves(run: RunInfo | str | Path, train_metric: str | None = None) -> C
             its, columns = _read_metrics(path / METRICS)
         else:
             its, columns = np.zeros(0, dtype=np.int64), {}
-        status, _ = _read_status(path / STATUS)
+        status, _ = status_or_error(path)
         if (path / EVAL).exists():
             ev = _read_eval(path / EVAL, _trained_steps(info.config, status))
         else:
@@ -686,7 +665,7 @@ def run_bundle(run: RunInfo | str | Path) -> Path | None:
     its name: the path there is stale once the runs folder was moved or copied), else the run's
     model.safetensors; None when there is none (yet)."""
     info = run if isinstance(run, RunInfo) else read_run(run)
-    status, err = _read_status(info.path / STATUS)
+    status, err = status_or_error(info.path)
     bundle = status.get("bundle") if not err else None
     names = [Path(bundle).name] if isinstance(bundle, str) and Path(bundle).name else []
     for name in (*names, BUNDLE):
@@ -715,7 +694,7 @@ def _ours(path: Path) -> str | None:
     names = {p.name for p in entries}
     if CONFIG in names and _read_config(path / CONFIG)[1] is None:
         return None
-    if STATUS in names and _read_status(path / STATUS)[1] is None:
+    if STATUS in names and status_or_error(path)[1] is None:
         return None
     if SWEEP in names and _read_sweep(path)[1] is None:
         return None
@@ -731,7 +710,7 @@ def _ours(path: Path) -> str | None:
 
 
 def _refuse_running(run: RunInfo, verb: str, force: bool) -> None:
-    status, err = _read_status(run.path / STATUS)  # now, not when the list was made
+    status, err = status_or_error(run.path)  # now, not when the list was made
     if force or err or status.get("status") != "running":
         return
     alive = _process_alive(status.get("pid"), status.get("host"))
@@ -787,7 +766,7 @@ def rename_run(run: RunInfo | str | Path, new_name: str, *, force: bool = False)
 
 def _repoint_status(old: Path, new: Path) -> None:
     """status.json names the exported bundle by its path: make it follow the rename."""
-    status, err = _read_status(new / STATUS)
+    status, err = status_or_error(new)
     bundle = status.get("bundle")
     if err or not isinstance(bundle, str):
         return
@@ -799,29 +778,9 @@ def _repoint_status(old: Path, new: Path) -> None:
         target = new / Path(bundle).name
     status["bundle"] = str(target)
     try:
-        atomic_write_text(new / STATUS, json.dumps(status, indent=1))
+        write_status(new, status)
     except OSError:
         pass
-
-
-# Every file the workbench writes into a run folder; delete_run removes these and nothing else.
-CHECKPOINT = "checkpoint.safetensors"
-ONNX = "model.onnx"  # `workbench export` next to the bundle
-RUN_FILES = frozenset({CONFIG, STATUS, METRICS, EVAL, EVAL_TASKS, SWEEP, CHECKPOINT, BUNDLE, ONNX, LOCK})
-EVENT_FILE_PREFIX = "events.out.tfevents."  # services/tensorboard.py, one per session
-
-
-def is_run_file(name: str) -> bool:
-    """Whether a file named ``name`` is one the workbench writes into a run folder: :data:`RUN_FILES`, the
-    TensorBoard event files, and the temporary files of :func:`~workbench.core.storage.atomic_write_bytes`
-    for those (``.<name>.<random>.tmp``, left behind by a crash mid-write)."""
-    if name in RUN_FILES or name.startswith(EVENT_FILE_PREFIX):
-        return True
-    if name.startswith(".") and name.endswith(".tmp"):
-        base, dot, rand = name[1:-4].rpartition(".")
-        return (bool(dot) and bool(rand) and rand.replace("_", "").isalnum()
-                and (base in RUN_FILES or base.startswith(EVENT_FILE_PREFIX)))
-    return False
 
 
 def _outside(path: Path, root: Path) -> str | None:

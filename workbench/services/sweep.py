@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as _dt
 import io
 import itertools
 import json
@@ -53,9 +52,8 @@ from typing import Any, Callable
 
 from workbench.core.config import ExperimentConfig, apply_override, parse_literal, read_toml
 from workbench.core.errors import ConfigError, WorkbenchError
-from .paths import safe_run_name
-from .runs import SWEEP as SWEEP_FILE  # the trial's sweep.json (one name for the run folder's files)
-from .runs import is_run_file
+from .rundir import CONFIG, SWEEP as SWEEP_FILE  # the trial's config.toml and sweep.json
+from .rundir import is_run_file, read_status, safe_run_name, timestamp, update_status
 
 RAY_MISSING = "workbench sweep needs Ray: pip install 'workbench[cluster]'"
 MAX_TRIALS = 10_000
@@ -417,8 +415,7 @@ def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, 
     """One trial, in a Ray worker process.  Returns a plain dict (and the run, packed, when shipped)."""
     import ray
 
-    from .recorder import update_status
-    from .trainer import CONFIG, Trainer
+    from .trainer import Trainer
 
     t0 = time.monotonic()
     reporter = _Reporter(ray, hub, trial.index)
@@ -498,7 +495,7 @@ def _one_line(e: BaseException) -> str:
 # -- the driver side ----------------------------------------------------------------------------------
 def new_sweep_id(trials: list[Trial], runs_dir: Path) -> str:
     name = safe_run_name(trials[0].config.get("meta", {}).get("name", "sweep")) if trials else "sweep"
-    base = f"{name}-sweep-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    base = f"{name}-sweep-{timestamp()}"
     sweep_id, n = base, 1
     while runs_dir.is_dir() and any(p.name.startswith(sweep_id + "-") for p in runs_dir.iterdir()):
         n += 1
@@ -779,7 +776,6 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
     naming the address); ``stop_event`` set meanwhile ends the sweep at once with every trial cancelled.
     """
     ray = require_ray()
-    from .recorder import read_status, update_status  # (torch with it: only once a sweep runs)
     trials = list(trials)
     runs_dir = Path(runs_dir).expanduser().resolve()
     if max_retries < 0:

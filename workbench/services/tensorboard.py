@@ -1,30 +1,27 @@
-"""TensorBoard event files without TensorFlow or TensorBoard: a small writer and reader.
+"""TensorBoard event files, written with tensorboardX: the runs' scalars and hyperparameters for TensorBoard.
 
 A run directory holds one ``events.out.tfevents.*`` file per training session (a resumed run adds
 one); ``tensorboard --logdir <runs folder>`` shows every run's curves and, in the HPARAMS tab, the
 hyperparameters.  The CSVs stay the primary record; these files are a view for TensorBoard users.
 
-Format (what TensorBoard reads):
+What is written (tensorboardX's protobuf messages and its TFRecord framing, ``RecordWriter``):
 
-* a TFRecord stream: ``uint64 length, uint32 masked_crc32c(length), data, uint32 masked_crc32c(data)``,
-  little-endian, where masked(c) = ((c >> 15 | c << 17) + 0xa282ead8) mod 2**32;
-* each record an ``Event`` protobuf (tensorflow/core/util/event.proto): wall_time = 1 (double),
-  step = 2 (int64), file_version = 3 (the first record: "brain.Event:2"), summary = 5, session_log = 7;
-* scalars as ``Summary.Value`` tag = 1, simple_value = 2 (float);
-* hyperparameters as the hparams plugin's ``HParamsPluginData`` (tensorboard/plugins/hparams/
-  plugin_data.proto, version 0) in ``SummaryMetadata.plugin_data`` (plugin_name "hparams") of a value
-  tagged ``_hparams_/session_start_info`` (hparams = map<string, google.protobuf.Value>, group_name,
-  start_time_secs) and, at the end, ``_hparams_/session_end_info`` (status, end_time_secs).
+* the first event: ``file_version`` "brain.Event:2";
+* a ``SessionLog.START`` at the first step the session writes (TensorBoard then purges anything at later
+  steps that older files of the run hold);
+* the hyperparameters as the hparams plugin's ``HParamsPluginData`` (version 0) in a value tagged
+  ``_hparams_/session_start_info`` (flattened ``section.key`` hparams, group name, start time) and, at the
+  end, ``_hparams_/session_end_info`` (status, end time);
+* scalars as ``Summary.Value(tag, simple_value)`` (float32: values beyond its range become ±inf), several
+  tags of one step in one event: ``train/<metric>`` per iteration, ``eval/before``, ``eval/after`` and
+  ``eval/reference/<name>`` per evaluation (services/recorder.py).
 
-The protobufs are encoded by hand (:func:`_field` and friends); :func:`read_events` decodes the same
-subset, so the tests need no TensorBoard.  Writing is buffered in memory: :meth:`EventWriter.flush`
-writes the buffer out (the recorder calls it at checkpoints and at the end; the writer itself also
-flushes when ``flush_secs`` have passed or the buffer is large, so a live TensorBoard keeps up).
+Writing is buffered in memory: :meth:`EventWriter.flush` writes the buffer out (the recorder calls it at
+checkpoints and at the end; the writer itself also flushes when ``flush_secs`` have passed or the buffer
+is large, so a live TensorBoard keeps up).  Nothing touches the disk before the first flush.
 
-On resume, :func:`truncate_event_files` drops the events past the checkpoint from the earlier files
-(as the recorder does with the CSV rows) and the new session's file starts with a ``SessionLog.START``
-event at the first step it will write, which also makes TensorBoard purge anything later from
-older files.
+On resume, :func:`truncate_event_files` drops the events past the checkpoint from the earlier files (as
+the recorder does with the CSV rows), and the hparams session info (the new session writes its own).
 """
 from __future__ import annotations
 
@@ -35,123 +32,40 @@ import re
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from workbench.core.storage import atomic_write_bytes
+from tensorboardX.proto.api_pb2 import DataType, Experiment, HParamInfo, MetricInfo, MetricName
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo, SessionStartInfo
+from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboardX.proto.tensor_pb2 import TensorProto
+from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboardX.record_writer import RecordWriter, masked_crc32c
 
-EVENT_FILE_MARK = "tfevents"
+from workbench.core.storage import atomic_write_bytes
+from .rundir import EVENT_FILE_MARK, EVENT_FILE_PREFIX, is_event_file
+
+__all__ = ["EventWriter", "EVENT_FILE_MARK", "event_file_name", "event_files", "flatten_hparams", "read_records",
+           "truncate_event_files", "STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+
 PLUGIN_HPARAMS = "hparams"
 SESSION_START_TAG = "_hparams_/session_start_info"
 SESSION_END_TAG = "_hparams_/session_end_info"
 EXPERIMENT_TAG = "_hparams_/experiment"
 # hparams api.proto Status
 STATUS_UNKNOWN, STATUS_SUCCESS, STATUS_FAILURE, STATUS_RUNNING = 0, 1, 2, 3
-# event.proto SessionLog.SessionStatus
-SESSION_START, SESSION_STOP = 1, 2
-# A length-0 float tensor: TensorBoard's hparams summaries carry it (hparams metadata.NULL_TENSOR), since
-# its data loader only keeps values that hold a tensor.
-_NULL_TENSOR = b"\x08\x01\x12\x02\x12\x00"
-
-# -- CRC32C (Castagnoli) ------------------------------------------------------------------------------
-_CRC_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ (0x82F63B78 if _c & 1 else 0)
-    _CRC_TABLE.append(_c)
-del _i, _c
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def masked_crc32c(data: bytes) -> int:
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def tfrecord(data: bytes) -> bytes:
-    """One TFRecord: length, its masked CRC, the data, the data's masked CRC."""
-    length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", masked_crc32c(length)) + data + struct.pack("<I", masked_crc32c(data))
-
-
-# -- protobuf encoding (the subset the event files need) ----------------------------------------------
-def _varint(n: int) -> bytes:
-    if n < 0:
-        n += 1 << 64  # int64 / enum: two's complement, ten bytes
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _key(number: int, wire: int) -> bytes:
-    return _varint((number << 3) | wire)
-
-
-def _int(number: int, value: int) -> bytes:
-    return _key(number, 0) + _varint(int(value))
-
-
-def _double(number: int, value: float) -> bytes:
-    return _key(number, 1) + struct.pack("<d", value)
-
-
-def _float(number: int, value: float) -> bytes:
-    return _key(number, 5) + struct.pack("<f", value)
-
-
-def _bytes(number: int, value: bytes | str) -> bytes:
-    if isinstance(value, str):
-        value = value.encode("utf-8")
-    return _key(number, 2) + _varint(len(value)) + value
-
-
-def _struct_value(v) -> bytes:
-    """google.protobuf.Value: number_value = 2, string_value = 3, bool_value = 4."""
-    if isinstance(v, bool):
-        return _int(4, v)
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return _double(2, float(v))
-    return _bytes(3, v if isinstance(v, str) else str(v))
-
-
-def _event(step: int, wall_time: float | None = None, *, summary: bytes | None = None,
-           file_version: str | None = None, session_log: bytes | None = None) -> bytes:
-    out = _double(1, time.time() if wall_time is None else wall_time) + _int(2, step)
-    if file_version is not None:
-        out += _bytes(3, file_version)
-    if summary is not None:
-        out += _bytes(5, summary)
-    if session_log is not None:
-        out += _bytes(7, session_log)
-    return out
-
-
-def _scalar_value(tag: str, value: float) -> bytes:
-    return _bytes(1, tag) + _float(2, value)
-
-
-def _plugin_value(tag: str, plugin: str, content: bytes) -> bytes:
-    metadata = _bytes(1, _bytes(1, plugin) + _bytes(2, content))  # SummaryMetadata.plugin_data
-    return _bytes(1, tag) + _bytes(9, metadata) + _bytes(8, _NULL_TENSOR)
+def _null_tensor() -> TensorProto:
+    """A length-0 float tensor: TensorBoard's hparams summaries carry one (hparams metadata.NULL_TENSOR),
+    since its data loader only keeps values that hold a tensor."""
+    return TensorProto(dtype=1, tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=0)]))  # DT_FLOAT
 
 
 def flatten_hparams(d: dict, prefix: str = "") -> dict[str, bool | float | str]:
-    """{"algorithm": {"inner_lr": 0.01}} -> {"algorithm.inner_lr": 0.01}; lists become their text."""
+    """{"algorithm": {"inner_lr": 0.01}} -> {"algorithm.inner_lr": 0.01}; lists become their text, None is left out."""
     out: dict[str, bool | float | str] = {}
     for k, v in d.items():
         name = f"{prefix}{k}"
@@ -166,34 +80,38 @@ def flatten_hparams(d: dict, prefix: str = "") -> dict[str, bool | float | str]:
     return out
 
 
-def session_start_content(hparams: dict, group_name: str = "", start_time: float | None = None) -> bytes:
-    info = b"".join(_bytes(1, _bytes(1, k) + _bytes(2, _struct_value(v))) for k, v in sorted(hparams.items()))
-    if group_name:
-        info += _bytes(4, group_name)
-    if start_time is not None:
-        info += _double(5, start_time)
-    return _int(1, 0) + _bytes(3, info)  # HParamsPluginData: version 0, session_start_info
+def _plugin_summary(tag: str, content: HParamsPluginData) -> Summary:
+    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+        plugin_name=PLUGIN_HPARAMS, content=content.SerializeToString()))
+    return Summary(value=[Summary.Value(tag=tag, metadata=metadata, tensor=_null_tensor())])
 
 
-def session_end_content(status: int, end_time: float | None = None) -> bytes:
-    info = _int(1, status) + _double(2, time.time() if end_time is None else end_time)
-    return _int(1, 0) + _bytes(4, info)
+def _session_start(hparams: dict, group_name: str, start_time: float | None) -> HParamsPluginData:
+    info = SessionStartInfo(group_name=group_name, start_time_secs=start_time or 0.0)
+    for k, v in sorted(hparams.items()):
+        if isinstance(v, bool):
+            info.hparams[k].bool_value = v
+        elif isinstance(v, (int, float)):
+            info.hparams[k].number_value = float(v)
+        else:
+            info.hparams[k].string_value = str(v)
+    return HParamsPluginData(version=0, session_start_info=info)
 
 
-def experiment_content(hparams: dict, metrics: list[str]) -> bytes:
+def _experiment(hparams: dict, metrics: list[str]) -> HParamsPluginData:
     """An hparams ``Experiment``: the columns (hparams with their types, then the metric tags).
 
     TensorBoard takes the experiment of the *first* run that has one and ignores the others, so in a
     folder of different runs this hides hparams other runs have; without it TensorBoard makes the
     columns from every run's session_start_info and scalar tags.  The recorder therefore does not
-    write it; :meth:`EventWriter.add_hparams` does when given ``metrics``.
-    """
+    write it; :meth:`EventWriter.add_hparams` does when given ``metrics``."""
     def dtype(v):
-        return 2 if isinstance(v, bool) else 3 if isinstance(v, (int, float)) else 1
+        return (DataType.DATA_TYPE_BOOL if isinstance(v, bool) else
+                DataType.DATA_TYPE_FLOAT64 if isinstance(v, (int, float)) else DataType.DATA_TYPE_STRING)
 
-    infos = b"".join(_bytes(4, _bytes(1, k) + _int(4, dtype(v))) for k, v in sorted(hparams.items()))
-    infos += b"".join(_bytes(5, _bytes(1, _bytes(2, m))) for m in metrics)  # MetricInfo.name.tag
-    return _int(1, 0) + _bytes(2, infos)
+    return HParamsPluginData(version=0, experiment=Experiment(
+        hparam_infos=[HParamInfo(name=k, type=dtype(v)) for k, v in sorted(hparams.items())],
+        metric_infos=[MetricInfo(name=MetricName(tag=m)) for m in metrics]))
 
 
 # -- the writer ---------------------------------------------------------------------------------------
@@ -201,78 +119,95 @@ _counter = itertools.count(1)  # next() on it is atomic: writers may start in se
 
 
 def event_file_name(now: float | None = None) -> str:
-    """``events.out.tfevents.<unix seconds>.<host>.<pid>.<n>``: unique, and in creation order within a
-    second and a process (TensorBoard reads a directory's files by name)."""
+    """``events.out.tfevents.<unix seconds, 10 digits>.<host>.<pid>.<n, 6 digits>``: unique, and in creation
+    order within a second and a process (TensorBoard reads a directory's files by name)."""
     host = re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname()) or "host"
     stamp = int(time.time() if now is None else now)
-    return f"events.out.{EVENT_FILE_MARK}.{stamp:010d}.{host}.{os.getpid()}.{next(_counter):06d}"
+    return f"{EVENT_FILE_PREFIX}{stamp:010d}.{host}.{os.getpid()}.{next(_counter):06d}"
 
 
 class EventWriter:
-    """Appends events to a new event file in ``logdir``; nothing touches the disk until :meth:`flush`."""
+    """Appends events to a new event file ``logdir/<event_file_name()>`` through tensorboardX's
+    ``RecordWriter``; nothing touches the disk until :meth:`flush` (which creates ``logdir`` if need be).
 
-    def __init__(self, logdir: str | Path, *, flush_secs: float = 30.0, max_buffer: int = 1 << 20,
-                 filename: str | None = None):
+    Steps are meta-iterations (int); wall times are Unix seconds (default: now).  Not thread-safe: one
+    writer per session, called from the thread that trains.  A write error (a full disk) is the ``OSError``
+    of the file system; the writer is closed by :meth:`close` all the same."""
+
+    def __init__(self, logdir: str | Path, *, flush_secs: float = 30.0, max_buffer: int = 1 << 20):
         self.logdir = Path(logdir)
-        self.path = self.logdir / (filename or event_file_name())
+        self.path = self.logdir / event_file_name()
         self.flush_secs = flush_secs
         self.max_buffer = max_buffer
-        self._buf = bytearray()
-        self._file = None
+        self._pending: list[bytes] = []  # serialized Event messages not written yet
+        self._pending_bytes = 0
+        self._writer: RecordWriter | None = None
         self._last_flush = time.monotonic()
         self._closed = False
-        self._write(_event(0, file_version="brain.Event:2"))
+        self._write(Event(wall_time=time.time(), step=0, file_version="brain.Event:2"))
 
-    def _write(self, event: bytes) -> None:
+    def _write(self, event: Event) -> None:
         if self._closed:
             raise ValueError(f"{self.path}: event writer is closed")
-        self._buf += tfrecord(event)
-        if len(self._buf) >= self.max_buffer or time.monotonic() - self._last_flush >= self.flush_secs:
+        data = event.SerializeToString()
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= self.max_buffer or time.monotonic() - self._last_flush >= self.flush_secs:
             self.flush()
 
+    @staticmethod
+    def _event(step: int, wall_time: float | None = None, **fields) -> Event:
+        return Event(wall_time=time.time() if wall_time is None else wall_time, step=int(step), **fields)
+
     def add_scalars(self, step: int, scalars: dict[str, float], wall_time: float | None = None) -> None:
-        """Several scalars at one step, as one event.  Values that are not numbers are skipped."""
-        values = b""
+        """Several scalars at one step, as one event.  Values that are not numbers are skipped; NaN is kept;
+        beyond float32's range a value becomes ±inf, as TensorBoard shows it."""
+        values = []
         for tag, v in scalars.items():
             try:
                 v = float(v)
             except (TypeError, ValueError):
                 continue
-            if math.isfinite(v) and abs(v) > 3.4028234663852886e38:  # beyond float32: TensorBoard's own ±inf
+            if math.isfinite(v) and abs(v) > _FLOAT32_MAX:
                 v = math.copysign(math.inf, v)
-            values += _bytes(1, _scalar_value(tag, v))
+            values.append(Summary.Value(tag=tag, simple_value=v))
         if values:
-            self._write(_event(step, wall_time, summary=values))
+            self._write(self._event(step, wall_time, summary=Summary(value=values)))
 
     def add_scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
         self.add_scalars(step, {tag: value}, wall_time)
 
     def add_session_start(self, step: int, wall_time: float | None = None) -> None:
         """``SessionLog.START`` at ``step``: TensorBoard drops events at steps >= ``step`` read before it."""
-        self._write(_event(step, wall_time, session_log=_int(1, SESSION_START)))
+        self._write(self._event(step, wall_time, session_log=SessionLog(status=SessionLog.START)))
 
     def add_hparams(self, hparams: dict, *, group_name: str = "", start_time: float | None = None,
                     metrics: list[str] = (), step: int = 0) -> None:
-        """The run's hyperparameters (nested dicts are flattened to ``section.key``)."""
+        """The run's hyperparameters (nested dicts are flattened to ``section.key``; numbers are written as
+        doubles, booleans as booleans, anything else as text), with ``metrics`` an hparams experiment too."""
         flat = flatten_hparams(hparams)
         if metrics:
-            self._write(_event(step, summary=_bytes(1, _plugin_value(
-                EXPERIMENT_TAG, PLUGIN_HPARAMS, experiment_content(flat, list(metrics))))))
-        self._write(_event(step, summary=_bytes(1, _plugin_value(
-            SESSION_START_TAG, PLUGIN_HPARAMS, session_start_content(flat, group_name, start_time)))))
+            self._write(self._event(step, summary=_plugin_summary(EXPERIMENT_TAG, _experiment(flat, list(metrics)))))
+        self._write(self._event(step, summary=_plugin_summary(
+            SESSION_START_TAG, _session_start(flat, group_name, start_time))))
 
     def add_session_end(self, status: int, step: int = 0, end_time: float | None = None) -> None:
-        self._write(_event(step, summary=_bytes(1, _plugin_value(
-            SESSION_END_TAG, PLUGIN_HPARAMS, session_end_content(status, end_time)))))
+        """The hparams session's end: ``status`` one of :data:`STATUS_SUCCESS`, :data:`STATUS_FAILURE`, ..."""
+        info = SessionEndInfo(status=status, end_time_secs=time.time() if end_time is None else end_time)
+        self._write(self._event(step, summary=_plugin_summary(
+            SESSION_END_TAG, HParamsPluginData(version=0, session_end_info=info))))
 
     def flush(self) -> None:
-        if self._buf:
-            if self._file is None:
+        """Write the buffered events to the file (created at the first flush) and sync it to the disk."""
+        if self._pending:
+            if self._writer is None:
                 self.logdir.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "ab")
-            self._file.write(self._buf)
-            self._file.flush()
-            self._buf.clear()
+                self._writer = RecordWriter(str(self.path))
+            for data in self._pending:
+                self._writer.write(data)
+            self._pending.clear()
+            self._pending_bytes = 0
+            self._writer.flush()
         self._last_flush = time.monotonic()
 
     def close(self) -> None:
@@ -282,9 +217,9 @@ class EventWriter:
             self.flush()
         finally:
             self._closed = True
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def __enter__(self):
         return self
@@ -293,243 +228,32 @@ class EventWriter:
         self.close()
 
 
-# -- reading ------------------------------------------------------------------------------------------
-class EventFileError(ValueError):
-    pass
-
-
-def read_records(path: str | Path, strict: bool = False) -> Iterator[bytes]:
-    """The records of a TFRecord file.  A torn or corrupt tail (a crash mid-write) ends the stream,
-    or raises :class:`EventFileError` with ``strict``."""
-    raw = Path(path).read_bytes()
-    pos = 0
-    while pos < len(raw):
-        if len(raw) - pos < 12:
-            if strict:
-                raise EventFileError(f"{path}: truncated record header at byte {pos}")
-            return
-        header = raw[pos:pos + 8]
-        (length,) = struct.unpack("<Q", header)
-        (hcrc,) = struct.unpack("<I", raw[pos + 8:pos + 12])
-        if hcrc != masked_crc32c(header):
-            if strict:
-                raise EventFileError(f"{path}: bad length checksum at byte {pos}")
-            return
-        end = pos + 12 + length
-        if end + 4 > len(raw):
-            if strict:
-                raise EventFileError(f"{path}: truncated record at byte {pos}")
-            return
-        data = raw[pos + 12:end]
-        (dcrc,) = struct.unpack("<I", raw[end:end + 4])
-        if dcrc != masked_crc32c(data):
-            if strict:
-                raise EventFileError(f"{path}: bad data checksum at byte {pos}")
-            return
-        yield data
-        pos = end + 4
-
-
-def _decode(buf: bytes) -> list[tuple[int, int, object]]:
-    """(field number, wire type, value) of each field; values are int, bytes, or the raw 4/8 bytes."""
-    out, pos, n = [], 0, len(buf)
-
-    def varint():
-        nonlocal pos
-        shift = result = 0
-        while True:
-            if pos >= n:
-                raise EventFileError("truncated varint")
-            b = buf[pos]
-            pos += 1
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-
-    while pos < n:
-        key = varint()
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            out.append((number, wire, varint()))
-        elif wire == 1:
-            out.append((number, wire, buf[pos:pos + 8]))
-            pos += 8
-        elif wire == 2:
-            length = varint()
-            out.append((number, wire, buf[pos:pos + length]))
-            pos += length
-        elif wire == 5:
-            out.append((number, wire, buf[pos:pos + 4]))
-            pos += 4
-        else:
-            raise EventFileError(f"unsupported wire type {wire}")
-        if pos > n:
-            raise EventFileError("truncated field")
-    return out
-
-
-def _int64(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
-def _decode_struct_value(buf: bytes):
-    for number, _, v in _decode(buf):
-        if number == 2:
-            return struct.unpack("<d", v)[0]
-        if number == 3:
-            return v.decode("utf-8")
-        if number == 4:
-            return bool(v)
-        if number == 1:
-            return None
-    return None
-
-
-def decode_hparams_plugin_data(content: bytes) -> dict:
-    """HParamsPluginData -> {"version", "kind": "session_start_info" | "session_end_info" | "experiment", ...}."""
-    out: dict = {"version": 0}
-    for number, _, v in _decode(content):
-        if number == 1:
-            out["version"] = v
-        elif number == 3:
-            out["kind"] = "session_start_info"
-            hparams = {}
-            for n2, _, v2 in _decode(v):
-                if n2 == 1:
-                    entry = dict((n3, v3) for n3, _, v3 in _decode(v2))
-                    hparams[entry.get(1, b"").decode("utf-8")] = _decode_struct_value(entry.get(2, b""))
-                elif n2 == 4:
-                    out["group_name"] = v2.decode("utf-8")
-                elif n2 == 5:
-                    out["start_time_secs"] = struct.unpack("<d", v2)[0]
-            out["hparams"] = hparams
-        elif number == 4:
-            out["kind"] = "session_end_info"
-            for n2, _, v2 in _decode(v):
-                if n2 == 1:
-                    out["status"] = v2
-                elif n2 == 2:
-                    out["end_time_secs"] = struct.unpack("<d", v2)[0]
-        elif number == 2:
-            out["kind"] = "experiment"
-            hp, metrics = [], []
-            for n2, _, v2 in _decode(v):
-                if n2 == 4:
-                    hp.append(dict((n3, v3) for n3, _, v3 in _decode(v2)).get(1, b"").decode("utf-8"))
-                elif n2 == 5:
-                    name = dict((n3, v3) for n3, _, v3 in _decode(v2)).get(1, b"")
-                    metrics.append(dict((n3, v3) for n3, _, v3 in _decode(name)).get(2, b"").decode("utf-8"))
-            out["hparam_names"], out["metric_tags"] = hp, metrics
-    return out
-
-
-@dataclass
-class Event:
-    wall_time: float
-    step: int
-    file_version: str | None = None
-    scalars: dict[str, float] = field(default_factory=dict)
-    plugins: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # tag -> (plugin name, content)
-    session_log: int | None = None  # SessionLog status
-
-
-def decode_event(data: bytes) -> Event:
-    """Decode one Event record; raises :class:`EventFileError` when it is not one."""
-    try:
-        return _decode_event(data)
-    except (struct.error, UnicodeDecodeError, IndexError) as e:
-        raise EventFileError(f"not an Event record ({e})") from None
-
-
-def _decode_event(data: bytes) -> Event:
-    ev = Event(0.0, 0)
-    for number, _, v in _decode(data):
-        if number == 1:
-            ev.wall_time = struct.unpack("<d", v)[0]
-        elif number == 2:
-            ev.step = _int64(v)
-        elif number == 3:
-            ev.file_version = v.decode("utf-8")
-        elif number == 5:
-            for n2, _, value in _decode(v):
-                if n2 != 1:
-                    continue
-                tag, simple, plugin = "", None, None
-                for n3, _, x in _decode(value):
-                    if n3 == 1:
-                        tag = x.decode("utf-8")
-                    elif n3 == 2:
-                        simple = struct.unpack("<f", x)[0]
-                    elif n3 == 9:
-                        for n4, _, pd in _decode(x):
-                            if n4 == 1:
-                                pdf = dict((n5, v5) for n5, _, v5 in _decode(pd))
-                                plugin = (pdf.get(1, b"").decode("utf-8"), pdf.get(2, b""))
-                if simple is not None:
-                    ev.scalars[tag] = simple
-                if plugin is not None:
-                    ev.plugins[tag] = plugin
-        elif number == 7:
-            ev.session_log = dict((n2, v2) for n2, _, v2 in _decode(v)).get(1, 0)
-    return ev
-
-
+# -- resuming: cut the earlier files back -------------------------------------------------------------
 def event_files(logdir: str | Path) -> list[Path]:
     """The event files directly in ``logdir``, in the order TensorBoard reads them (by name)."""
     logdir = Path(logdir)
     if not logdir.is_dir():
         return []
-    return sorted((p for p in logdir.iterdir() if EVENT_FILE_MARK in p.name and p.is_file()
-                   and not p.name.startswith(".")), key=lambda p: p.name)
+    return sorted((p for p in logdir.iterdir() if is_event_file(p.name) and p.is_file()), key=lambda p: p.name)
 
 
-def read_events(path: str | Path, strict: bool = False) -> list[Event]:
-    return [decode_event(r) for r in read_records(path, strict)]
-
-
-@dataclass
-class RunEvents:
-    """What TensorBoard would show for one run directory."""
-    scalars: dict[str, list[tuple[int, float]]]  # tag -> [(step, value)] in file order
-    hparams: dict  # the last session_start_info's hparams
-    group_name: str = ""
-    end_status: int | None = None
-    files: list[Path] = field(default_factory=list)
-
-
-def read_run_events(logdir: str | Path) -> RunEvents:
-    """Merge a run directory's event files as TensorBoard does, including its purge on restart: a
-    ``SessionLog.START`` after the first one drops the scalars at steps >= its step read so far."""
-    scalars: dict[str, list[tuple[int, float]]] = {}
-    hparams: dict = {}
-    group, status, seen_start = "", None, False
-    files = event_files(logdir)
-    for path in files:
-        try:
-            events = [decode_event(r) for r in read_records(path)]
-        except (OSError, EventFileError):
-            continue  # unreadable file (TensorBoard would skip what it cannot parse too)
-        for ev in events:
-            if ev.session_log == SESSION_START:
-                if seen_start:
-                    for tag in scalars:
-                        scalars[tag] = [(s, v) for s, v in scalars[tag] if s < ev.step]
-                seen_start = True
-            for tag, v in ev.scalars.items():
-                scalars.setdefault(tag, []).append((ev.step, v))
-            for tag, (plugin, content) in ev.plugins.items():
-                if plugin != PLUGIN_HPARAMS:
-                    continue
-                try:
-                    data = decode_hparams_plugin_data(content)
-                except (EventFileError, struct.error, UnicodeDecodeError):
-                    continue
-                if data.get("kind") == "session_start_info":
-                    hparams, group = data["hparams"], data.get("group_name", "")
-                elif data.get("kind") == "session_end_info":
-                    status = data.get("status")
-    return RunEvents(scalars, hparams, group, status, files)
+def read_records(raw: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(framed record, its data) of each whole TFRecord in ``raw`` (``uint64 length, uint32 masked CRC-32C of
+    it, data, uint32 masked CRC-32C of the data``, little-endian; the checksums are tensorboardX's).  A torn
+    or corrupt tail (a crash mid-write) ends the stream."""
+    pos, n = 0, len(raw)
+    while n - pos >= 12:
+        header = raw[pos:pos + 8]
+        if struct.unpack("<I", raw[pos + 8:pos + 12])[0] != masked_crc32c(header):
+            return
+        end = pos + 12 + struct.unpack("<Q", header)[0]
+        if end + 4 > n:
+            return
+        data = raw[pos + 12:end]
+        if struct.unpack("<I", raw[end:end + 4])[0] != masked_crc32c(data):
+            return
+        yield raw[pos:end + 4], data
+        pos = end + 4
 
 
 def truncate_event_files(logdir: str | Path, step: int) -> None:
@@ -537,16 +261,16 @@ def truncate_event_files(logdir: str | Path, step: int) -> None:
     tail, and the hparams session info (the resumed session writes its own: TensorBoard keeps the first
     it reads).  Files are rewritten atomically, and only when something changes; one that is not an
     event file at all is left alone."""
-    def keep(ev: Event) -> bool:
-        return ev.step <= step and not any(p == PLUGIN_HPARAMS for p, _ in ev.plugins.values())
+    def keep(data: bytes) -> bool:
+        ev = Event.FromString(data)
+        return ev.step <= step and not any(v.metadata.plugin_data.plugin_name == PLUGIN_HPARAMS
+                                           for v in ev.summary.value)
 
     for path in event_files(logdir):
         try:
             raw = path.read_bytes()
-            kept = [r for r in read_records(path) if keep(decode_event(r))]
-        except (OSError, EventFileError, struct.error, UnicodeDecodeError):
+            kept = b"".join(record for record, data in read_records(raw) if keep(data))
+        except Exception:  # noqa: BLE001 - unreadable, or not an Event (protobuf's DecodeError): leave it be
             continue
-        data = b"".join(tfrecord(r) for r in kept)
-        if data != raw:
-            atomic_write_bytes(path, data)
-
+        if kept != raw:
+            atomic_write_bytes(path, kept)

@@ -22,31 +22,13 @@ from .bundle import write_bundle
 from workbench.core.config import ExperimentConfig
 from .budget import check_memory, physical_memory
 from workbench.core.errors import Cancelled, ConfigError, TrainingDiverged, is_out_of_memory
-from .recorder import RunRecorder, read_status
+from .recorder import RunRecorder
 from workbench.core.registry import ALGORITHMS, FAMILIES
-from .runlock import LOCK, RunLock
-from .runs import BUNDLE, CHECKPOINT, CONFIG, SWEEP, is_run_file  # the run folder's files (SWEEP: a sweep's trial)
+from .runlock import RunLock
+# the run folder's files (SWEEP: a sweep's trial); remove_stale_temporaries re-exported from here
+from .rundir import (BUNDLE, CHECKPOINT, CONFIG, LOCK, SWEEP, is_temporary, new_run_dir, read_status,
+                     remove_stale_temporaries)  # noqa: F401
 from workbench.core.storage import MAX_TENSOR_BYTES, UnreadableFile, load_tensors, save_tensors
-
-
-
-def _temporary(name: str) -> bool:
-    """What a killed atomic write (storage.atomic_write_bytes) of a run's own file leaves: .<name>.<random>.tmp"""
-    return name.startswith(".") and name.endswith(".tmp") and is_run_file(name)
-
-
-def remove_stale_temporaries(run_dir: Path) -> list[str]:
-    """Delete the temporary files that a write killed half-way left in a run folder (only names the
-    workbench's own atomic writes use; call with the folder's lock held).  Returns the names removed."""
-    removed = []
-    for p in run_dir.iterdir():
-        if _temporary(p.name) and p.is_file() and not p.is_symlink():
-            try:
-                p.unlink()
-                removed.append(p.name)
-            except OSError:
-                pass
-    return removed
 
 
 def _status(run_dir: Path) -> str:
@@ -137,19 +119,9 @@ class Trainer:
 
         With ``unique_name``, ``run_dir`` is a base name: the first of run_dir, run_dir-2, run_dir-3, ...
         that this process creates itself is taken (several trainings started in the same second each get
-        their own folder)."""
+        their own folder: :func:`workbench.services.rundir.new_run_dir`)."""
         if unique_name:
-            run_dir.parent.mkdir(parents=True, exist_ok=True)
-            for n in range(1, 10_000):
-                candidate = run_dir if n == 1 else run_dir.with_name(f"{run_dir.name}-{n}")
-                try:
-                    candidate.mkdir()
-                    run_dir = candidate
-                    break
-                except FileExistsError:
-                    continue
-            else:
-                raise ConfigError(f"{run_dir}: no free run name")
+            run_dir = new_run_dir(run_dir.parent, run_dir.name)
         elif run_dir.exists() and not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: exists and is not a folder; choose another output folder")
         if not resuming and run_dir.is_dir():
@@ -172,7 +144,7 @@ class Trainer:
             raise ConfigError(f"{run_dir}: already holds a run; resume it with --resume {run_dir} "
                               f"or choose another output folder")
         foreign = sorted(p.name for p in run_dir.iterdir()
-                         if p.name not in (LOCK, SWEEP) and not _temporary(p.name))
+                         if p.name not in (LOCK, SWEEP) and not is_temporary(p.name))
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise ConfigError(f"{run_dir}: not empty and not a workbench run (holds {shown}); a run needs a new "
