@@ -9,6 +9,20 @@ REPO = Path(__file__).resolve().parents[1]
 PRESETS = REPO / "presets"
 
 
+def pytest_configure(config):
+    """os._exit in the test process would end the session with exit code 0 and no summary: every later test
+    skipped while the run looks green.  In the pytest process it raises; forked children (which leave through
+    os._exit) and scripts that import this file still can."""
+    real_exit, session_pid = os._exit, os.getpid()
+
+    def guarded_exit(code):
+        if os.getpid() == session_pid:
+            raise RuntimeError(f"os._exit({code}) called in the test process: it would end the session silently")
+        real_exit(code)
+
+    os._exit = guarded_exit
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     import torch

@@ -129,7 +129,7 @@ def test_the_trainer_process_leaves_without_the_interpreters_teardown(monkeypatc
 
     monkeypatch.setattr(os, "_exit", fake_exit)
     with pytest.raises(SystemExit):
-        remote.train_in_child(config.to_dict(), str(tmp_path / "run"), False, Conn(), Flag(), Flag())
+        remote.child_main(config.to_dict(), str(tmp_path / "run"), False, Conn(), Flag(), Flag())
     assert exits == [0] and sent[-2:] == ["done", "closed"]
     assert (tmp_path / "run" / "model.safetensors").is_file() and '"finished"' in (tmp_path / "run" / "status.json").read_text()
 

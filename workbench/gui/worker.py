@@ -21,7 +21,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from workbench.core import events as ev
-from workbench.services.remote import train_in_child
+from workbench.services.remote import child_main
 
 
 
@@ -131,7 +131,7 @@ class TrainerWorker(QObject):
             receive, send = self._ctx.Pipe(duplex=False)
             config = self.config.to_dict() if self.config is not None else None
             # not a daemon: if the app closes mid-evaluation, the run still finishes its checkpoint
-            proc = self._ctx.Process(target=train_in_child, name="workbench-trainer", daemon=False,
+            proc = self._ctx.Process(target=child_main, name="workbench-trainer", daemon=False,
                                      args=(config, str(self.run_dir) if self.run_dir else None, self.resume, send,
                                            self._stop, self._pause))
             _start_without_main(proc)
