@@ -131,7 +131,9 @@ def test_the_trainer_process_leaves_without_the_interpreters_teardown(monkeypatc
     with pytest.raises(SystemExit):
         remote.child_main(config.to_dict(), str(tmp_path / "run"), False, Conn(), Flag(), Flag())
     assert exits == [0] and sent[-2:] == ["done", "closed"]
-    assert (tmp_path / "run" / "model.safetensors").is_file() and '"finished"' in (tmp_path / "run" / "status.json").read_text()
+    run = tmp_path / "run"
+    assert (run / "model.safetensors").is_file() and '"finished"' in (run / "status.json").read_text()
+    assert any(p.name.startswith("events.out.tfevents") and p.stat().st_size > 0 for p in run.iterdir())
 
 
 @pytest.mark.parametrize("preset, word", [("rl2-bandits", "episode within the trial"),

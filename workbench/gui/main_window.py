@@ -10,7 +10,6 @@ It only assembles the parts and routes between them:
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from pathlib import Path
 
@@ -19,15 +18,18 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.registry import ALGORITHMS, FAMILIES
-from workbench.services.paths import default_runs_dir, safe_run_name
+from workbench.services import rundir
+from workbench.services.paths import default_runs_dir
 
 from .model_actions import ModelActions
 from .window_actions import build_actions
 from .preset_controller import PresetController
 from .resources import app_icon
 from .run_controller import RunController
-from .run_status import RunStatus, bundle_label, fmt_speed, fmt_time  # noqa: F401  (re-exported)
+from .run_status import RunStatus, bundle_label, fmt_speed, fmt_time
 from .train_page import TrainPage
+
+__all__ = ["MainWindow", "bundle_label", "fmt_speed", "fmt_time", "make_settings"]
 
 APP_TITLE = "Meta-Learning Workbench"
 DEFAULT_SIZE = (1400, 880)
@@ -183,12 +185,11 @@ class MainWindow(QMainWindow):
         except WorkbenchError as e:
             self.show_error("Cannot start", str(e))
             return False
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        name, runs = safe_run_name(config.meta.name), self.runs_dir
-        run_dir, n = runs / f"{name}-{stamp}", 1
-        while run_dir.exists():
-            n += 1
-            run_dir = runs / f"{name}-{stamp}-{n}"
+        try:  # a fresh folder, taken by mkdir: never one that exists, even with another app racing for the name
+            run_dir = rundir.new_run_dir(self.runs_dir, rundir.default_run_name(config.meta.name))
+        except (WorkbenchError, OSError) as e:
+            self.show_error("Cannot start", str(e))
+            return False
         self.models.bundle_path = None
         self.statusBar().clearMessage()  # "Run finished … model saved in …" belongs to the last run
         self.statusBar().setToolTip("")

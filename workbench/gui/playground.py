@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QStackedWidget,
                                QVBoxLayout, QWidget)
 
+from workbench.services import rundir
 from workbench.core.errors import WorkbenchError
 
 BASELINE_ALGORITHMS = ("pretrained", "pretrained-rl")
@@ -37,8 +38,8 @@ def _describe(model) -> str:
 
 
 def _bundle_name(path: Path) -> str:
-    """A bundle's name as the user knows it: its run folder's for a run's model.safetensors."""
-    return path.parent.name if path.name == "model.safetensors" else path.name
+    """A bundle's name as the user knows it: its run folder's for a run's bundle, else its file name."""
+    return path.parent.name if path.name == rundir.BUNDLE else path.name
 
 
 class PlaygroundTab(QWidget):

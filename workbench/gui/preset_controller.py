@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from workbench.core.config import ExperimentConfig
 from workbench.core.errors import WorkbenchError
-from workbench.services.paths import safe_run_name, user_data_dir
+from workbench.services.paths import user_data_dir
+from workbench.services.rundir import safe_run_name
 from workbench.services.presets import list_presets
 
 from .config_panel import ConfigPanel, algorithms_for

@@ -12,6 +12,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
+from workbench.services import rundir
+
 from .elide import elided
 
 __all__ = ["RunClock", "RunStatus", "bundle_label", "fmt_speed", "fmt_time"]
@@ -34,7 +36,7 @@ def bundle_label(path: Path) -> str:
     """How a bundle is named to the user: its run's folder for a run's ``model.safetensors`` (every run's
     bundle has that name), else its file name without the suffix."""
     path = Path(path)
-    return path.parent.name if path.name == "model.safetensors" and path.parent.name else path.stem
+    return path.parent.name if path.name == rundir.BUNDLE and path.parent.name else path.stem
 
 
 class RunClock:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox,
 from workbench.services.run_series import (BANDS, COLUMNS, CurveCache, Series, delete_planned, describe_folder,
                                            files_key, folder_snapshot, make_series, path_key, plan_delete, shorten,
                                            split_by_kind, still_running)
+from workbench.services import rundir
 from workbench.services.runs import Curves, RunError, RunInfo, check_run_name, rename_run, run_bundle, scan_runs
 
 from .runs_bars import OPEN_TIP, ActionBar, FolderBar
@@ -229,7 +230,7 @@ class RunsPanel(QWidget):
         self.open_button.setEnabled(self._bundle is not None)
         if one is not None and self._bundle is None:
             why = ("it is still running" if still_running(one) else "it is unreadable" if one.error
-                   else "it has no model bundle (model.safetensors)")
+                   else f"it has no model bundle ({rundir.BUNDLE})")
             self.open_button.setToolTip(f"Cannot open {shorten(one.name)}'s model: {why}")
         else:
             self.open_button.setToolTip(OPEN_TIP)

@@ -22,7 +22,7 @@ from workbench.core.errors import ConfigError, WorkbenchError
 from workbench.services import sweep
 
 from .elide import ElidedLabel, elided
-from .main_window import fmt_time
+from .run_status import fmt_time
 from .sweep_form import MessageLabel, SweepForm, for_dialog
 from .sweep_runner import SweepRun
 from .sweep_tables import ResultsTable, TrialsTable
