@@ -142,3 +142,15 @@ def test_an_empty_adaptation_plot_names_the_algorithms_steps(window, preset, wor
     """Finding 8: before the first evaluation an RL² or PEARL plot said 'inner step'."""
     assert window.load_preset(PRESETS / f"{preset}.toml")
     assert window.train.adaptation.plot.getPlotItem().getAxis("bottom").labelText == word
+
+
+def test_a_long_description_is_whole_in_its_fields_tooltip(window):
+    """Finding 14: the narrow configuration dock cut the preset's description and source."""
+    description = "A long description of this setup " * 8
+    assert window.load_preset(PRESETS / "maml-sinusoid.toml")
+    assert window.config.meta_form.editors["source"].toolTip().startswith(window.current_config().meta.source)
+    field = window.config.meta_form.editors["description"]
+    field.setText(description)
+    assert field.toolTip().startswith(description) and "Default" in field.toolTip()
+    field.setText("")
+    assert field.toolTip().startswith("One line")  # the help text alone

@@ -81,6 +81,7 @@ class ConfigForm(QWidget):
         self.editors: dict[str, QWidget] = {}
         self._exact: dict[str, float] = {}  # values a spin box would round (e.g. pi): kept unless edited
         self._types = typing.get_type_hints(cls)
+        self._tips: dict[str, str] = {}
         layout = QFormLayout(self)
         layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         defaults = cls()
@@ -91,6 +92,9 @@ class ConfigForm(QWidget):
             editor.setObjectName(f"field_{f.name}")
             tip = f"{f.metadata.get('help', '')}\nAllowed: {describe_range(f)}\nDefault: {getattr(defaults, f.name)!r}"
             editor.setToolTip(tip)
+            self._tips[f.name] = tip
+            if type(editor) is QLineEdit and self._types[f.name] is str:  # a long name or description is cut
+                editor.textChanged.connect(lambda _, n=f.name: self._whole_text_tip(n))  # by the field
             editor.setAccessibleName(f.name)
             self.editors[f.name] = editor
             label = f.name.replace("_", " ")
@@ -164,6 +168,14 @@ class ConfigForm(QWidget):
         finally:
             for e, b in zip(self.editors.values(), blockers):
                 e.blockSignals(b)
+        for name in values:
+            self._whole_text_tip(name)
+
+    def _whole_text_tip(self, name: str) -> None:
+        """A free-text field's tooltip: its whole text (the field may show only the start), then the help."""
+        e = self.editors.get(name)
+        if type(e) is QLineEdit and self._types[name] is str:
+            e.setToolTip(f"{e.text()}\n\n{self._tips[name]}" if e.text() else self._tips[name])
 
     def values(self) -> dict:
         """The values the form shows, as the config's types.  Text typed into a number field without Enter
