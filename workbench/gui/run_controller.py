@@ -204,6 +204,8 @@ class RunController(QObject):
             self._render_at = now
             render, self._pending_render = self._pending_render, None
             page.rollouts.show_render(render.iteration, render.payload)
+            if self.running:  # the window paints what changed in one go: the meta-loss waits for the next tick
+                return
         if evaluations and self.running and not self._deferred:  # spread the work over two ticks
             self._deferred = True
             return
