@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QSizePolicy
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
 
 __all__ = ["Caption", "legend_label", "swatch"]
 
@@ -45,3 +45,17 @@ def swatch(color, text: str, glyph: str = "&#9473;&#9473;") -> str:
     """One legend entry: a coloured line (or ``glyph``) and its name."""
     c = pg.mkColor(color)
     return f'<span style="color:{c.name()}">{glyph}</span>&nbsp;{text}'
+
+
+def side_by_side(parent: QWidget, views, legend: QLabel) -> QGridLayout:
+    """The model's and the baseline's views side by side (each a ``caption`` above its ``widget``), one legend
+    row under both: rows 0-2 of the returned grid, which the caller may extend below."""
+    grid = QGridLayout(parent)
+    grid.setContentsMargins(0, 0, 0, 0)
+    grid.setVerticalSpacing(2)
+    for col, view in enumerate(views):
+        grid.addWidget(view.caption, 0, col)
+        grid.addWidget(view.widget, 1, col)
+        grid.setColumnStretch(col, 1)
+    grid.addWidget(legend, 2, 0, 1, len(views))
+    return grid

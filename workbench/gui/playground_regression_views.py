@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from workbench.services.playground_regression import log_ticks, loss_view, step_caption
 
-from .playground_common import Caption, legend_label, swatch
+from .playground_common import Caption, legend_label, side_by_side, swatch
 from .plots import PALETTE, fixed_plot, make_plot
 
 SUPPORT_BRUSH = "#edc948"
@@ -220,14 +220,7 @@ class RegressionViews(QWidget):
         self.base_panel = AdaptationPanel("playgroundBaselinePlot")
         self.loss = LossChart()
         self.legend = legend_label("playgroundSinusoidLegend")
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setVerticalSpacing(2)
-        for col, panel in enumerate((self.panel, self.base_panel)):
-            grid.addWidget(panel.caption, 0, col)
-            grid.addWidget(panel.widget, 1, col)
-            grid.setColumnStretch(col, 1)
-        grid.addWidget(self.legend, 2, 0, 1, 2)
+        grid = side_by_side(self, (self.panel, self.base_panel), self.legend)
         grid.addWidget(self.loss.widget, 3, 0, 1, 2)
         grid.addWidget(self.loss.legend, 4, 0, 1, 2)
         grid.setRowStretch(1, 3)

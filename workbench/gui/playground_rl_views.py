@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 from workbench.core.payloads import Trajectories2D
 from workbench.services.playground_rl import mean_path, navigation_title, path_ends
 
-from .playground_common import Caption, legend_label, swatch
+from .playground_common import Caption, legend_label, side_by_side, swatch
 from .plots import FramesRenderer, _step_color, make_plot
 
 GOAL_COLOR = "#edc948"
@@ -135,14 +135,7 @@ class NavigationPage(QWidget):
         self.nav_baseline = NavigationView("playgroundBaselineNavigationPlot")
         self.legend = legend_label("playgroundNavigationLegend")
         self.legend.setText(legend_html(["before adaptation", "after 1 step"]))
-        lay = QGridLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setVerticalSpacing(2)
-        for col, view in enumerate((self.nav, self.nav_baseline)):
-            lay.addWidget(view.caption, 0, col)
-            lay.addWidget(view.widget, 1, col)
-            lay.setColumnStretch(col, 1)
-        lay.addWidget(self.legend, 2, 0, 1, 2)
+        lay = side_by_side(self, (self.nav, self.nav_baseline), self.legend)
         lay.setRowStretch(1, 1)
 
     def show_result(self, result) -> None:
