@@ -154,3 +154,72 @@ def test_a_long_description_is_whole_in_its_fields_tooltip(window):
     assert field.toolTip().startswith(description) and "Default" in field.toolTip()
     field.setText("")
     assert field.toolTip().startswith("One line")  # the help text alone
+
+
+def test_an_evaluation_the_views_moved_on_from_is_dropped(window, qtbot, tmp_path):
+    """Review: an Open model… evaluation drew into whatever the window showed when it ended (another preset,
+    a live run).  Loading a preset, starting a run or opening another model cancels it and drops its result."""
+    from workbench.gui import model_actions
+
+    gate = __import__("threading").Event()
+    real = model_actions._evaluate
+
+    def slow(model, tasks, seed, cancel):
+        gate.wait(10)
+        return real(model, tasks, seed, cancel)
+
+    model_actions._evaluate = slow
+    try:
+        assert window.open_model(PRESETS.parent / "tests" / "data" / "navigation-maml-trpo.safetensors", tasks=4)
+        job = window.models._current
+        assert window.models.evaluating and not window.act_open_model.isEnabled()
+        assert window.load_preset(PRESETS / "maml-sinusoid.toml")  # the views now show another experiment
+        assert job.cancelled and not window.models.evaluating and window.act_open_model.isEnabled()
+        gate.set()
+        qtbot.waitUntil(lambda: not job.running, timeout=20_000)
+        qtbot.wait(100)
+        assert window.train.adaptation.evaluations == []  # nothing of the navigation model was drawn
+    finally:
+        model_actions._evaluate = real
+        gate.set()
+
+
+def test_no_preset_loads_during_a_run_even_from_the_recent_menu(window, qtbot, tmp_path):
+    """Review: Save preset as… during a run re-enabled Recent presets, whose entries loaded mid-run."""
+    assert window.load_preset(PRESETS / "maml-trpo-navigation.toml")
+    assert window.load_preset(small_preset(tmp_path))
+    assert window.start()
+    assert window.save_preset(tmp_path / "saved.toml")
+    assert not window.recent_menu.isEnabled()
+    entry = [a for a in window.recent_menu.actions() if "navigation" in a.text()][0]
+    entry.trigger()  # as if the menu had been left enabled
+    assert window.current_config().family == "sinusoid" and window.running and not window.config.isEnabled()
+    window.runner.stop()
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    assert window.recent_menu.isEnabled()
+
+
+def test_hidden_frames_do_not_animate(qtbot):
+    """Review: a frames payload shown while its tab was hidden animated at ~30 fps off screen."""
+    import sys
+
+    sys.path.insert(0, str(PRESETS.parent / "tests"))
+    from test_payloads import rl_render
+
+    from workbench.gui.plots import RolloutView
+
+    view = RolloutView()
+    qtbot.addWidget(view)  # never shown: like a view on a tab that is not current
+    view.show_render(1, rl_render("cartpole", tasks=1, n_traj=1, horizon=12)[0])
+    renderer = view.stack.currentWidget()
+    assert not renderer.timer.isActive()
+    view.show()
+    qtbot.waitUntil(renderer.timer.isActive, timeout=2000)
+
+
+def test_an_idle_window_does_not_refresh_its_status(window, monkeypatch, qtbot):
+    """Review: once a run had ended, the status labels were refreshed on every 33 ms tick forever."""
+    calls = []
+    monkeypatch.setattr(window.runner, "_update_status", lambda: calls.append(1))
+    qtbot.wait(300)
+    assert calls == []

@@ -2,7 +2,7 @@
 
 float -> QDoubleSpinBox, int -> QSpinBox, bool -> QCheckBox, str with choices -> QComboBox,
 list[int] -> a line edit that only accepts comma-separated integers in range, dict -> a line edit holding
-a TOML inline table.  Ranges and tooltips come
+a TOML inline table, a learning-rate schedule (float or list of floats) -> a line edit of comma-separated numbers.  Ranges and tooltips come
 from the field metadata, so a new family or algorithm needs no GUI code.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit,
                                QPushButton, QSpinBox, QWidget)
 
-from workbench.core.config import choices_of, describe_range, inline_toml
+from workbench.core.config import choices_of, describe_range, inline_toml, is_schedule_type
 from workbench.core.errors import ConfigError
 
 INT_MAX = 2**31 - 1  # Qt spin boxes hold 32-bit ints
@@ -135,6 +135,10 @@ class ConfigForm(QWidget):
             w = QComboBox()
             w.addItems([str(c) for c in choices_of(f)])
             w.currentIndexChanged.connect(self.changed)
+        elif is_schedule_type(tp):
+            w = QLineEdit()
+            w.setPlaceholderText("a number, or comma-separated numbers (one per inner step), e.g. 0.5, 0.25")
+            w.textEdited.connect(self.changed)
         elif typing.get_origin(tp) is list:
             w = QLineEdit()
             w.setValidator(_IntListValidator(int(lo if lo is not None else 0), int(hi if hi is not None else INT_MAX)))
@@ -195,6 +199,14 @@ class ConfigForm(QWidget):
                 out[name] = exact if exact is not None and round(exact, e.decimals()) == shown else shown
             elif isinstance(e, QComboBox):
                 out[name] = e.currentText()
+            elif is_schedule_type(self._types[name]):
+                text = e.text().strip()
+                try:
+                    numbers = [float(v) for v in text.split(",")]
+                except ValueError:
+                    raise ConfigError(f"{name} = {text!r}: expected a number or comma-separated numbers, "
+                                      f"e.g. 0.5, 0.25") from None
+                out[name] = numbers[0] if len(numbers) == 1 else numbers
             elif typing.get_origin(self._types[name]) is list or self._types[name] is int:
                 if not e.hasAcceptableInput():
                     f = next(f for f in dataclasses.fields(self.cls) if f.name == name)

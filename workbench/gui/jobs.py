@@ -32,7 +32,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable, Iterator
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from superqt.utils import GeneratorWorker
 
 __all__ = ["Job", "JobError", "Jobs", "POOL"]
@@ -41,6 +41,7 @@ __all__ = ["Job", "JobError", "Jobs", "POOL"]
 #: core count the way Qt's global pool is (two cores would queue the third job behind the first two).
 POOL = QThreadPool()
 POOL.setMaxThreadCount(32)
+_ORPHANS: list = []  # cancelled jobs still inside a step when their window closed: their Qt objects must live on
 
 
 class JobError(Exception):
@@ -68,13 +69,15 @@ class Job(QObject):
         self.name = name
         self._buffer: deque = deque(maxlen=maxlen)
         self._cancel = threading.Event()
-        self._done = threading.Event()
+        self._done = threading.Event()  # the function has ended
+        self._finished = threading.Event()  # the worker has emitted its last signal: its thread is free
         self._started = False
         self.worker = GeneratorWorker(self._drive, fn, args, kwargs)
         self.worker.setAutoDelete(False)  # the Job owns it; Qt must not delete it under us
         self.worker.returned.connect(self._on_returned)
         self.worker.errored.connect(self._on_errored)
         self.worker.finished.connect(self.ended.emit)
+        self.worker.finished.connect(self._finished.set, Qt.ConnectionType.DirectConnection)  # on the worker's thread
 
     # -- the worker side ---------------------------------------------------------------------------
     def _drive(self, fn, args, kwargs) -> Iterator[None]:
@@ -119,10 +122,11 @@ class Job(QObject):
         return self._started and not self._done.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job's function has ended (True) or ``timeout`` seconds passed (False)."""
+        """Block until the job's worker is done, its last signal emitted (True), or ``timeout`` seconds passed
+        (False)."""
         if not self._started:
             return True
-        return self._done.wait(timeout)
+        return self._finished.wait(timeout)
 
     def drain(self) -> list:
         """The values yielded since the last drain, oldest first."""
@@ -130,11 +134,6 @@ class Job(QObject):
         while self._buffer:
             out.append(self._buffer.popleft())
         return out
-
-    def latest(self):
-        """The newest yielded value (dropping older ones), or None when nothing new came."""
-        items = self.drain()
-        return items[-1] if items else None
 
     def _on_returned(self, value) -> None:
         if not self._cancel.is_set():
@@ -178,5 +177,6 @@ class Jobs(QObject):
         for job in self._jobs:
             job.cancel()
         deadline = time.monotonic() + timeout
-        ok = all(job.wait(max(0.0, deadline - time.monotonic())) for job in list(self._jobs))
-        return ok
+        ok = all([job.wait(max(0.0, deadline - time.monotonic())) for job in list(self._jobs)])
+        _ORPHANS.extend(job for job in self._jobs if not job._finished.is_set())  # still inside a long step:
+        return ok                                                                # kept alive until it returns

@@ -126,9 +126,6 @@ class MainWindow(QMainWindow):
     # -- presets ---------------------------------------------------------------------------------------
     def load_preset(self, path, quiet: bool = False) -> bool:
         """Load a preset into the panels; on any error show it and change nothing."""
-        if self.running:
-            self.statusBar().showMessage("Stop the run before loading another preset", 5000)
-            return False
         return self.presets.load(path, quiet)
 
     def save_preset(self, path) -> bool:
@@ -140,6 +137,7 @@ class MainWindow(QMainWindow):
 
     def _on_config_loaded(self, config) -> None:
         """Another experiment in the panels: the views showed the last one, whose axes do not fit this one."""
+        self.models.cancel_evaluation()
         self.runner.clear()
         self.statusBar().setToolTip("")
         algorithm = ALGORITHMS.get(config.algorithm_name)
@@ -190,6 +188,7 @@ class MainWindow(QMainWindow):
         except (WorkbenchError, OSError) as e:
             self.show_error("Cannot start", str(e))
             return False
+        self.models.cancel_evaluation()  # its curves would land in this run's views
         self.models.bundle_path = None
         self.statusBar().clearMessage()  # "Run finished … model saved in …" belongs to the last run
         self.statusBar().setToolTip("")
@@ -218,6 +217,7 @@ class MainWindow(QMainWindow):
         for w in (self.start_button, self.act_start, self.act_open_preset, self.shipped_menu):
             w.setEnabled(not running)
         self.act_open_model.setEnabled(not running and not self.models.evaluating)
+        self.presets.locked = running
         self.presets.fill_recent(enabled=not running)
         for w in (self.pause_button, self.act_pause):
             w.setEnabled(running and state in ("running", "paused"))
@@ -309,10 +309,8 @@ class MainWindow(QMainWindow):
         self.runner.shutdown()
         if self.sweep_dialog is not None:
             self.sweep_dialog.shutdown(60)  # stops a running sweep and waits for it
-        for part in (self.playground, self.runs_panel):
-            stop = getattr(part, "shutdown", None) or getattr(part, "cancel", None)
-            if stop is not None:
-                stop()
+        self.playground.shutdown()
+        self.runs_panel.shutdown()
         self.models.shutdown()
         self._save_settings()
         super().closeEvent(event)

@@ -56,10 +56,19 @@ class ModelActions(QObject):
         self.page, self.settings, self.window = page, settings, parent
         self.bundle_path: Path | None = None
         self.jobs = Jobs(self)
+        self._current = None  # the evaluation whose result the views wait for; any other one's is dropped
 
     @property
     def evaluating(self) -> bool:
-        return bool(self.jobs.active)
+        return self._current is not None
+
+    def cancel_evaluation(self) -> None:
+        """The views moved on (another preset, a run, another model): the running evaluation is cancelled and
+        its result, should it still come, is dropped."""
+        if self._current is not None:
+            self._current.cancel()
+            self._current = None
+            self.evaluated.emit()
 
     # -- export ----------------------------------------------------------------------------------------
     def export_model(self, path) -> bool:
@@ -135,6 +144,7 @@ class ModelActions(QObject):
         except WorkbenchError as e:
             self.failed.emit("Cannot open model", str(e))
             return False
+        self.cancel_evaluation()
         self.bundle_path = path
         self.settings.setValue("lastModelDir", str(path.parent))
         self.opened.emit(path)
@@ -142,14 +152,21 @@ class ModelActions(QObject):
         info = f"{model.algorithm} on {model.meta['family']}"
         flag = _CancelFlag()
         job = self.jobs.start(_evaluate, model, tasks, seed, flag, name="model-evaluation")
-        flag.job = job
-        job.returned.connect(lambda result: self._show(path, info, tasks, seed, result))
-        job.failed.connect(lambda message, details: self._evaluation_failed(path, message, details))
+        flag.job = self._current = job
+        job.returned.connect(lambda result: self._show(job, path, info, tasks, seed, result))
+        job.failed.connect(lambda message, details: self._evaluation_failed(job, path, message, details))
         return True
 
-    def _show(self, path: Path, info: str, tasks: int, seed: int, result) -> None:
+    def _finish(self, job) -> bool:
+        """True when ``job`` is the evaluation the views wait for (it is then over)."""
+        if job is not self._current:
+            return False
+        self._current = None
         self.evaluated.emit()
-        if result is None:
+        return True
+
+    def _show(self, job, path: Path, info: str, tasks: int, seed: int, result) -> None:
+        if not self._finish(job) or result is None:
             return
         evaluation, render = result
         self.page.set_metric("return" if evaluation.metric == "return" else "loss", evaluation.metric)
@@ -158,8 +175,9 @@ class ModelActions(QObject):
             self.page.rollouts.show_render(render.iteration, render.payload)
         self.message.emit(f"Model {bundle_label(path)}: {info}, evaluated on {tasks} fresh tasks (seed {seed})", 0)
 
-    def _evaluation_failed(self, path: Path, message: str, details: str) -> None:
-        self.evaluated.emit()
+    def _evaluation_failed(self, job, path: Path, message: str, details: str) -> None:
+        if not self._finish(job):
+            return
         self.failed.emit("Cannot evaluate model", f"{path}: {message}")
 
     def open_model_dialog(self) -> None:
@@ -168,6 +186,7 @@ class ModelActions(QObject):
         if path:
             self.open_model(path)
 
-    def shutdown(self, timeout: float = 10.0) -> bool:
+    def shutdown(self, timeout: float = 3.0) -> bool:
         """Cancel and join every evaluation (an evaluation thread left running at exit aborts the app)."""
+        self._current = None
         return self.jobs.cancel_all(timeout)

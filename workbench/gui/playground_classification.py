@@ -29,7 +29,7 @@ from workbench.services.playground_classification import (ClassificationSession,
 
 from .playground_canvas import DrawingCanvas, to_qimage
 from .playground_classification_results import BAR, PREDICTED, ProbabilityChart, QueryPanel, ResultsPanel
-from .playground_jobs import JobError, PageJob
+from .playground_jobs import JobFailure, PageJob
 from .playground_support import ClassRow, SupportPanel
 
 __all__ = ["BAR", "PREDICTED", "ClassRow", "ClassificationPlayground", "DrawingCanvas", "ProbabilityChart",
@@ -45,9 +45,9 @@ def run_steps(session, images, labels, query, cancel):
     try:
         yield from session.steps(images, labels, query, cancel=cancel)
     except PlaygroundError as e:
-        return JobError(str(e))
+        return JobFailure(str(e))
     except Exception as e:  # noqa: BLE001 — shown in the tab, never a crash
-        return JobError(f"the classification failed: {type(e).__name__}: {e}")
+        return JobFailure(f"the classification failed: {type(e).__name__}: {e}")
     return None
 
 

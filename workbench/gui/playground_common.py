@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
 
-__all__ = ["Caption", "legend_label", "swatch"]
+__all__ = ["Caption", "legend_label", "side_by_side", "swatch"]
 
 
 class Caption(QLabel):

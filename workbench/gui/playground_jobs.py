@@ -16,7 +16,7 @@ the job when it has shown them all and :attr:`PageJob.done` is set::
             self.job.stop()
             self._say(self.job.error or "done")
 
-A job function returns its result, or a :class:`JobError` with the text of an error it caught (an
+A job function returns its result, or a :class:`JobFailure` with the text of an error it caught (an
 exception it lets out is reported the same way, as "… failed: Type: message").
 """
 from __future__ import annotations
@@ -27,17 +27,17 @@ from PySide6.QtCore import QObject, QTimer
 
 from .jobs import Job, Jobs
 
-__all__ = ["JobError", "PageJob"]
+__all__ = ["JobFailure", "PageJob"]
 
 
-class JobError:
+class JobFailure:
     """What a job function returns when it caught an error: the text to show."""
 
     def __init__(self, text: str):
         self.text = text
 
     def __repr__(self) -> str:
-        return f"JobError({self.text!r})"
+        return f"JobFailure({self.text!r})"
 
 
 class PageJob(QObject):
@@ -126,7 +126,7 @@ class PageJob(QObject):
     # -- the job's signals (GUI thread) -------------------------------------------------------------
     def _returned(self, job: Job, value) -> None:
         if job is self.job:
-            if isinstance(value, JobError):
+            if isinstance(value, JobFailure):
                 self.error = value.text
             else:
                 self.value = value

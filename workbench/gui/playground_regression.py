@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QHBoxLayout, QWidget
 from workbench.services.playground_regression import (PlaygroundError, RegressionSession, StepPacer, SupportSet,
                                                       adaptation_summary, describe_rule)
 
-from .playground_jobs import JobError, PageJob
+from .playground_jobs import JobFailure, PageJob
 from .playground_regression_controls import COLUMN_WIDTH, MAX_STEPS, RegressionControls
 from .playground_regression_views import RegressionViews
 from .plots import scrolling_column
@@ -38,9 +38,9 @@ def run_steps(adaptation, n_steps: int, skip: int, cancel):
             adaptation.skip(skip, cancel)
         yield from adaptation.run(n_steps, cancel)
     except PlaygroundError as e:
-        return JobError(str(e))
+        return JobFailure(str(e))
     except Exception as e:  # noqa: BLE001 — shown in the page, never a crash
-        return JobError(f"the adaptation failed: {type(e).__name__}: {e}")
+        return JobFailure(f"the adaptation failed: {type(e).__name__}: {e}")
     return None
 
 

@@ -29,7 +29,7 @@ from workbench.core.errors import Cancelled, ConfigError, WorkbenchError
 from workbench.core.payloads import Frames, Trajectories2D
 from workbench.services.playground_rl import RLSession, returns_view, summary
 
-from .playground_jobs import JobError, PageJob
+from .playground_jobs import JobFailure, PageJob
 from .playground_rl_controls import COLUMN_WIDTH, RLControls
 from .playground_rl_views import FramesPage, NavigationPage
 from .plots import PALETTE, make_plot, scrolling_column
@@ -39,15 +39,15 @@ MODEL_COLOR, BASELINE_COLOR = PALETTE[0], PALETTE[1]
 
 
 def run_session(session, values, steps, trajectories, cancel):
-    """The job: adapt, and return the RLResult (or a JobError with what went wrong)."""
+    """The job: adapt, and return the RLResult (or a JobFailure with what went wrong)."""
     try:
         return session.run(values, steps, cancel, trajectories)
     except Cancelled:
         return None
     except WorkbenchError as e:
-        return JobError(f"The adaptation failed: {e}")
+        return JobFailure(f"The adaptation failed: {e}")
     except Exception as e:  # noqa: BLE001 — a bug or a broken bundle: said in the tab, never a crash
-        return JobError(f"The adaptation failed: {type(e).__name__}: {e}")
+        return JobFailure(f"The adaptation failed: {type(e).__name__}: {e}")
 
 
 class RLPlayground(QWidget):

@@ -66,6 +66,7 @@ class PresetController(QObject):
         self.path: Path | None = None
         self.modified = False
         self.based_on = ""  # what an unsaved configuration came from (a pair switch)
+        self.locked = False  # a run is active: nothing may load another configuration
         self.recent_menu: QMenu | None = None
         panel.changed.connect(self.mark_modified)
         panel.pairChanged.connect(self.switch_pair)
@@ -91,6 +92,9 @@ class PresetController(QObject):
     def load(self, path, quiet: bool = False) -> bool:
         """Load a preset into the panel; on any error say so (unless ``quiet``) and change nothing."""
         path = Path(path)
+        if self.locked:
+            self._message("Stop the run before loading another preset")
+            return False
         try:
             config = ExperimentConfig.load(path)  # never blocks on a FIFO or reads a device (read_toml)
         except WorkbenchError as e:
@@ -108,6 +112,8 @@ class PresetController(QObject):
     def switch_pair(self, family: str, algorithm: str) -> None:
         """The user picked another family or algorithm: start from that pair's defaults, unnamed and modified
         (the old preset's name, iterations and network belong to the old pair)."""
+        if self.locked:
+            return
         config, source = pair_defaults(family, algorithm)
         device = self.panel.device_combo.currentText()
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, device=device))
@@ -163,7 +169,7 @@ class PresetController(QObject):
         self.settings.setValue("recentPresets", [p, *recent][:MAX_RECENT])
         self.settings.setValue("lastPreset", p)
         self.settings.setValue("lastPresetDir", str(Path(p).parent))
-        self.fill_recent()
+        self.fill_recent(enabled=not self.locked)
 
     def fill_recent(self, enabled: bool = True) -> None:
         if self.recent_menu is None:

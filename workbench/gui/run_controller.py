@@ -190,8 +190,8 @@ class RunController(QObject):
             page.meta_loss.add_iterations(x, y)
             self._last_iteration = iterations[-1]
         now = time.monotonic()
-        if now - self._status_at > STATUS_EVERY or not self.running:
-            self._status_at = now
+        if (self.running and now - self._status_at > STATUS_EVERY) or (iterations and not self.running):
+            self._status_at = now  # (idle with nothing new: nothing to refresh)
             self._update_status()
         for e in evaluations:
             page.meta_loss.add_evaluation(e.iteration, e.before, e.after)

@@ -27,7 +27,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
-from workbench.services.run_series import (BANDS, COLUMNS, CurveCache, Series, delete_planned, describe_folder,
+from workbench.services.run_series import (BANDS, COLUMNS, CurveCache, delete_planned, describe_folder,
                                            files_key, folder_snapshot, make_series, path_key, plan_delete, shorten,
                                            split_by_kind, still_running)
 from workbench.services import rundir
@@ -37,8 +37,7 @@ from .runs_bars import OPEN_TIP, ActionBar, FolderBar
 from .runs_comparison import ComparisonView, series_color
 from .runs_table import RunsTable
 
-__all__ = ["RunsPanel", "COLUMNS", "BANDS", "DrawnSeries"]
-DrawnSeries = Series  # the name this module gave it before the parts moved out
+__all__ = ["RunsPanel", "COLUMNS", "BANDS"]
 POLL_MS = 3000  # auto-refresh while visible
 PANEL_STYLE = """
 QTreeWidget#runsTable { background: #1e1f24; alternate-background-color: #23242a; border: 1px solid #3a3d46; }

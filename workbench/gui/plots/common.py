@@ -47,13 +47,6 @@ class TidyAxis(pg.AxisItem):
         self.enableAutoSIPrefix(False)  # the labels say the values: never "(x0.001)"
         self.setStyle(maxTextLevel=0)
 
-    def set_integer(self, on: bool) -> None:
-        """Only whole-number ticks (a count: iterations, steps, episodes) or any."""
-        if on != self.integer:
-            self.integer = on
-            self.picture = None
-            self.update()
-
     def tickValues(self, minVal: float, maxVal: float, size: float):
         key = (minVal, maxVal, size, self.logMode, self.integer, self.style["tickFont"])
         if key == self._ticks_for:  # a repaint of the same range (a panel redrawn with a new payload)

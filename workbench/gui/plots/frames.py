@@ -64,7 +64,9 @@ class FramesRenderer(pg.GraphicsLayoutWidget):
             h, w = frames.shape[2:4]
             for p in self.panels:
                 p.setRange(xRange=(0, w), yRange=(0, h), padding=0)
-        self.timer.start(int(1000 / max(15, min(60, int(payload.fps)))))
+        self.timer.setInterval(int(1000 / max(15, min(60, int(payload.fps)))))
+        if self.isVisible():  # hidden (another tab on show): showEvent starts it
+            self.timer.start()
 
     def advance(self) -> None:
         if self.frames is None:
