@@ -468,7 +468,7 @@ def test_the_export_dialog_offers_what_the_model_can_be_and_starts_at_the_run(wi
                             "--iterations", "2", *extra], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         runs[name] = out / "model.safetensors"
-    window.settings.remove("lastModelDir")
+    window.settings.setValue("lastModelDir", str(tmp_path / "somewhere-else"))  # Open model… does not move exports
     window.models.bundle_path = runs["mlp-run"]
     start, filters = window.models.export_choices()
     assert start == tmp_path / "mlp-run" / "mlp-run.safetensors" and "*.onnx" in filters

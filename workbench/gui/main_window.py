@@ -84,7 +84,7 @@ class MainWindow(QMainWindow):
 
     # -- construction ----------------------------------------------------------------------------------
     def _connect(self) -> None:
-        self.runner.stateChanged.connect(self._update_controls)
+        self.runner.stateChanged.connect(self._on_state)
         self.runner.started.connect(self._on_run_started)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(lambda message, details: self.show_error("Training failed", message, details))
@@ -197,8 +197,12 @@ class MainWindow(QMainWindow):
         self.runner.start(config, run_dir)
         return True
 
+    def _on_state(self, state: str) -> None:
+        if state == "idle":  # a run ended (with or without its final report): the Runs page reads it when shown
+            self.runs_panel.invalidate()
+        self._update_controls()
+
     def _on_finished(self, event) -> None:
-        self.runs_panel.invalidate()
         if event.bundle_path:
             self.models.bundle_path = Path(event.bundle_path)
             self._offer_to_playground(self.models.bundle_path)  # the current run's model, ready to play with

@@ -87,16 +87,16 @@ class ModelActions(QObject):
         except (WorkbenchError, OSError, UnreadableFile) as e:
             self.failed.emit("Cannot export model", f"{path}: {e}")
             return False
-        self.settings.setValue("lastModelDir", str(path.parent))
+        self.settings.setValue("lastModelExportDir", str(path.parent))
         self.message.emit(f"Exported the model to {path}", 0)
         return True
 
     def export_choices(self) -> tuple[Path, str]:
-        """Where the export dialog starts (the last export folder, else the run's; named after the run) and
+        """Where the export dialog starts (the folder of the last export, else the run's; named after the run) and
         the formats it offers (ONNX only for a model that has an ONNX form)."""
         from workbench.services.bundle import load_bundle
 
-        folder = Path(self.settings.value("lastModelDir") or self.bundle_path.parent)
+        folder = Path(self.settings.value("lastModelExportDir") or self.bundle_path.parent)
         filters = "Model bundle (*.safetensors)"
         try:
             if load_bundle(self.bundle_path).onnx_exportable:

@@ -173,6 +173,7 @@ class RunController(QObject):
             self.drain()
             self.clock.end()
             self._retire()
+            self.message.emit(f"The run ended without its final report; what it wrote is in {self.run_dir}", 0)
         for pair in [p for p in self.retiring if p[0] is thread]:
             self.retiring.remove(pair)
             pair[0].deleteLater()
