@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", help="inner steps to report, e.g. 0,1,10 (default: 0,1,10 for few-shot "
                    "regression; every episode of the trial for RL²; 0 and the trained steps for MAML-TRPO)")
     e.add_argument("--shots", type=int, help="support points per task (default: as trained)")
+    e.add_argument("--inner-lr", dest="inner_lr", metavar="LR[,LR...]",
+                   help="learning rate of the inner policy-gradient steps of a MAML-TRPO (or baseline) policy: one "
+                   "number, or one per step with the last repeating, e.g. 0.5,0.25 as the MAML paper tested "
+                   "navigation (default: as trained)")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     x = sub.add_parser("export", help="export a model bundle to another format")
@@ -525,10 +529,20 @@ def _parse_steps(text: str) -> list[int]:
     return steps
 
 
+def _parse_lr_schedule(text: str):
+    """``--inner-lr 0.5,0.25`` → [0.5, 0.25]; ``0.1`` → 0.1 (ranges are the algorithm's, checked later)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--inner-lr {text!r}: expected a number or comma-separated numbers, e.g. 0.5,0.25") from None
+    return values[0] if len(values) == 1 else values
+
+
 def _eval(args) -> int:
     import workbench
 
     steps = _parse_steps(args.steps) if args.steps is not None else None
+    inner_lr = _parse_lr_schedule(args.inner_lr) if args.inner_lr is not None else None
     if args.tasks is not None and not 1 <= args.tasks <= 100_000:
         raise ConfigError(f"--tasks {args.tasks}: expected 1 to 100000 tasks")
     if args.shots is not None and not 1 <= args.shots <= 10_000:
@@ -537,7 +551,13 @@ def _eval(args) -> int:
         raise ConfigError(f"--seed {args.seed}: expected an integer in [0, 2**63)")
     model = workbench.load_model(args.model)
     tasks = args.tasks if args.tasks is not None else 600 if model.family.kind == "classification" else 100
-    result = model.evaluate(tasks=tasks, seed=args.seed, steps=steps, shots=args.shots)
+    extra = {}
+    if inner_lr is not None:
+        if not hasattr(getattr(model, "learner", None), "inner_update"):
+            raise ConfigError(f"--inner-lr {args.inner_lr}: {model.path} is a {model.algorithm} model; the flag sets "
+                              f"the policy-gradient steps of MAML-TRPO and its baselines")
+        extra["inner_lr"] = inner_lr
+    result = model.evaluate(tasks=tasks, seed=args.seed, steps=steps, shots=args.shots, **extra)
     result["model"] = str(model.path)
     if args.json:
         print(json.dumps(result, allow_nan=False))

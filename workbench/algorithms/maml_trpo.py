@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from workbench.core.config import param
+from workbench.core.config import LRSchedule, param
 from workbench.core.registry import ALGORITHMS
 from workbench.rl.learner import RLMetaLearner
 from workbench.rl.rollout import collect
@@ -25,13 +25,17 @@ from workbench.rl.rollout import collect
 
 @dataclass
 class MAMLTRPOConfig:
-    inner_lr: float = param(0.1, "α: learning rate of the inner policy-gradient step.", low=0.0, high=100.0,
-                            low_inclusive=False)
+    inner_lr: LRSchedule = param(0.1, "α: learning rate of the inner policy-gradient steps: one number, or a "
+                                 "schedule [α_0, α_1, ...] (step k uses entry min(k, len − 1); the MAML paper "
+                                 "tested navigation with [0.5, 0.25]).", low=0.0, high=100.0, low_inclusive=False)
     inner_steps: int = param(1, "Inner policy-gradient steps (each on fresh trajectories).", low=0, high=10)
     first_order: bool = param(False, "Treat the inner gradient as a constant (first-order MAML).")
     meta_batch: int = param(20, "Tasks per meta-batch.", low=1, high=1000)
     trajectories: int = param(20, "Trajectories per task for each inner step and for the outer update.", low=1,
                               high=10_000)
+    eval_trajectories: int = param(0, "Trajectories per task at each step of the held-out evaluation (0: as "
+                                   "'trajectories'; the MAML paper tested with ~40 on navigation, ~20 on "
+                                   "HalfCheetah).", low=0, high=10_000)
     gamma: float = param(0.99, "Discount factor γ.", low=0.0, high=1.0)
     gae_lambda: float = param(1.0, "GAE λ.", low=0.0, high=1.0)
     max_kl: float = param(0.01, "δ: TRPO's bound on the mean KL divergence of a step.", low=0.0, high=10.0,
@@ -41,6 +45,9 @@ class MAMLTRPOConfig:
     ls_max_steps: int = param(15, "Backtracking line-search steps.", low=1, high=100)
     ls_backtrack_ratio: float = param(0.8, "Line-search shrink factor.", low=0.0, high=1.0, low_inclusive=False)
     fisher_subsample: int = param(5, "Fisher-vector products use every k-th observation.", low=1, high=100)
+    policy_init: str = param("torch", "Initialisation of the policy's MLP: 'torch' (PyTorch's Linear default, "
+                             "uniform ±1/sqrt(fan_in) weights and biases) or 'xavier' (Glorot uniform weights, zero "
+                             "biases: rllab's, the MAML paper's code).", choices=("torch", "xavier"))
     exact_fisher: bool = param(True, "Fisher-vector products through the second-order inner update (as "
                                "pytorch-maml-rl; learns much faster per iteration). Off: the inner step is held "
                                "fixed for the curvature (cheaper). The line search always checks the exact KL.")
@@ -62,11 +69,11 @@ class MAMLTRPO(RLMetaLearner):
         # gives the meta-gradient (no second pass over the training trajectories)
         adapted = self.expand(self.params, b)
         train = []
-        for _ in range(c.inner_steps):
+        for k in range(c.inner_steps):
             episodes = collect(env, self.policy, [t.detach() for t in adapted], c.trajectories, self.sample_gen)
             adv = self.advantages(episodes)
             train.append((episodes, adv))
-            adapted = self.inner_update(adapted, episodes, adv, create_graph=second_order)
+            adapted = self.inner_update(adapted, episodes, adv, create_graph=second_order, step=k)
         sampling = [t.detach() for t in adapted]
         valid = collect(env, self.policy, sampling, c.trajectories, self.sample_gen)
         adv_v = self.advantages(valid).reshape(b, -1)
@@ -93,8 +100,8 @@ class MAMLTRPO(RLMetaLearner):
             ``exact_fisher`` (as pytorch-maml-rl), else with the adaptation step held fixed."""
             if c.exact_fisher:
                 f = self.expand(self.params, b)
-                for episodes, adv in train:
-                    f = self.inner_update(f, episodes, adv, create_graph=second_order)
+                for k, (episodes, adv) in enumerate(train):
+                    f = self.inner_update(f, episodes, adv, create_graph=second_order, step=k)
             else:  # θ' = θ + (the adaptation step taken at θ0, as a constant)
                 f = [p + o for p, o in zip(self.expand(self.params, b), offset)]
             m = mask[:, sub]
@@ -103,8 +110,8 @@ class MAMLTRPO(RLMetaLearner):
         def evaluate():
             """The exact surrogate and KL at the current θ, without graphs (the line search)."""
             f = self.expand(self.params, b)
-            for episodes, adv in train:  # θ'(θ) on the stored trajectories
-                f = self.inner_update(f, episodes, adv, False, values_only=True)
+            for k, (episodes, adv) in enumerate(train):  # θ'(θ) on the stored trajectories
+                f = self.inner_update(f, episodes, adv, False, values_only=True, step=k)
             new = self.policy.stats(f, obs_v)
             ratio = torch.exp(self.policy.log_prob_from(new, act_v) - old_logp)
             kl = (self.policy.kl_from(old_stats, new) * mask).sum() / denom
@@ -156,13 +163,18 @@ class PretrainedRL(RLMetaLearner):
 
 @dataclass
 class ScratchRLConfig:
-    inner_lr: float = param(0.1, "Learning rate of the test-time policy-gradient steps.", low=0.0, high=100.0,
-                            low_inclusive=False)
+    inner_lr: LRSchedule = param(0.1, "Learning rate of the test-time policy-gradient steps: one number, or a "
+                                 "schedule [α_0, α_1, ...] (step k uses entry min(k, len − 1)).", low=0.0,
+                                 high=100.0, low_inclusive=False)
     inner_steps: int = param(1, "Default number of test-time policy-gradient steps.", low=0, high=10)
     meta_batch: int = param(20, "Tasks per batch on which the (untrained) return is reported.", low=1, high=1000)
     trajectories: int = param(20, "Trajectories per task and step.", low=1, high=10_000)
+    eval_trajectories: int = param(0, "Trajectories per task at each step of the held-out evaluation (0: as "
+                                   "'trajectories').", low=0, high=10_000)
     gamma: float = param(0.99, "Discount factor γ.", low=0.0, high=1.0)
     gae_lambda: float = param(1.0, "GAE λ.", low=0.0, high=1.0)
+    policy_init: str = param("torch", "Initialisation of the policy's MLP: 'torch' or 'xavier' (Glorot uniform "
+                             "weights, zero biases: rllab's).", choices=("torch", "xavier"))
 
 
 @ALGORITHMS.register

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,25 @@ class RunConfig:
     threads: int = param(0, "Torch CPU threads (0: all cores but one, at least 1).", low=0, high=1024)
 
 
+LRSchedule = typing.Union[float, list[float]]
+"""The type of a per-step learning rate: one number for every inner step, or a schedule ``[α_0, α_1, ...]``
+whose entry min(k, len − 1) is the rate of inner step k (the MAML paper's tests used [0.5, 0.25])."""
+
+
+def lr_at(schedule: "float | list[float]", step: int) -> float:
+    """The learning rate of inner step ``step`` (0-based) under ``schedule`` (a float, or a list of floats
+    whose last entry repeats)."""
+    if isinstance(schedule, (list, tuple)):
+        return float(schedule[min(step, len(schedule) - 1)])
+    return float(schedule)
+
+
+def is_schedule_type(tp) -> bool:
+    """Whether a field's type is :data:`LRSchedule` (a float or a list of floats)."""
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and set(typing.get_args(tp)) == {float,
+                                                                                                      list[float]}
+
+
 def fields_of(cls_or_obj) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls_or_obj)}
 
@@ -119,6 +139,16 @@ def coerce_value(cls, key: str, value: Any, where: str) -> Any:
     def bad(reason: str) -> ConfigError:
         return ConfigError(f"{where}: {key} = {value!r}: {reason}")
 
+    if is_schedule_type(tp):  # a number, or a non-empty list of numbers (one per inner step, the last repeats)
+        items = value if isinstance(value, list) else [value]
+        if not items or len(items) > 1000:
+            raise bad("expected a number or a list of 1 to 1000 numbers, e.g. [0.5, 0.25]")
+        out = []
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+                raise bad(f"expected a number or a list of finite numbers, e.g. [0.5, 0.25], found {v!r}")
+            out.append(_check_range(f, float(v), bad))
+        return out if isinstance(value, list) else out[0]
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):

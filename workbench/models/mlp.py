@@ -53,13 +53,22 @@ class MLPSpec:
     def from_dict(cls, d: dict) -> "MLPSpec":
         return cls(int(d["in_dim"]), int(d["out_dim"]), tuple(int(h) for h in d["hidden"]), str(d["activation"]))
 
-    def init(self, generator: torch.Generator, device="cpu", dtype=torch.float32) -> list[torch.Tensor]:
-        """PyTorch's default Linear init (uniform ±1/sqrt(fan_in)) for weights and biases."""
+    def init(self, generator: torch.Generator, device="cpu", dtype=torch.float32,
+             scheme: str = "torch") -> list[torch.Tensor]:
+        """Weights and biases drawn from ``generator``.  ``scheme = "torch"``: PyTorch's default Linear init
+        (uniform ±1/sqrt(fan_in) for weights and biases); ``"xavier"``: Glorot uniform weights
+        (±sqrt(6 / (fan_in + fan_out))) and zero biases, the init of rllab's MLPs (the MAML paper's code)."""
         params = []
         for shape in self.param_shapes():
-            fan_in = self.sizes[len(params) // 2]
-            bound = 1.0 / math.sqrt(fan_in)
-            p = torch.empty(shape, dtype=dtype).uniform_(-bound, bound, generator=generator)
+            i = len(params) // 2
+            fan_in, fan_out = self.sizes[i], self.sizes[i + 1]
+            if scheme == "xavier":
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                p = (torch.zeros(shape, dtype=dtype) if len(shape) == 1
+                     else torch.empty(shape, dtype=dtype).uniform_(-bound, bound, generator=generator))
+            else:
+                bound = 1.0 / math.sqrt(fan_in)
+                p = torch.empty(shape, dtype=dtype).uniform_(-bound, bound, generator=generator)
             params.append(p.to(device))
         return params
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from workbench.core import seeding
+from workbench.core.config import lr_at
 from workbench.core.errors import Cancelled, ConfigError, TrainingDiverged
 from workbench.core.evaluation import EvalOutcome
 from workbench.core.learner import Learner
@@ -65,7 +66,8 @@ class RLMetaLearner(Learner):
         self.spec = model
         self.policy = make_policy(family, model.hidden, model.activation)
         skip_unused_init(model, generator)
-        self.params = [p.requires_grad_() for p in self.policy.init(generator, device)]
+        scheme = getattr(cfg, "policy_init", "torch")  # the paper presets: rllab's (Glorot weights, zero biases)
+        self.params = [p.requires_grad_() for p in self.policy.init(generator, device, scheme=scheme)]
         self.sample_gen = torch.Generator(device="cpu").manual_seed(
             int(torch.randint(2**62, (1,), generator=generator)))
         self.rejected = 0
@@ -75,8 +77,11 @@ class RLMetaLearner(Learner):
     def expand(self, params, n_tasks: int) -> list[torch.Tensor]:
         return [p.unsqueeze(0).expand(n_tasks, *p.shape) for p in params]
 
-    def inner_update(self, fast, episodes, adv, create_graph: bool, values_only: bool = False) -> list[torch.Tensor]:
-        """θ' = θ − α ∇L_inner(θ) per task.  ``values_only``: no graph back to θ (evaluation, line search).
+    def inner_update(self, fast, episodes, adv, create_graph: bool, values_only: bool = False,
+                     step: int = 0) -> list[torch.Tensor]:
+        """θ' = θ − α_k ∇L_inner(θ) per task, α_k = the rate of inner step ``step`` (0-based) under the
+        ``inner_lr`` schedule (:func:`~workbench.core.config.lr_at`).  ``values_only``: no graph back to θ
+        (evaluation, line search).
 
         The gradient of each task's REINFORCE loss −mean(log π(a|s) · A) is written out (policy.loss_grad)
         with differentiable ops, so
@@ -91,7 +96,8 @@ class RLMetaLearner(Learner):
             grads = self.policy.loss_grad(fast, episodes.flat_obs(), episodes.flat_actions(), weights)
         if not create_graph:
             grads = [g.detach() for g in grads]
-        new = [p - self.cfg.inner_lr * g for p, g in zip(fast, grads)]
+        alpha = lr_at(self.cfg.inner_lr, step)
+        new = [p - alpha * g for p, g in zip(fast, grads)]
         return [t.detach() for t in new] if values_only else new
 
     def advantages(self, episodes):
@@ -106,7 +112,7 @@ class RLMetaLearner(Learner):
         compares it with differentiating the KL three times)."""
         episodes, adv = train
         b = episodes.rewards.shape[0]
-        alpha, k = self.cfg.inner_lr, self.cfg.fisher_subsample
+        alpha, k = lr_at(self.cfg.inner_lr, 0), self.cfg.fisher_subsample
         fast = [p.detach().unsqueeze(0).expand(b, *p.shape).clone().requires_grad_() for p in self.params]
         count = episodes.mask.reshape(b, -1).sum(1).clamp(min=1)
         weights = (adv * episodes.mask).reshape(b, -1) / count.unsqueeze(1)
@@ -132,8 +138,16 @@ class RLMetaLearner(Learner):
         return product
 
     # -- evaluation ----------------------------------------------------------------------------------
+    @property
+    def eval_trajectories(self) -> int:
+        """Trajectories per task at each step of the held-out evaluation: ``eval_trajectories``, or (0, or a
+        config without the key) the training's ``trajectories``."""
+        return int(getattr(self.cfg, "eval_trajectories", 0) or self.cfg.trajectories)
+
     def evaluate(self, family, batch, steps, render_tasks, cancel=None):
-        """Return of the held-out tasks after 0..steps inner steps (fresh trajectories at each step).
+        """Return of the held-out tasks after 0..steps inner steps (fresh trajectories at each step):
+        per_task (tasks, steps + 1), the undiscounted return of an episode averaged over
+        :attr:`eval_trajectories` trajectories; inner step k uses the ``inner_lr`` schedule's rate α_k.
         ``cancel`` (a threading.Event) is checked before each step's trajectories and before the render:
         :class:`Cancelled` is raised once it is set."""
         gen = seeding.generator("eval-rollouts", 0)
@@ -141,13 +155,15 @@ class RLMetaLearner(Learner):
         fast = self.expand([p.detach() for p in self.params], len(batch))
         returns, shown = [], []
         r = min(render_tasks, len(batch))
+        n_traj = self.eval_trajectories
         for s in range(steps + 1):
             Cancelled.raise_if_set(cancel)
-            episodes = collect(env, self.policy, fast, self.cfg.trajectories, gen)
+            episodes = collect(env, self.policy, fast, n_traj, gen)
             returns.append(episodes.returns.mean(1))
             shown.append(episodes[:r])
             if s < steps:
-                fast = self.inner_update(fast, episodes, self.advantages(episodes), False, values_only=True)
+                fast = self.inner_update(fast, episodes, self.advantages(episodes), False, values_only=True,
+                                         step=s)
         outcome = EvalOutcome("return", torch.stack(returns, 1).double().cpu().numpy(), list(range(steps + 1)),
                               self.cfg.inner_steps)
         if r > 0:

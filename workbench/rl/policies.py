@@ -24,9 +24,10 @@ class GaussianPolicy:
         self.spec = MLPSpec(obs_dim, act_dim, tuple(hidden), activation)
         self.act_dim, self.init_std, self.min_log_std = act_dim, init_std, math.log(min_std)
 
-    def init(self, generator, device="cpu") -> list[torch.Tensor]:
-        return self.spec.init(generator, device) + [torch.full((self.act_dim,), math.log(self.init_std),
-                                                               device=device)]
+    def init(self, generator, device="cpu", scheme: str = "torch") -> list[torch.Tensor]:
+        """The MLP's parameters (``scheme``: see :meth:`MLPSpec.init`) and log σ = log init_std."""
+        return self.spec.init(generator, device, scheme=scheme) + [
+            torch.full((self.act_dim,), math.log(self.init_std), device=device)]
 
     def _mean_logstd(self, params, obs):
         mean = mlp.forward(params[:-1], obs, self.spec.activation)
@@ -92,8 +93,8 @@ class CategoricalPolicy:
         self.spec = MLPSpec(obs_dim, n_actions, tuple(hidden), activation)
         self.n_actions = n_actions
 
-    def init(self, generator, device="cpu") -> list[torch.Tensor]:
-        return self.spec.init(generator, device)
+    def init(self, generator, device="cpu", scheme: str = "torch") -> list[torch.Tensor]:
+        return self.spec.init(generator, device, scheme=scheme)
 
     def _logp(self, params, obs):
         return torch.log_softmax(mlp.forward(params, obs, self.spec.activation), -1)

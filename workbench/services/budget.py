@@ -99,9 +99,11 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
     # inner steps inside a meta-step keep a graph per step; a baseline's are taken only at test time
     inner = int(getattr(algo, "inner_steps", 1) or 0) if getattr(algo, "trains_inner_steps", True) else 0
 
-    def rows(tasks: int, query: int) -> int:
+    eval_trajectories = int(getattr(algo, "eval_trajectories", 0) or trajectories)
+
+    def rows(tasks: int, query: int, n_traj: int = trajectories) -> int:
         if rl:
-            return tasks * max(trajectories, 1) * horizon * max(episodes, 1)
+            return tasks * max(n_traj, 1) * horizon * max(episodes, 1)
         # an N-way task has shots + query points per class
         return tasks * int(getattr(task, "ways", 1)) * (int(getattr(task, "shots", 1)) + query)
 
@@ -123,7 +125,7 @@ def estimate(config, family, eval_tasks: int | None = None, eval_steps: int | No
     tasks = eval_tasks * int(getattr(algo, "eval_trials", 1))
     if rl:  # a step's trajectories (observations, actions, log-probabilities, returns, masks) and the policy's
         #     activations over them, a few steps' worth at the peak
-        evaluation = rows(tasks, 0) * (width + 8) * FLOAT * RL_KEEP
+        evaluation = rows(tasks, 0, eval_trajectories) * (width + 8) * FLOAT * RL_KEEP
     elif chunked:  # no graph: the data of every task, one task's activations
         q = int(getattr(task, "eval_query", 1))
         size_in = int(np.prod(getattr(family, "in_shape", (1,))))
@@ -175,7 +177,7 @@ def check_memory(config, family, where: str = "", eval_tasks: int | None = None,
         "the network": [hidden],
         "a meta-batch": of("algorithm", algo, ("meta_batch", "train_ways", "trajectories", "inner_steps"))
         + of("task", task, ("shots", "query", "horizon")) + [hidden],
-        "the held-out evaluation": run_keys + of("algorithm", algo, ("trajectories", "eval_trials"))
+        "the held-out evaluation": run_keys + of("algorithm", algo, ("trajectories", "eval_trajectories", "eval_trials"))
         + of("task", task, ("shots", "eval_query", "horizon")) + [hidden],
         "the replay buffers": of("algorithm", algo, ("train_tasks", "buffer_size")),
         "the image cache": of("task", task, ("background_classes", "evaluation_classes", "drawings", "size")),

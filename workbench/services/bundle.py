@@ -246,6 +246,23 @@ class MetaModel(_Loaded, AdaptedModel):
                 "seed": seed, "family": self.meta["family"], "algorithm": self.algorithm,
                 "shots": batch.xs.shape[1] // classes}
 
+    def _with_inner_lr(self, inner_lr):
+        """A shallow copy of the learner (parameters shared, never written) whose config has ``inner_lr``."""
+        import copy
+
+        from workbench.core.config import coerce_value
+
+        cfg = self.learner.cfg
+        if not hasattr(self.learner, "inner_update") or not hasattr(cfg, "inner_lr"):
+            raise ConfigError(f"--inner-lr: {self.path} is a {self.algorithm} model, which takes no policy-gradient "
+                              f"inner steps")
+        if isinstance(inner_lr, tuple):
+            inner_lr = list(inner_lr)
+        value = coerce_value(type(cfg), "inner_lr", inner_lr, "--inner-lr")
+        learner = copy.copy(self.learner)
+        learner.cfg = dataclasses.replace(cfg, inner_lr=value)
+        return learner
+
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4,
                           cancel=None):
         """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits.
@@ -309,20 +326,44 @@ class RLModel(_Loaded):
 
     predict = adapt
 
-    def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots=None, query=None) -> dict:
+    def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots=None, query=None, inner_lr=None) -> dict:
+        """The return on ``tasks`` fresh tasks after each of ``steps`` inner steps, adapted as recorded in the
+        bundle (its ``inner_lr`` schedule and ``eval_trajectories``), or with ``inner_lr`` (a float, or a list
+        whose entry min(k, len − 1) is step k's rate; gradient-based policies only; ConfigError when out of
+        the algorithm's range)."""
         if steps is None:  # RL²: every episode of the trial; gradient-based: before and after the trained steps
             steps = self.learner.default_eval_steps()
         steps = _step_list(steps)
         tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         _check_memory(self, tasks, max(steps))
+        learner = self.learner
+        if inner_lr is not None:
+            learner = self._with_inner_lr(inner_lr)
         batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
-        outcome = self.learner.evaluate(self.family, batch, max(steps), 0)
+        outcome = learner.evaluate(self.family, batch, max(steps), 0)
         if max(steps) > outcome.steps[-1]:
             raise ConfigError(f"--steps {','.join(map(str, steps))}: the adaptation curve of this "
                               f"{self.algorithm} model runs over 0..{outcome.steps[-1]} ({outcome.step_label})")
         return {"metric": outcome.metric, **_curve_report(np.asarray(outcome.per_task, dtype=np.float64), steps),
                 "tasks": tasks, "seed": seed, "shots": None, "family": self.meta["family"],
                 "algorithm": self.algorithm, "references": outcome.references}
+
+    def _with_inner_lr(self, inner_lr):
+        """A shallow copy of the learner (parameters shared, never written) whose config has ``inner_lr``."""
+        import copy
+
+        from workbench.core.config import coerce_value
+
+        cfg = self.learner.cfg
+        if not hasattr(self.learner, "inner_update") or not hasattr(cfg, "inner_lr"):
+            raise ConfigError(f"--inner-lr: {self.path} is a {self.algorithm} model, which takes no policy-gradient "
+                              f"inner steps")
+        if isinstance(inner_lr, tuple):
+            inner_lr = list(inner_lr)
+        value = coerce_value(type(cfg), "inner_lr", inner_lr, "--inner-lr")
+        learner = copy.copy(self.learner)
+        learner.cfg = dataclasses.replace(cfg, inner_lr=value)
+        return learner
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4,
                           cancel=None):

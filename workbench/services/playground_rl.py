@@ -205,6 +205,8 @@ class RLSession:
         changes = {}
         if trajectories is not None:
             changes["trajectories" if mode == GRADIENT else "eval_trials"] = int(trajectories)
+            if mode == GRADIENT and hasattr(learner.cfg, "eval_trajectories"):  # the evaluation's own count
+                changes["eval_trajectories"] = int(trajectories)
         if mode == TRIAL:
             changes["episodes"] = steps
         if changes:  # a shallow copy with its own settings: the parameters are shared, never written

@@ -2,7 +2,12 @@
 
 A point starts at the origin and must reach a goal drawn from U[-0.5, 0.5]^2; actions (dx, dy) are
 clipped to ±0.1; the reward is minus the distance to the goal after the move; an episode ends after
-``horizon`` steps or when the point is within 0.01 of the goal on both axes.
+``horizon`` steps or when the point is within 0.01 of the goal on both axes (the step that gets there
+still counts).
+
+With ``normalized_actions`` the policy acts in [-1, 1]: the move is clip(a, -1, 1) · max_action, as rllab's
+``normalize`` wrapper did in the MAML paper's own code (cbfinn/maml_rl ``maml_examples/maml_trpo_point.py``);
+a Gaussian policy's σ then lives in units of the clip instead of being several times it.
 
 Two faces with identical dynamics: :class:`NavigationBatch` (tensors over tasks x trajectories, for
 training) and :class:`Navigation2DEnv` (a gymnasium ``Env``, for the API, rendering and the playground).
@@ -30,10 +35,21 @@ class NavigationConfig:
     max_action: float = param(0.1, "Actions are clipped to ±max_action per axis.", low=0.0, high=10.0,
                               low_inclusive=False)
     horizon: int = param(100, "Steps per episode.", low=1, high=10_000)
+    normalized_actions: bool = param(False, "The policy acts in [-1, 1]; the move is clip(a, -1, 1) · max_action "
+                                     "(rllab's normalize, as in the MAML paper's code). Off: actions are moves, "
+                                     "clipped to ±max_action (pytorch-maml-rl).")
 
     def validate(self, where):
         if self.goal_low > self.goal_high:
             raise ConfigError(f"{where}: goal_low = {self.goal_low!r} is above goal_high = {self.goal_high!r}")
+
+
+def moves(actions: torch.Tensor, cfg: NavigationConfig) -> torch.Tensor:
+    """The displacement an action makes, same shape as ``actions`` (..., 2): clip(a, ±max_action), or with
+    ``cfg.normalized_actions`` clip(a, -1, 1) · max_action."""
+    if cfg.normalized_actions:
+        return actions.clamp(-1.0, 1.0) * cfg.max_action
+    return actions.clamp(-cfg.max_action, cfg.max_action)
 
 
 class NavigationBatch(BatchedEnv):
@@ -46,7 +62,8 @@ class NavigationBatch(BatchedEnv):
         return self.pos.clone()
 
     def step(self, actions):
-        a = actions.clamp(-self.cfg.max_action, self.cfg.max_action)
+        """``actions`` (B, N, 2) → (observations (B, N, 2), rewards (B, N), done (B, N) bool)."""
+        a = moves(actions, self.cfg)
         self.pos = self.pos + a
         delta = self.pos - self.goals.unsqueeze(1)
         reward = -delta.norm(dim=-1)
@@ -62,6 +79,11 @@ class Navigation(RLFamily):
     Config = NavigationConfig
     obs_dim, act_dim = 2, 2
     task_param_names = ("goal_x", "goal_y")
+
+    @property
+    def action_scale(self) -> float:
+        """Bound of the policy's actions: 1 with ``normalized_actions``, else max_action."""
+        return 1.0 if self.cfg.normalized_actions else float(self.cfg.max_action)
 
     def sample_task_params(self, n, generator):
         c = self.cfg
@@ -81,7 +103,7 @@ class Navigation(RLFamily):
         paths = []
         for ep in episodes:
             obs = ep.obs[:, :n_show]  # (T, n, H, 2): position before each step
-            act = ep.actions[:, :n_show].clamp(-self.cfg.max_action, self.cfg.max_action)
+            act = moves(ep.actions[:, :n_show], self.cfg)
             last = obs[:, :, -1:] + act[:, :, -1:]
             pts = torch.cat([obs, last], 2)
             alive = torch.cat([ep.mask[:, :n_show], ep.mask[:, :n_show, -1:]], 2).unsqueeze(-1)
@@ -103,11 +125,13 @@ class Navigation2DEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(self, goal=(0.25, 0.25), horizon: int = 100, max_action: float = 0.1, render_mode=None,
-                 size: int = 240):
+                 size: int = 240, normalized_actions: bool = False):
         self.goal = np.asarray(goal, dtype=np.float32)
         self.horizon, self.max_action, self.render_mode, self.size = horizon, max_action, render_mode, size
+        self.normalized_actions = normalized_actions
+        bound = 1.0 if normalized_actions else max_action
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
-        self.action_space = gym.spaces.Box(-max_action, max_action, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-bound, bound, (2,), np.float32)
         self._pos = np.zeros(2, np.float32)
         self._t = 0
         self._trail: list[np.ndarray] = []
@@ -122,7 +146,9 @@ class Navigation2DEnv(gym.Env):
         return self._pos.copy(), {"goal": self.goal.copy()}
 
     def step(self, action):
-        a = np.clip(np.asarray(action, dtype=np.float32), -self.max_action, self.max_action)
+        a = np.asarray(action, dtype=np.float32)
+        a = (np.clip(a, -1.0, 1.0) * self.max_action if self.normalized_actions
+             else np.clip(a, -self.max_action, self.max_action)).astype(np.float32)
         self._pos = (self._pos + a).astype(np.float32)
         self._t += 1
         self._trail.append(self._pos.copy())
