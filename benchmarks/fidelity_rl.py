@@ -147,7 +147,7 @@ def main() -> None:
                     "(default: the preset's, the paper's)")
     ap.add_argument("--legacy", action="store_true", help="the pytorch-maml-rl navigation presets and rl2-bandits")
     ap.add_argument("--nav-iterations", type=int, default=500)
-    ap.add_argument("--rl2-iterations", type=int, default=600)
+    ap.add_argument("--rl2-iterations", type=int, default=1200)
     args = ap.parse_args()
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     if args.legacy:

@@ -2,12 +2,13 @@
 an episode is ``pulls`` pulls; the reward of a pull is Bernoulli(mean of the arm).
 
 The observation is a constant (bandits have no state): a feed-forward policy adapts only through its
-parameters (MAML), a recurrent one through its hidden state (RL²).  Thompson sampling (Beta(1, 1) prior)
-and UCB1 are the references reported beside every evaluation.
+parameters (MAML), a recurrent one through its hidden state (RL²).  Thompson sampling (Beta(1, 1) prior),
+UCB1, always the best arm, greedy on the posterior mean and the Bayes-optimal policy (exact dynamic
+programme, where tractable: k = 5, n = 10) or else the Gittins-index policy are the references reported
+beside every evaluation (:mod:`workbench.tasks.bandit_references`).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,15 +19,20 @@ from workbench.core.config import param
 from workbench.core.payloads import BanditArms
 from workbench.core.registry import FAMILIES
 
+from .bandit_references import (BAYES, BEST_ARM, GITTINS, GREEDY, THOMPSON, UCB1, bayes_optimal_tractable,
+                                reference_returns)
 from .rl_base import BatchedEnv, RLFamily
+
+GITTINS_MAX_PULLS = 1000  # the Gittins table's lattice grows as (5 n)^2: beyond this, no Gittins reference
 
 
 @dataclass
 class BanditConfig:
     arms: int = param(5, "k: number of arms.", low=2, high=100)
     pulls: int = param(10, "n: pulls per episode.", low=1, high=10_000)
-    reference_runs: int = param(200, "Simulated runs per task for the Thompson / UCB1 references.", low=1,
-                                high=100_000)
+    reference_runs: int = param(200, "Simulated runs per task for the simulated references (Thompson, UCB1, "
+                                "greedy, Gittins / Bayes-optimal); their cost grows as tasks x runs x arms x pulls.",
+                                low=1, high=100_000)
 
     @property
     def horizon(self) -> int:
@@ -49,39 +55,9 @@ class BanditBatch(BatchedEnv):
 
 
 def thompson_and_ucb(means: np.ndarray, pulls: int, runs: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Mean total reward per task of Thompson sampling (Beta(1,1)) and UCB1 over ``pulls`` pulls."""
-    t, k = means.shape
-    out = {}
-    # Thompson sampling
-    a = np.ones((t, runs, k))
-    b = np.ones((t, runs, k))
-    total = np.zeros((t, runs))
-    for _ in range(pulls):
-        arm = rng.beta(a, b).argmax(-1)
-        p = np.take_along_axis(means[:, None, :].repeat(runs, 1), arm[..., None], -1)[..., 0]
-        r = (rng.random((t, runs)) < p).astype(float)
-        np.put_along_axis(a, arm[..., None], np.take_along_axis(a, arm[..., None], -1) + r[..., None], -1)
-        np.put_along_axis(b, arm[..., None], np.take_along_axis(b, arm[..., None], -1) + 1 - r[..., None], -1)
-        total += r
-    out["Thompson sampling"] = total.mean(1)
-    # UCB1: pull each arm once, then the highest mean + sqrt(2 ln n / n_i)
-    counts = np.zeros((t, runs, k))
-    sums = np.zeros((t, runs, k))
-    total = np.zeros((t, runs))
-    for step in range(pulls):
-        if step < k:
-            arm = np.full((t, runs), step)
-        else:
-            ucb = sums / counts + np.sqrt(2 * math.log(step) / counts)
-            arm = ucb.argmax(-1)
-        p = np.take_along_axis(means[:, None, :].repeat(runs, 1), arm[..., None], -1)[..., 0]
-        r = (rng.random((t, runs)) < p).astype(float)
-        np.put_along_axis(counts, arm[..., None], np.take_along_axis(counts, arm[..., None], -1) + 1, -1)
-        np.put_along_axis(sums, arm[..., None], np.take_along_axis(sums, arm[..., None], -1) + r[..., None], -1)
-        total += r
-    out["UCB1"] = total.mean(1)
-    out["best arm"] = means.max(1) * pulls
-    return out
+    """Mean total reward per task (T,) of Thompson sampling (Beta(1,1)) and UCB1 over ``pulls`` pulls, and of
+    always pulling the best arm; ``means`` (T, k)."""
+    return reference_returns(means, pulls, runs, rng, which=(THOMPSON, UCB1, BEST_ARM))
 
 
 @FAMILIES.register
@@ -104,11 +80,18 @@ class Bandits(RLFamily):
         return BanditBatch(task_params, self.cfg.pulls)
 
     def references(self, task_params, seed, pulls=None):
-        """Mean total reward per task over ``pulls`` (default: one episode) of Thompson sampling, UCB1 and
-        always pulling the best arm."""
+        """Mean total reward per task (T,) over ``pulls`` (default: one episode) of Thompson sampling, UCB1,
+        always the best arm, greedy on the posterior mean, and the Bayes-optimal policy where its exact
+        programme is tractable, else the Gittins-index policy (γ = 1 − 1/n; up to 1000 pulls)."""
+        n = pulls or self.cfg.pulls
+        which = (THOMPSON, UCB1, BEST_ARM, GREEDY)
+        if bayes_optimal_tractable(self.cfg.arms, n):
+            which += (BAYES,)
+        elif n <= GITTINS_MAX_PULLS:
+            which += (GITTINS,)
         rng = np.random.default_rng(seeding.stream_seed("bandit-references", seed))
-        refs = thompson_and_ucb(task_params.detach().cpu().double().numpy(), pulls or self.cfg.pulls,
-                                self.cfg.reference_runs, rng)
+        refs = reference_returns(task_params.detach().cpu().double().numpy(), n, self.cfg.reference_runs, rng,
+                                 which=which)
         return {k: torch.as_tensor(v) for k, v in refs.items()}
 
     def render(self, task_params, episodes, steps, cancel=None) -> BanditArms:
