@@ -82,6 +82,25 @@ def test_an_episode_stops_counting_rewards_once_done():
     assert ep.returns[0].tolist() == pytest.approx([expected, expected], abs=1e-5)
 
 
+def test_a_cancelled_collection_stops_within_ten_env_steps():
+    """Quitting during File → Open model… on thousands of RL tasks waited for whole adaptation steps."""
+    from workbench.core.errors import Cancelled
+
+    class SetAtSecondLook:
+        looks = 0
+
+        def is_set(self):
+            self.looks += 1
+            return self.looks >= 2
+
+    cfg = NavigationConfig(max_action=0.1, normalized_actions=True, horizon=100)
+    env = Navigation(cfg).make_env(torch.tensor([[0.4, 0.4]]))
+    cancel = SetAtSecondLook()
+    with pytest.raises(Cancelled):
+        collect(env, _ConstantPolicy([0.0, 0.0]), None, 1, torch.Generator().manual_seed(0), cancel=cancel)
+    assert cancel.looks == 2  # looked at step 0 and step 10, not after all 100
+
+
 # -- the per-step learning-rate schedule -------------------------------------------------------------------
 def _toy_learner(**cfg):
     family = Navigation(NavigationConfig(normalized_actions=True, horizon=5))

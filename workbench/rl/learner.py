@@ -158,7 +158,7 @@ class RLMetaLearner(Learner):
         n_traj = self.eval_trajectories
         for s in range(steps + 1):
             Cancelled.raise_if_set(cancel)
-            episodes = collect(env, self.policy, fast, n_traj, gen)
+            episodes = collect(env, self.policy, fast, n_traj, gen, cancel=cancel)
             returns.append(episodes.returns.mean(1))
             shown.append(episodes[:r])
             if s < steps:

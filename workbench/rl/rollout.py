@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from workbench.core.errors import TrainingDiverged
+from workbench.core.errors import Cancelled, TrainingDiverged
 
 
 @dataclass
@@ -38,8 +38,11 @@ class Episodes:
 
 
 @torch.no_grad()
-def collect(env, policy, params, n_traj: int, generator: torch.Generator, deterministic: bool = False) -> Episodes:
-    """Run ``policy`` with (task-batched or shared) ``params`` in the batched ``env`` for one episode each."""
+def collect(env, policy, params, n_traj: int, generator: torch.Generator, deterministic: bool = False,
+            cancel=None) -> Episodes:
+    """Run ``policy`` with (task-batched or shared) ``params`` in the batched ``env`` for one episode each.
+    ``cancel`` (an object with ``is_set()``, or None) is looked at every ten env steps: :class:`Cancelled`
+    is raised once it is set."""
     b, h = env.n_tasks, env.horizon
     obs = env.reset(n_traj, generator)  # (B, N, obs_dim)
     dev = obs.device
@@ -49,6 +52,8 @@ def collect(env, policy, params, n_traj: int, generator: torch.Generator, determ
     actions = None
     alive = torch.ones(b, n_traj, device=dev)
     for t in range(h):
+        if cancel is not None and t % 10 == 0:  # a long evaluation stops within ten env steps of a cancel
+            Cancelled.raise_if_set(cancel)
         all_obs[:, :, t] = obs
         act = policy.mode(params, obs) if deterministic else policy.sample(params, obs, generator)
         if not policy.discrete and not torch.isfinite(act).all():
