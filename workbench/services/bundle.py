@@ -246,23 +246,6 @@ class MetaModel(_Loaded, AdaptedModel):
                 "seed": seed, "family": self.meta["family"], "algorithm": self.algorithm,
                 "shots": batch.xs.shape[1] // classes}
 
-    def _with_inner_lr(self, inner_lr):
-        """A shallow copy of the learner (parameters shared, never written) whose config has ``inner_lr``."""
-        import copy
-
-        from workbench.core.config import coerce_value
-
-        cfg = self.learner.cfg
-        if not hasattr(self.learner, "inner_update") or not hasattr(cfg, "inner_lr"):
-            raise ConfigError(f"--inner-lr: {self.path} is a {self.algorithm} model, which takes no policy-gradient "
-                              f"inner steps")
-        if isinstance(inner_lr, tuple):
-            inner_lr = list(inner_lr)
-        value = coerce_value(type(cfg), "inner_lr", inner_lr, "--inner-lr")
-        learner = copy.copy(self.learner)
-        learner.cfg = dataclasses.replace(cfg, inner_lr=value)
-        return learner
-
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4,
                           cancel=None):
         """An :class:`Evaluation` (every step 0..S) and a :class:`Render` of fresh tasks, as the trainer emits.
