@@ -89,6 +89,7 @@ class RunStatus:
             label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.labels[name] = label
             bar.addPermanentWidget(label)
+            label.setVisible(False)  # shown when it has something to say (set)
         self.progress = QProgressBar()
         self.progress.setObjectName("progressBar")
         self.progress.setFixedWidth(160)
