@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -172,8 +173,6 @@ class Jobs(QObject):
 
     def cancel_all(self, timeout: float = 10.0) -> bool:
         """Cancel every job and wait up to ``timeout`` seconds in all; True when all have ended."""
-        import time
-
         for job in self._jobs:
             job.cancel()
         deadline = time.monotonic() + timeout

@@ -112,10 +112,7 @@ class MainWindow(QMainWindow):
 
     def default_size(self) -> tuple[int, int]:
         """1400×880, capped to the screen's available area (a 1366×768 screen gets the whole of it)."""
-        screen = self.screen() or self.windowHandle() and self.windowHandle().screen()
-        if screen is None:
-            return DEFAULT_SIZE
-        area = screen.availableGeometry()
+        area = self.screen().availableGeometry()  # (Qt gives every widget a screen: the primary one at first)
         return min(DEFAULT_SIZE[0], area.width()), min(DEFAULT_SIZE[1], area.height() - 40)
 
     def _save_settings(self) -> None:
