@@ -141,9 +141,11 @@ def test_gymnasium_faces_pass_the_env_checker(name):
 
 
 @needs_mujoco
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_batched_and_gymnasium_faces_agree_step_for_step(name, float64):
-    fam = family(name, horizon=40)
+@pytest.mark.parametrize("name,frame_skip", [("cheetah-vel", 5), ("cheetah-dir", 5), ("cheetah-vel", 1)])
+def test_batched_and_gymnasium_faces_agree_step_for_step(name, frame_skip, float64):
+    """Also with the MAML paper's rllab timing (frame_skip 1: dt 0.01 s, gymnasium computes v over its own
+    dt, so the batched velocity's dt is checked too)."""
+    fam = family(name, horizon=40, frame_skip=frame_skip)
     tasks = torch.tensor([[0.3], [1.8]]) if name == "cheetah-vel" else torch.tensor([[1.0], [-1.0]])
     env = fam.make_env(tasks)
     obs_b = env.reset(2, torch.Generator().manual_seed(1))
@@ -220,16 +222,17 @@ def test_the_loop_backend_steps_exactly_as_the_batched_one():
 
 # -- the rollout view ------------------------------------------------------------------------------------
 @needs_mujoco
-def test_replay_from_the_stored_initial_state_reproduces_the_episode(float64):
-    fam = family("cheetah-vel", horizon=30)
+@pytest.mark.parametrize("frame_skip", [5, 1])
+def test_replay_from_the_stored_initial_state_reproduces_the_episode(frame_skip, float64):
+    fam = family("cheetah-vel", horizon=30, frame_skip=frame_skip)
     tasks = torch.tensor([[1.2], [0.4]])
     (ep,) = random_episodes(fam, tasks, 3, 1)
     motor = ch.motor_commands(ep.actions[0, 0].numpy(), 1.0)
     cost = 0.05 * np.square(motor).sum(-1)
-    velocity = ch.replay(*fam.initial_state(ep.obs[0, 0, 0]), motor)
+    velocity = ch.replay(*fam.initial_state(ep.obs[0, 0, 0]), motor, frame_skip=frame_skip)
     np.testing.assert_allclose(-np.abs(velocity - 1.2) - cost, ep.rewards[0, 0].numpy(), rtol=0, atol=1e-12)
     # an episode the family did not sample starts from what its first observation shows, at x = 0
-    velocity = ch.replay(*family("cheetah-vel").initial_state(ep.obs[0, 0, 0]), motor)
+    velocity = ch.replay(*family("cheetah-vel").initial_state(ep.obs[0, 0, 0]), motor, frame_skip=frame_skip)
     np.testing.assert_allclose(-np.abs(velocity - 1.2) - cost, ep.rewards[0, 0].numpy(), atol=1e-6)
 
 

@@ -1,8 +1,10 @@
 """HalfCheetah-Vel and HalfCheetah-Dir on gymnasium's MuJoCo HalfCheetah (Finn et al. 2017 sec. 5.3;
 Rakelly et al. 2019, PEARL; pytorch-maml-rl's HalfCheetahVelEnv / HalfCheetahDirEnv).
 
-Both families share the robot, gymnasium's ``half_cheetah.xml`` (HalfCheetah-v5: frame skip 5, dt 0.05 s,
-observation = qpos[1:] and qvel, 17 numbers, the x position left out) and differ in the reward:
+Both families share the robot, gymnasium's ``half_cheetah.xml`` (MuJoCo timestep 0.01 s; observation =
+qpos[1:] and qvel, 17 numbers, the x position left out) and differ in the reward.  A control step is
+``frame_skip`` MuJoCo steps: 5 (dt 0.05 s) as gymnasium's HalfCheetah-v5, or 1 (dt 0.01 s) as the rllab
+HalfCheetah of the MAML paper's code, whose ``half_cheetah.xml`` sets no frame skip.
 
 * ``cheetah-vel``: a goal velocity v* ~ U[velocity_low, velocity_high] (U[0, 2]);
   reward = -|v - v*| - ctrl_cost_weight * |a|^2
@@ -48,7 +50,7 @@ from workbench.core.registry import FAMILIES
 
 from .rl_base import BatchedEnv, RLFamily, TaskParam
 
-FRAME_SKIP = 5  # gymnasium HalfCheetah-v5
+FRAME_SKIP = 5  # gymnasium HalfCheetah-v5's (the families' default; cfg.frame_skip)
 OBS_DIM, ACT_DIM = 17, 6
 MAX_FRAMES = 100  # frames per rendered episode
 MAX_FRAME_SIZE = 240
@@ -155,8 +157,8 @@ def cheetah_model():
     return _model_cache["model"]
 
 
-def _dt(model) -> float:
-    return model.opt.timestep * FRAME_SKIP  # as gymnasium's MujocoEnv.dt
+def _dt(model, frame_skip: int) -> float:
+    return model.opt.timestep * frame_skip  # as gymnasium's MujocoEnv.dt
 
 
 def motor_commands(actions: np.ndarray, action_scale: float) -> np.ndarray:
@@ -240,7 +242,8 @@ class CheetahBatch(BatchedEnv):
         self.goal = task_params[:, 0].detach().to("cpu", torch.float64).numpy()
         self.nthread = nthread
         self.model = cheetah_model()
-        self.dt = _dt(self.model)
+        self.frame_skip = family.cfg.frame_skip
+        self.dt = _dt(self.model, self.frame_skip)
         self.sims = None
 
     def reset(self, n_traj, generator):
@@ -272,7 +275,7 @@ class CheetahBatch(BatchedEnv):
                            self.cfg.action_scale)
         x_before = self.sims.qpos[:, 0].copy()
         try:
-            self.sims.step(a, FRAME_SKIP)
+            self.sims.step(a, self.frame_skip)
         except Exception as e:
             if type(e).__name__ not in ("SimulationError", "FatalError"):  # mujoco.batch's, mujoco's
                 raise
@@ -285,17 +288,17 @@ class CheetahBatch(BatchedEnv):
         return self._obs(), reward, torch.zeros(reward.shape, dtype=torch.bool, device=self.device)
 
 
-def replay(qpos0, qvel0, motor: np.ndarray, on_state=None) -> np.ndarray:
+def replay(qpos0, qvel0, motor: np.ndarray, on_state=None, frame_skip: int = FRAME_SKIP) -> np.ndarray:
     """Replay motor commands (T, 6) from an initial state in a fresh MjData, as the batched environment
-    steps; ``on_state(t, data)`` sees the state after t steps (t = 0..T) with its derived quantities
-    current.  Returns the forward velocity of each step (T,)."""
+    steps (``frame_skip`` MuJoCo steps per command); ``on_state(t, data)`` sees the state after t steps
+    (t = 0..T) with its derived quantities current.  Returns the forward velocity of each step (T,), m/s."""
     mujoco = require_mujoco("HalfCheetah")
     model = cheetah_model()
     data, view = mujoco.MjData(model), mujoco.MjData(model) if on_state else None
     mujoco.mj_resetData(model, data)
     data.qpos[:], data.qvel[:] = qpos0, qvel0
     mujoco.mj_forward(model, data)
-    dt = _dt(model)
+    dt = _dt(model, frame_skip)
 
     def show(t):
         if on_state is not None:
@@ -308,7 +311,7 @@ def replay(qpos0, qvel0, motor: np.ndarray, on_state=None) -> np.ndarray:
     for t, a in enumerate(motor):
         x_before = data.qpos[0]
         data.ctrl[:] = a
-        mujoco.mj_step(model, data, nstep=FRAME_SKIP)
+        mujoco.mj_step(model, data, nstep=frame_skip)
         velocity[t] = (data.qpos[0] - x_before) / dt
         show(t + 1)
     return velocity
@@ -336,6 +339,12 @@ def _reset_noise_scale():
                  low=0.0, high=10.0)
 
 
+def _frame_skip():
+    return param(FRAME_SKIP, "MuJoCo steps of 0.01 s per control step: 5 (dt 0.05 s) as gymnasium's "
+                 "HalfCheetah-v5 and pytorch-maml-rl, 1 (dt 0.01 s) as the MAML paper's rllab HalfCheetah.",
+                 low=1, high=100)
+
+
 def _frame_size():
     return param(240, "Width and height of the rendered frames in pixels.", low=32, high=MAX_FRAME_SIZE)
 
@@ -353,6 +362,7 @@ class CheetahVelConfig:
     ctrl_cost_weight: float = _ctrl_cost_weight()
     action_scale: float = _action_scale()
     reset_noise_scale: float = _reset_noise_scale()
+    frame_skip: int = _frame_skip()
     frame_size: int = _frame_size()
     frame_stride: int = _frame_stride()
 
@@ -368,6 +378,7 @@ class CheetahDirConfig:
     ctrl_cost_weight: float = _ctrl_cost_weight()
     action_scale: float = _action_scale()
     reset_noise_scale: float = _reset_noise_scale()
+    frame_skip: int = _frame_skip()
     frame_size: int = _frame_size()
     frame_stride: int = _frame_stride()
 
@@ -417,7 +428,7 @@ class _CheetahFamily(RLFamily):
         cls = face(self.short)
         c = self.cfg
         return cls(task, horizon=c.horizon, ctrl_cost_weight=c.ctrl_cost_weight, action_scale=c.action_scale,
-                   reset_noise_scale=c.reset_noise_scale, render_mode=render_mode,
+                   reset_noise_scale=c.reset_noise_scale, frame_skip=c.frame_skip, render_mode=render_mode,
                    width=c.frame_size, height=c.frame_size, **kwargs)
 
     def remember_initial_states(self, obs0: torch.Tensor, qpos: np.ndarray, qvel: np.ndarray) -> None:
@@ -476,7 +487,7 @@ class _CheetahFamily(RLFamily):
                         renderer.render(out=frames[s, slot[t]])
                         last[0] = slot[t]
 
-                replay(qpos0, qvel0, motor, capture)
+                replay(qpos0, qvel0, motor, capture, frame_skip=self.cfg.frame_skip)
                 frames[s, last[0] + 1:] = frames[s, last[0]]  # an episode that ended early holds its last frame
         finally:
             renderer.close()
