@@ -234,3 +234,33 @@ def test_rllab_initialisation_for_the_paper_presets():
     assert float(torch_init[1].abs().max()) > 0.5  # first-layer biases: uniform ±1/sqrt(2)
     learner, _ = _toy_learner(policy_init="xavier")
     assert float(learner.params[1].abs().max()) == 0.0 and float(learner.params[-1].abs().max()) == 0.0
+
+
+# -- the paper's navigation baseline: multi-task policy gradient with one Adam step per batch --------------
+def test_adam_pretrained_baseline_takes_one_adam_step_on_the_policy_gradient_loss():
+    from workbench.algorithms.maml_trpo import PretrainedRL, PretrainedRLConfig
+
+    family = Navigation(NavigationConfig(normalized_actions=True, horizon=5))
+    learner = PretrainedRL(PretrainedRLConfig(optimizer="adam", lr=1e-3, meta_batch=3, trajectories=4),
+                           MLPSpec(2, 2, (8,), "relu"), torch.device("cpu"), torch.Generator().manual_seed(0), 10,
+                           family=family)
+    batch = family.sample_batch(3, torch.Generator().manual_seed(1))
+    before = [p.detach().clone() for p in learner.params]
+    gen = learner.sample_gen.get_state()
+    # the same trajectories by hand: g = ∇ −Σ_i,t log π(a|s) A / (live steps of every task)
+    env = family.make_env(batch.params)
+    ep = collect(env, learner.policy, learner.expand(before, 3), 4, torch.Generator().set_state(gen))
+    adv = learner.advantages(ep).reshape(3, -1)
+    theta = [p.clone().requires_grad_() for p in before]
+    mask = ep.mask.reshape(3, -1)
+    logp = learner.policy.log_prob(learner.expand(theta, 3), ep.flat_obs(), ep.flat_actions())
+    grads = torch.autograd.grad(-(logp * adv * mask).sum() / mask.sum(), theta)
+    learner.meta_step(batch, 0)
+    for p, p0, g in zip(learner.params, before, grads):
+        # Adam's first step: m̂ = g, v̂ = g², so θ moves by −lr · g / (|g| + ε)
+        expected = p0 - 1e-3 * g / (g.abs() + 1e-8)
+        torch.testing.assert_close(p.detach(), expected, rtol=0, atol=2e-6)
+    assert float(sum((p.detach() - p0).abs().sum() for p, p0 in zip(learner.params, before))) > 0
+    trpo = PretrainedRL(PretrainedRLConfig(), MLPSpec(2, 2, (8,), "relu"), torch.device("cpu"),
+                        torch.Generator().manual_seed(0), 10, family=family)
+    assert PretrainedRLConfig().optimizer == "trpo" and not hasattr(trpo.optimizer, "step")  # TRPO stays the default

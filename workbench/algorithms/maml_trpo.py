@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from workbench.core.config import LRSchedule, param
+from workbench.core.optim import Adam
 from workbench.core.registry import ALGORITHMS
 from workbench.rl.learner import RLMetaLearner
 from workbench.rl.rollout import collect
@@ -128,15 +129,30 @@ def _detached(stats):
     return tuple(t.detach() for t in stats) if isinstance(stats, tuple) else stats.detach()
 
 
+@dataclass
+class PretrainedRLConfig(MAMLTRPOConfig):
+    optimizer: str = param("trpo", "How the multi-task policy is trained: 'trpo' (TRPO steps within max_kl) or "
+                           "'adam' (one Adam step of rate 'lr' on the policy-gradient loss per batch: the MAML "
+                           "paper's navigation baseline, maml_rl's MAML-TRPO with use_maml = False).",
+                           choices=("trpo", "adam"))
+    lr: float = param(1e-3, "Adam's learning rate when optimizer = 'adam' (maml_rl's default: 1e-3).", low=0.0,
+                      high=1.0, low_inclusive=False)
+
+
 @ALGORITHMS.register
 class PretrainedRL(RLMetaLearner):
-    """Baseline: one policy trained with TRPO on all training tasks jointly (no inner loop), then the same
-    policy-gradient fine-tuning steps as MAML at test time."""
+    """Baseline: one policy trained on all training tasks jointly (no inner loop), with TRPO or with Adam on
+    the policy-gradient loss, then the same policy-gradient fine-tuning steps as MAML at test time."""
 
     name = "pretrained-rl"
     title = "Pretrained policy (multi-task TRPO + fine-tuning)"
-    Config = MAMLTRPOConfig
+    Config = PretrainedRLConfig
     summary = "Baseline: a multi-task policy, fine-tuned at test time with MAML's inner steps."
+
+    def __init__(self, cfg, model, device, generator, total_iterations, family=None):
+        super().__init__(cfg, model, device, generator, total_iterations, family=family)
+        if getattr(cfg, "optimizer", "trpo") == "adam":
+            self.optimizer = Adam(self.params, cfg.lr)
 
     def meta_step(self, batch, iteration):
         c = self.cfg
@@ -146,9 +162,13 @@ class PretrainedRL(RLMetaLearner):
         episodes = collect(env, self.policy, sampling, c.trajectories, self.sample_gen)
         adv = self.advantages(episodes).reshape(b, -1)
         obs, act, mask = episodes.flat_obs(), episodes.flat_actions(), episodes.mask.reshape(b, -1)
+        denom = mask.sum().clamp(min=1)
+        if getattr(c, "optimizer", "trpo") == "adam":  # −mean(log π(a|s) · A) over every task's steps
+            logp = self.policy.log_prob(self.expand(self.params, b), obs, act)
+            self.gradient_step(-(logp * adv * mask).sum() / denom, self.optimizer)
+            return {"return": self.check_finite(episodes.returns.mean())}
         old_stats = self.policy.stats(sampling, obs)
         old_logp = self.policy.log_prob_from(old_stats, act)
-        denom = mask.sum().clamp(min=1)
 
         def objective():
             new = self.policy.stats(self.expand(self.params, b), obs)
