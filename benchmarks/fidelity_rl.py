@@ -43,6 +43,11 @@ PAPER = {
                     "note": ""},
     "cheetah-dir": {"maml": [-50.7, 293.2, 313.5, 315.7], "pretrained": None, "note": "oracle 442.7"},
 }
+TARGETS = {  # issue 15: MAML at or above these returns after step k
+    "navigation": {1: -11.7, 2: -3.3, 3: -3.2},
+    "cheetah-vel": {1: -78.6, 2: -66.6, 3: -60.8},
+    "cheetah-dir": {1: 293.0},
+}
 PRESETS = {  # task -> (MAML preset, pretrained twin)
     "navigation": ("maml-trpo-navigation-paper", "pretrained-navigation-paper"),
     "cheetah-vel": ("maml-trpo-cheetah-vel-paper", "pretrained-cheetah-vel-paper"),
@@ -88,11 +93,41 @@ def _cells(values) -> str:
     return " | ".join(f"{v:.1f}" for v in values)
 
 
+def verdicts(task: str, results: dict[str, dict]) -> list[str]:
+    """The targets of ``task`` against the MAML row, and MAML − pretrained per step >= 1, paired over the
+    same held-out tasks (both evaluations use the same seed), with a Student-t 95% CI."""
+    from scipy.stats import t as student_t
+
+    lines = []
+    maml = results.get("maml")
+    if maml is not None:
+        for step, target in TARGETS[task].items():
+            mean = maml["mean"][step]
+            if mean is None:
+                lines.append(f"{task}, step {step}: diverged (target >= {target})")
+                continue
+            verdict = "met" if mean >= target else f"short by {target - mean:.1f}"
+            lines.append(f"{task}, step {step}: {mean:.1f} (target >= {target}): {verdict}")
+    pre = results.get("pretrained")
+    if maml is not None and pre is not None and maml["tasks"] == pre["tasks"]:
+        a, b = np.asarray(maml["per_task"], dtype=float), np.asarray(pre["per_task"], dtype=float)
+        for step in range(1, a.shape[1]):
+            d = a[:, step] - b[:, step]
+            if not np.isfinite(d).all():
+                continue
+            ci = student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+            below = "pretrained clearly below" if d.mean() - ci > 0 else "pretrained NOT clearly below"
+            lines.append(f"{task}, step {step}: MAML − pretrained = {d.mean():+.1f} ± {ci:.1f} (paired): {below}")
+    return lines
+
+
 def paper_table(tasks: list[str], given: dict[str, str], out: Path, eval_tasks: int, iterations: int | None) -> None:
     print(f"| run | iterations | train time | test lr | test traj. | step 0 | step 1 | step 2 | step 3 |")
     print("|---|---|---|---|---|---|---|---|---|")
+    notes = []
     for task in tasks:
         paper = PAPER[task]
+        results = {}
         for kind, preset in zip(("maml", "pretrained"), PRESETS[task]):
             if preset in given:
                 bundle = bundle_of(given[preset])
@@ -102,6 +137,7 @@ def paper_table(tasks: list[str], given: dict[str, str], out: Path, eval_tasks: 
             info = training_of(bundle)
             secs = info.get("train_seconds", secs) if secs is None else secs
             res = evaluate(bundle, eval_tasks, "0,1,2,3")
+            results[kind] = res
             cells = " | ".join("diverged" if m is None else f"{m:.1f} ± {c:.1f}" for m, c in zip(res["mean"], res["ci95"]))
             lr = info["inner_lr"]
             lr = ", ".join(map(str, lr)) if isinstance(lr, list) else str(lr)
@@ -111,6 +147,10 @@ def paper_table(tasks: list[str], given: dict[str, str], out: Path, eval_tasks: 
                 print(f"| paper, {task} {kind} | | | | | {_cells(paper[kind])} |", flush=True)
         if paper["note"]:
             print(f"| paper, {task} {paper['note']} | | | | | | | | |")
+        notes += verdicts(task, results)
+    print()
+    for line in notes:
+        print(line)
 
 
 def legacy(out: Path, nav_iterations: int, rl2_iterations: int) -> None:
