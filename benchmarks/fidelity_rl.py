@@ -122,7 +122,7 @@ def verdicts(task: str, results: dict[str, dict]) -> list[str]:
 
 
 def paper_table(tasks: list[str], given: dict[str, str], out: Path, eval_tasks: int, iterations: int | None) -> None:
-    print(f"| run | iterations | train time | test lr | test traj. | step 0 | step 1 | step 2 | step 3 |")
+    print("| run | iterations | train time | test lr | test traj. | step 0 | step 1 | step 2 | step 3 |")
     print("|---|---|---|---|---|---|---|---|---|")
     notes = []
     for task in tasks:
