@@ -145,7 +145,7 @@ class PretrainedRL(RLMetaLearner):
     the policy-gradient loss, then the same policy-gradient fine-tuning steps as MAML at test time."""
 
     name = "pretrained-rl"
-    title = "Pretrained policy (multi-task TRPO + fine-tuning)"
+    title = "Pretrained policy (multi-task training + fine-tuning)"
     Config = PretrainedRLConfig
     summary = "Baseline: a multi-task policy, fine-tuned at test time with MAML's inner steps."
 
