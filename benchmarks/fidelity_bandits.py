@@ -19,7 +19,6 @@ The presets: rl2-bandits (5 x 10), rl2-bandits-10x100, rl2-bandits-50x500.
 from __future__ import annotations
 
 import argparse
-import math
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workbench.core import seeding  # noqa: E402
+from workbench.core import seeding, stats  # noqa: E402
 from workbench.tasks import bandit_references as br  # noqa: E402
 
 PRESETS = {"5x10": "rl2-bandits", "10x100": "rl2-bandits-10x100", "50x500": "rl2-bandits-50x500"}
@@ -43,7 +42,9 @@ def parse_setting(text: str) -> tuple[int, int]:
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:
-    return float(x.mean()), float(1.96 * x.std(ddof=1) / math.sqrt(len(x)))
+    """Mean and 95% CI half-width by the project's one rule (Student t; NaN where a sample is not finite)."""
+    mean, ci = stats.mean_ci95(x)
+    return float(mean), float(ci)
 
 
 def train(setting: str, out: Path, threads: int) -> str:

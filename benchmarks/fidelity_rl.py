@@ -96,7 +96,7 @@ def _cells(values) -> str:
 def verdicts(task: str, results: dict[str, dict]) -> list[str]:
     """The targets of ``task`` against the MAML row, and MAML − pretrained per step >= 1, paired over the
     same held-out tasks (both evaluations use the same seed), with a Student-t 95% CI."""
-    from scipy.stats import t as student_t
+    from workbench.core.stats import mean_ci95
 
     lines = []
     maml = results.get("maml")
@@ -112,12 +112,11 @@ def verdicts(task: str, results: dict[str, dict]) -> list[str]:
     if maml is not None and pre is not None and maml["tasks"] == pre["tasks"]:
         a, b = np.asarray(maml["per_task"], dtype=float), np.asarray(pre["per_task"], dtype=float)
         for step in range(1, a.shape[1]):
-            d = a[:, step] - b[:, step]
-            if not np.isfinite(d).all():
+            mean, ci = (float(v) for v in mean_ci95(a[:, step] - b[:, step]))
+            if not np.isfinite(mean):  # a task diverged: no difference to report
                 continue
-            ci = student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-            below = "pretrained clearly below" if d.mean() - ci > 0 else "pretrained NOT clearly below"
-            lines.append(f"{task}, step {step}: MAML − pretrained = {d.mean():+.1f} ± {ci:.1f} (paired): {below}")
+            below = "pretrained clearly below" if mean - ci > 0 else "pretrained NOT clearly below"
+            lines.append(f"{task}, step {step}: MAML − pretrained = {mean:+.1f} ± {ci:.1f} (paired): {below}")
     return lines
 
 

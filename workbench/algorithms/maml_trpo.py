@@ -151,7 +151,7 @@ class PretrainedRL(RLMetaLearner):
 
     def __init__(self, cfg, model, device, generator, total_iterations, family=None):
         super().__init__(cfg, model, device, generator, total_iterations, family=family)
-        if getattr(cfg, "optimizer", "trpo") == "adam":
+        if cfg.optimizer == "adam":
             self.optimizer = Adam(self.params, cfg.lr)
 
     def meta_step(self, batch, iteration):
@@ -163,7 +163,7 @@ class PretrainedRL(RLMetaLearner):
         adv = self.advantages(episodes).reshape(b, -1)
         obs, act, mask = episodes.flat_obs(), episodes.flat_actions(), episodes.mask.reshape(b, -1)
         denom = mask.sum().clamp(min=1)
-        if getattr(c, "optimizer", "trpo") == "adam":  # −mean(log π(a|s) · A) over every task's steps
+        if c.optimizer == "adam":  # −mean(log π(a|s) · A) over every task's steps
             logp = self.policy.log_prob(self.expand(self.params, b), obs, act)
             self.gradient_step(-(logp * adv * mask).sum() / denom, self.optimizer)
             return {"return": self.check_finite(episodes.returns.mean())}
