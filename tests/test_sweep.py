@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -110,8 +111,10 @@ def test_two_seeds_by_two_values_make_four_runs_and_a_grouped_result(tmp_path):
     assert not ray.is_initialized()  # the sweep started a local Ray and shut it down again
 
     assert [t.status for t in result.trials] == ["finished"] * 4, [t.message for t in result.trials]
-    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert len(runs) == 4 and all(p.name.startswith(result.sweep_id + "-") for p in runs)
+    plan = json.loads((tmp_path / ".sweeps" / result.sweep_id / "plan.json").read_text())  # what --resume reads
+    assert [t["name"] for t in plan["trials"]] == [t.name for t in trials]
     seen = set()
     for run in runs:
         meta = json.loads((run / "sweep.json").read_text())
@@ -171,7 +174,7 @@ def test_cli_ctrl_c_stops_the_sweep_cleanly(tmp_path):
     assert proc.returncode == 130, err
     assert "stopping the sweep" in err and "Traceback" not in err
     assert "1 stopped" in out.splitlines()[0]
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     assert (run / "checkpoint.safetensors").is_file() and (run / "sweep.json").is_file()
 
@@ -244,3 +247,85 @@ def test_ship_mode_copies_the_run_back_as_from_another_node(tmp_path, local_ray)
     assert t.status == "finished" and Path(t.bundle) == tmp_path / "s-0-seed0" / "model.safetensors"
     assert Path(t.bundle).is_file() and (tmp_path / "s-0-seed0" / "sweep.json").is_file()
     assert json.loads((tmp_path / "s-0-seed0" / "status.json").read_text())["bundle"] == t.bundle
+
+
+# -- Ray Tune: search, early stopping, resume ---------------------------------------------------------
+def test_a_random_search_of_four_samples_leaves_four_runs_with_values_in_range(tmp_path, local_ray):
+    from workbench.services.sweep import plan_search
+
+    plan = plan_search(PRESET, 1, [], TINY + ["run.iterations=4", "run.eval_interval=2"],
+                       loguniform=["algorithm.outer_lr=0.0001,0.01"], choice=["algorithm.inner_lr=0.005,0.02"],
+                       samples=4, search="random")
+    assert plan.total == 4 and plan.trials is None
+    result = run_sweep(plan, tmp_path, sweep_id="r")
+    assert [t.status for t in result.trials] == ["finished"] * 4, [t.message for t in result.trials]
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(runs) == 4
+    drawn = set()
+    for run in runs:
+        meta = json.loads((run / "sweep.json").read_text())
+        lr, inner = meta["values"]["algorithm.outer_lr"], meta["values"]["algorithm.inner_lr"]
+        assert 1e-4 <= lr <= 1e-2 and inner in (0.005, 0.02)
+        config = (run / "config.toml").read_text()
+        assert f"outer_lr = {lr!r}" in config and f"inner_lr = {inner!r}" in config
+        assert json.loads((run / "status.json").read_text())["status"] == "finished"
+        drawn.add(lr)
+    assert len(drawn) == 4  # four independent samples
+    assert sorted(t.trial.index for t in result.trials) == [0, 1, 2, 3]
+
+
+def test_asha_stops_the_arm_that_cannot_learn(tmp_path, local_ray):
+    """Seeded toy sweep: the second arm's outer learning rate is too small to move; ASHA (one trial at a
+    time, so the good arm has reported at the first rung before the bad one gets there) stops it there."""
+    from workbench.services.sweep import plan_search
+
+    plan = plan_search(PRESET, 1, ["algorithm.outer_lr=0.01,1e-9"], TINY + ["run.iterations=12", "run.eval_interval=3"],
+                       scheduler="asha", max_concurrent=1)
+    result = run_sweep(plan, tmp_path, sweep_id="a")
+    good, bad = result.trials
+    assert good.status == "finished" and good.iteration == 12, good.message
+    assert bad.status == "stopped early" and bad.iteration < 12 and "ASHA" in bad.message
+    status = json.loads((Path(bad.run_dir) / "status.json").read_text())
+    assert status["status"] == "stopped early" and "ASHA" in status["message"]
+    assert status["iteration"] == bad.iteration
+
+
+def test_resume_of_a_killed_sweep_runs_every_trial_exactly_once(tmp_path):
+    pytest.importorskip("ray")
+    sets = [a for s in TINY + ["run.threads=1", "run.eval_interval=10", "run.checkpoint_interval=5"]
+            for a in ("--set", s)]
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--iterations", "1500", "--seeds", "3",
+           "--max-concurrent", "1", "--out", str(runs), *sets]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in proc.stderr:  # the first trial has finished and the second is under way
+            if "trial 1-seed1" in line and "started" in line:
+                break
+        time.sleep(3.0)
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-way
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    (sweep_id,) = [p.name for p in (runs / ".sweeps").iterdir()]
+    first, second = runs / f"{sweep_id}-0-seed0", runs / f"{sweep_id}-1-seed1"
+    assert json.loads((first / "status.json").read_text())["status"] == "finished"
+    killed = json.loads((second / "status.json").read_text())
+    done = len((second / "metrics.csv").read_text().splitlines()) - 1
+    assert killed["status"] == "running" and 0 < done < 1500, killed  # killed mid-way
+    assert (second / "checkpoint.safetensors").is_file()
+    before = (first / "metrics.csv").read_bytes()
+    out = subprocess.run([sys.executable, "-m", "workbench", "sweep", "--resume", sweep_id, "--out", str(runs)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == sweep_id
+    dirs = sorted(p.name for p in runs.iterdir() if not p.name.startswith("."))
+    assert dirs == [f"{sweep_id}-{i}-seed{i}" for i in range(3)]
+    assert (first / "metrics.csv").read_bytes() == before  # the finished trial was kept, not run again
+    for d in dirs:
+        status = json.loads((runs / d / "status.json").read_text())
+        assert status["status"] == "finished" and status["iteration"] == 1500
+        iterations = [int(line.split(",")[0]) for line in (runs / d / "metrics.csv").read_text().splitlines()[1:]]
+        assert iterations == list(range(1, 1501))  # each iteration once: the second went on from its checkpoint

@@ -46,17 +46,42 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    w = sub.add_parser("sweep", help="run seeds x grid values as independent runs on Ray; prints the sweep id last",
-                       description="Run the cross product of --seeds and every --grid as independent runs on Ray "
-                       "(a local Ray on this machine, or the cluster at --address).  Each trial is an ordinary run "
-                       f"in the runs folder, named <sweep id>-<trial>, with a {SWEEP} naming its sweep.  Needs "
-                       "Ray: pip install 'workbench[cluster]'.")
-    w.add_argument("preset", help="preset file or name of a shipped preset (see 'workbench presets')")
+    w = sub.add_parser("sweep", help="sweep seeds, grid values and searched values as runs on Ray Tune; prints the "
+                       "sweep id last",
+                       description="Run --seeds x every --grid (x --samples of the --uniform / --loguniform / --choice "
+                       "keys) as runs on Ray Tune (a local Ray on this machine, or the cluster at --address), "
+                       "searched at random or by Optuna's TPE, optionally stopping bad trials early (ASHA on the "
+                       "held-out metric after adaptation).  Each trial is an ordinary run in the runs folder, named "
+                       f"<sweep id>-<trial>, with a {SWEEP} naming its sweep.  Needs Ray Tune: pip install "
+                       "'workbench[cluster]'.")
+    w.add_argument("preset", nargs="?", help="preset file or name of a shipped preset (see 'workbench presets'); "
+                   "not with --resume")
     w.add_argument("--seeds", type=int, default=1, metavar="N",
-                   help="runs per grid point, seeds run.seed, run.seed+1, ... (default 1)")
+                   help="runs per grid point and sample, seeds run.seed, run.seed+1, ... (default 1)")
     w.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2,...",
                    help="values of one preset key to sweep, e.g. --grid algorithm.inner_lr=0.01,0.02 (repeatable: "
                    "the cross product)")
+    w.add_argument("--uniform", action="append", default=[], metavar="SECTION.KEY=LO,HI",
+                   help="search a key uniformly in [LO, HI] (integers when both are), e.g. "
+                   "--uniform algorithm.inner_lr=0.001,0.1 (repeatable)")
+    w.add_argument("--loguniform", action="append", default=[], metavar="SECTION.KEY=LO,HI",
+                   help="search a key log-uniformly in [LO, HI], LO > 0, e.g. --loguniform algorithm.outer_lr=1e-4,1e-2")
+    w.add_argument("--choice", action="append", default=[], metavar="SECTION.KEY=A,B,...",
+                   help="search a key among values, e.g. --choice model.activation=relu,tanh (repeatable)")
+    w.add_argument("--samples", type=int, default=1, metavar="N",
+                   help="number of samples drawn from the searched keys (default 1); trials = samples x grid x seeds")
+    w.add_argument("--search", default="random", choices=["random", "optuna"],
+                   help="random: draw each sample independently (Ray Tune's variant generator); optuna: Optuna's "
+                   "TPE proposes each trial from the results so far (default random)")
+    w.add_argument("--scheduler", default="none", choices=["none", "asha"],
+                   help="asha: stop trials whose held-out metric after adaptation falls behind at an evaluation "
+                   "(ASHA, keeping the best half at each rung; run.eval_interval sets the first rung); "
+                   "none: run every trial to the end (default)")
+    w.add_argument("--max-concurrent", type=int, default=0, metavar="N",
+                   help="run at most N trials at once (default 0: as many as the CPUs / GPUs allow)")
+    w.add_argument("--resume", metavar="SWEEP_ID",
+                   help="finish an interrupted sweep in the runs folder: finished trials are kept, the others go on "
+                   "from their checkpoints, trials not begun are run")
     w.add_argument("--address", help="an existing Ray cluster (host:port, auto, ray://host:port); default: start "
                    "a local Ray on this machine.  An address that does not answer as Ray ends the command within 30 s "
                    "(WORKBENCH_RAY_CONNECT_TIMEOUT seconds) with exit status 2")
@@ -299,14 +324,26 @@ def _sweep(args) -> int:
 
     from workbench.services.paths import default_runs_dir
     from workbench.services.presets import resolve_preset
-    from workbench.services.sweep import check_address, connect_timeout, plan_sweep, require_ray, run_sweep
+    from workbench.services.sweep import (check_address, connect_timeout, load_plan, plan_search, require_ray,
+                                          run_sweep)
 
     require_ray()
     overrides = list(args.overrides)
     if args.iterations is not None:
         overrides.append(f"run.iterations={json.dumps(args.iterations)}")
-    trials = plan_sweep(resolve_preset(args.preset), args.seeds, args.grid, overrides)  # refuses before Ray starts
     runs_dir = Path(args.out) if args.out else default_runs_dir()
+    searched = args.uniform or args.loguniform or args.choice or args.samples != 1 or args.search != "random"
+    if args.resume is not None:
+        if args.preset or args.grid or searched or overrides or args.seeds != 1 or args.scheduler != "none":
+            raise ConfigError(f"--resume {args.resume}: the sweep's own plan is resumed; give no preset, --grid, "
+                              "--seeds, search or --set with it")
+        plan = load_plan(runs_dir, args.resume)  # refuses an unknown id before Ray starts
+    elif not args.preset:
+        raise ConfigError("a preset, or --resume SWEEP_ID, is needed")
+    else:
+        plan = plan_search(resolve_preset(args.preset), args.seeds, args.grid, overrides, args.uniform,
+                           args.loguniform, args.choice, args.samples, args.search, args.scheduler,
+                           args.max_concurrent)  # refuses before Ray starts
     if runs_dir.exists() and not runs_dir.is_dir():
         raise ConfigError(f"--out {runs_dir}: not a folder")
     if args.address is not None:
@@ -332,7 +369,7 @@ def _sweep(args) -> int:
             print("workbench: cancelling the trials...", file=sys.stderr, flush=True)
             raise KeyboardInterrupt
 
-    progress = None if args.quiet else SweepProgress(sys.stderr, len(trials))
+    progress = None if args.quiet else SweepProgress(sys.stderr, plan.total)
     where = f"Ray at {args.address}" if args.address else "a local Ray"
     output = _SweepOutput(hold_stderr=bool(args.address))
 
@@ -347,9 +384,9 @@ def _sweep(args) -> int:
     try:
         with output:  # (with an address, this line waits until Ray answers: a failure is one line)
             if progress:
-                print(f"sweep of {len(trials)} trial(s) on {where}, runs in {runs_dir}", file=sys.stderr, flush=True)
-            result = run_sweep(trials, runs_dir, address=args.address, callback=on_event, stop_event=stop,
-                               log_to_driver=True)
+                print(f"sweep of {plan.total} trial(s) on {where}, runs in {runs_dir}", file=sys.stderr, flush=True)
+            result = run_sweep(None if args.resume else plan, runs_dir, address=args.address, callback=on_event,
+                               stop_event=stop, log_to_driver=True, resume=args.resume)
     finally:
         signal.signal(signal.SIGINT, previous)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
@@ -503,7 +540,7 @@ class SweepProgress:
                 self.last = now
                 parts = [f"{e.trial.index}: {e.iteration}/{e.total}" for e in self.running.values()]
                 self._line(f"[{self.done}/{self.total} done] running " + ", ".join(parts))
-        elif event.status in ("finished", "stopped", "failed", "cancelled"):
+        elif event.status in ("finished", "stopped", "stopped early", "failed", "cancelled"):
             self.running.pop(t.index, None)
             self.done += 1
             score = f", held-out {event.metric} {event.value:.4f}" if event.value is not None else ""

@@ -1,24 +1,38 @@
-"""Sweeps: the cross product of seeds and grid values, each an independent run, on Ray.  No Qt here.
+"""Sweeps on Ray Tune: seeds x grid values, random or Bayesian (Optuna) search, early stopping (ASHA).  No Qt here.
 
     trials = plan_sweep("presets/maml-sinusoid.toml", seeds=2, grid=["algorithm.inner_lr=0.01,0.02"])
-    result = run_sweep(trials, runs_dir)          # local Ray on this machine; address="host:6379" for a cluster
+    plan = plan_search("presets/maml-sinusoid.toml", loguniform=["algorithm.inner_lr=0.001,0.1"], samples=8,
+                       search="optuna", scheduler="asha")
+    result = run_sweep(trials or plan, runs_dir)   # local Ray on this machine; address="host:6379" for a cluster
     print(result.table())
+    run_sweep(None, runs_dir, resume=result.sweep_id)   # finish an interrupted sweep
 
-:func:`plan_sweep` resolves and validates every trial's config before anything starts (an unknown grid
-key or a value out of range is a :class:`ConfigError` naming it), without importing Ray.
-:func:`run_sweep` runs each trial as a Ray task (one worker process per running trial, torch on one
-thread unless the preset sets ``run.threads``; a GPU when ``run.device`` is cuda).  Each trial is an
-ordinary run directory in the runs folder, ``<runs_dir>/<sweep_id>-<trial>``, with a ``sweep.json``
-next to its config::
+:func:`plan_sweep` and :func:`plan_search` resolve and validate the trials' configs before anything starts
+(an unknown key, a value out of range, either end of a searched range out of range is a
+:class:`ConfigError` naming it), without importing Ray.  :func:`run_sweep` runs the trials as one Ray
+Tune experiment (``Tuner``): Tune's variant generator for the grid and the random search
+(each sample's values kept for all its seeds and grid points), Optuna's TPE through Tune's
+``OptunaSearch``, and Tune's ``ASHAScheduler`` on the held-out metric after adaptation, which each trial
+reports at every evaluation (direction from the family's metric: loss down, accuracy and return up).
+Each trial is a function trainable in a Ray worker (torch on one thread unless the preset sets
+``run.threads``; a GPU when ``run.device`` is cuda) and an ordinary run directory in the runs folder,
+``<runs_dir>/<sweep_id>-<trial>``, with a ``sweep.json`` next to its config::
 
     {"sweep_id": "maml-sinusoid-sweep-20260101-120000", "trial": "1-seed1-inner_lr0.01",
      "values": {"algorithm.inner_lr": 0.01}, "seed": 1, ...}
 
-Failures: a trial whose worker raised or died is retried by Ray (``max_retries``; a retry resumes from
+A trial that ASHA stops is a run with status "stopped early" and the reason.  The sweep's plan is kept
+in ``<runs_dir>/.sweeps/<sweep_id>/plan.json`` (JSON; Tune's own files beside it), so that
+``resume=sweep_id`` can finish an interrupted sweep: finished trials are kept, the others go on from
+their runs' checkpoints, trials not begun are run (nothing of Tune's state is unpickled: the runs
+folder says what was done).
+
+Failures: a trial whose worker raised or died is retried by Tune (``max_retries``; a retry resumes from
 the trial's last checkpoint when it has one).  A run that diverged is not retried (it would diverge
 again) and is reported failed.  Stopping (Ctrl-C, or ``stop_event``): running trials stop after their
-current iteration with a checkpoint (status "stopped"), trials not started yet are dropped ("cancelled");
-a trial that does not stop within ``grace`` seconds is cancelled by force and its run marked stopped.
+current iteration with a checkpoint (status "stopped"), trials not started yet are not started
+("cancelled"); then the experiment ends as Tune ends an interrupted one.  A trial that does not stop
+within ``grace`` seconds is ended by force and its run marked stopped.
 
 On a cluster, a trial that runs on another node than this one writes its run in a temporary folder
 there and ships it back at the end; only trials on this node appear in the runs folder while running.
@@ -55,7 +69,7 @@ from workbench.core.errors import ConfigError, WorkbenchError
 from .rundir import CONFIG, SWEEP as SWEEP_FILE  # the trial's config.toml and sweep.json
 from .rundir import is_run_file, read_status, safe_run_name, timestamp, update_status
 
-RAY_MISSING = "workbench sweep needs Ray: pip install 'workbench[cluster]'"
+RAY_MISSING = "workbench sweep needs Ray Tune: pip install 'workbench[cluster]'"
 MAX_TRIALS = 10_000
 REPORT_EVERY = 0.5  # seconds between a running trial's progress reports (and stop-flag checks)
 CONNECT_TIMEOUT = 30.0  # seconds to connect to a Ray cluster at an address before giving up
@@ -234,12 +248,267 @@ def format_value(v) -> str:
     return str(v)
 
 
+# -- search spaces ------------------------------------------------------------------------------------
+SEARCHES = ("random", "optuna")  # --search: Tune's random / grid variant generator, or Optuna's TPE
+SCHEDULERS = ("none", "asha")  # --scheduler: run every trial to the end, or stop bad ones early (ASHA)
+DIST_KINDS = ("uniform", "loguniform", "choice")
+
+
+@dataclass
+class Dist:
+    """One searched key: ``uniform`` / ``loguniform`` over [lo, hi] (integers when both ends are integers),
+    or ``choice`` among values."""
+    key: str  # "section.key"
+    kind: str  # uniform | loguniform | choice
+    values: list  # [lo, hi] for uniform / loguniform; the choices for choice
+
+    def describe(self) -> str:
+        return f"--{self.kind} {self.key}={','.join(format_value(v) for v in self.values)}"
+
+    def tune_domain(self):
+        """The Ray Tune search domain of this key."""
+        from ray import tune
+
+        if self.kind == "choice":
+            return tune.choice(self.values)
+        lo, hi = self.values
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi))
+        if self.kind == "uniform":
+            return tune.randint(lo, hi + 1) if ints else tune.uniform(lo, hi)
+        return tune.lograndint(lo, hi + 1) if ints else tune.loguniform(lo, hi)
+
+
+def parse_dists(uniform: list[str] = (), loguniform: list[str] = (), choice: list[str] = ()) -> list[Dist]:
+    """``--uniform key=lo,hi``, ``--loguniform key=lo,hi``, ``--choice key=a,b,c`` -> :class:`Dist` s (syntax only)."""
+    out: list[Dist] = []
+    for kind, items in (("uniform", uniform), ("loguniform", loguniform), ("choice", choice)):
+        for item in items:
+            key, eq, text = item.partition("=")
+            key = key.strip()
+            parts = key.split(".")
+            flag = f"--{kind} {item!r}"
+            example = "algorithm.inner_lr=0.001,0.1" if kind != "choice" else "model.activation=relu,tanh"
+            if not eq or len(parts) != 2 or not all(parts):
+                raise ConfigError(f"{flag}: expected section.key={'lo,hi' if kind != 'choice' else 'a,b,...'}, "
+                                  f"e.g. {example}")
+            if key == "run.seed":
+                raise ConfigError(f"{flag}: seeds come from --seeds N (run.seed, run.seed + 1, ...)")
+            texts = split_values(text)
+            if any(t == "" for t in texts):
+                raise ConfigError(f"{flag}: empty value")
+            values = [parse_literal(t) for t in texts]
+            if kind == "choice":
+                if len(set(map(repr, values))) != len(values):
+                    raise ConfigError(f"{flag}: a value is repeated")
+            else:
+                if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               and math.isfinite(v) for v in values):
+                    raise ConfigError(f"{flag}: expected two numbers lo,hi")
+                lo, hi = values
+                if not lo < hi:
+                    raise ConfigError(f"{flag}: lo = {lo!r} is not below hi = {hi!r}")
+                if kind == "loguniform" and lo <= 0:
+                    raise ConfigError(f"{flag}: lo = {lo!r}: a log-uniform range must be above 0")
+            out.append(Dist(key, kind, values))
+    return out
+
+
+@dataclass
+class SweepPlan:
+    """A whole sweep: the preset, the grid and searched keys, seeds, samples, search and scheduler.
+
+    The number of trials is ``samples x grid points x seeds``; with ``search = "random"`` each sample's
+    values are drawn once and kept for all its grid points and seeds (Tune's ``constant_grid_search``), so
+    that every group of seeds shares its values; with ``"optuna"`` Optuna's TPE proposes each trial from the
+    results so far (one seed per trial; grid keys become categorical choices).  ``trials``: the planned
+    trials of a plain grid (no searched key), None when Tune draws them."""
+    raw: dict
+    source: str
+    preset_ref: str
+    grid: list[tuple[str, list]]  # key -> the grid's values (TOML literals, parsed)
+    dists: list[Dist]
+    seeds: list[int]
+    samples: int = 1
+    search: str = "random"
+    scheduler: str = "none"
+    metric: str = "loss"  # the family's held-out metric ("mse", "accuracy", "return")
+    iterations: int = 0
+    eval_interval: int = 0
+    max_concurrent: int = 0  # 0: as many as the cluster's CPUs (GPUs) allow
+    trials: list[Trial] | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.trials) if self.trials is not None else (
+            self.samples * len(self.seeds) * math.prod(len(v) for _, v in self.grid))
+
+    @property
+    def keys(self) -> list[str]:
+        return [k for k, _ in self.grid] + [d.key for d in self.dists]
+
+    @property
+    def mode(self) -> str:
+        from workbench.core.losses import higher_is_better
+
+        return "max" if higher_is_better(self.metric) else "min"
+
+    def width(self) -> int:
+        return len(str(max(0, self.total - 1)))
+
+    def trial(self, index: int, values: dict[str, Any], seed: int) -> Trial:
+        """Trial ``index`` with ``values`` (key -> value) and ``seed``, resolved and validated."""
+        if self.trials is not None:
+            return self.trials[index]
+        data = _copy(self.raw)
+        for key, value in values.items():
+            section, name = key.split(".", 1)
+            data.setdefault(section, {})[name] = value
+        where = self.source + "".join(f" {k}={format_value(v)}" for k, v in values.items())
+        config, threads, gpus = _resolve(data, seed, where)
+        name = safe_run_name(f"{index:0{self.width()}d}-seed{seed}" + "".join(
+            f"-{k.split('.', 1)[1]}{format_value(v)}" for k, v in values.items()))
+        return Trial(index, name, seed, dict(values), config, threads, gpus, self.preset_ref)
+
+    def param_space(self) -> dict:
+        """Ray Tune's ``param_space``: {"index": ...} for planned trials, else {"seed": ..., "values": {...}}."""
+        from ray import tune
+
+        if self.trials is not None:
+            return {"index": tune.grid_search([t.index for t in self.trials])}
+        values: dict[str, Any] = {}
+        for key, vals in self.grid:
+            values[key_of(key)] = tune.grid_search(vals) if self.search == "random" else tune.choice(vals)
+        for d in self.dists:
+            values[key_of(d.key)] = d.tune_domain()
+        space: dict[str, Any] = {"values": values}
+        space["seed"] = tune.grid_search(self.seeds) if len(self.seeds) > 1 else self.seeds[0]
+        return space
+
+    def values_of(self, config: dict) -> tuple[dict[str, Any], int]:
+        """A Tune trial's config -> (key -> value in the plan's key order, seed)."""
+        got = config.get("values", {})
+        return {k: _plain(got[key_of(k)]) for k in self.keys}, int(config["seed"])
+
+    def to_dict(self) -> dict:
+        return {"raw": self.raw, "source": self.source, "preset_ref": self.preset_ref,
+                "grid": [[k, v] for k, v in self.grid], "dists": [dataclasses.asdict(d) for d in self.dists],
+                "seeds": self.seeds, "samples": self.samples, "search": self.search, "scheduler": self.scheduler,
+                "metric": self.metric, "iterations": self.iterations, "eval_interval": self.eval_interval,
+                "max_concurrent": self.max_concurrent,
+                "trials": None if self.trials is None else [dataclasses.asdict(t) for t in self.trials]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepPlan":
+        d = dict(d)
+        d["grid"] = [(k, v) for k, v in d["grid"]]
+        d["dists"] = [Dist(**x) for x in d["dists"]]
+        if d.get("trials") is not None:
+            d["trials"] = [Trial(**t) for t in d["trials"]]
+        return cls(**d)
+
+
+def key_of(key: str) -> str:
+    """A preset key as a key of a Tune config: "algorithm.inner_lr" -> "algorithm__inner_lr" (Tune and its
+    searchers read "/" in keys as nesting, and some read dots)."""
+    return key.replace(".", "__")
+
+
+def _plain(v):
+    """Numpy scalars (what Tune's domains draw) -> Python numbers, so that configs and JSON stay plain."""
+    if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
+        return v.item()
+    return v
+
+
+def _resolve(data: dict, seed: int, where: str) -> tuple[dict, int, int]:
+    """A trial's raw config with its seed -> (validated config dict, CPUs, GPUs)."""
+    data = _copy(data)
+    data.setdefault("run", {})["seed"] = seed
+    config = ExperimentConfig.from_dict(data, where=where)
+    _check_device_name(config.run.device, where)
+    threads = config.run.threads or 1
+    config.run.threads = threads
+    gpus = 1 if config.run.device.strip().lower().startswith("cuda") else 0
+    return config.to_dict(), threads, gpus
+
+
+def plan_search(preset: str | Path | ExperimentConfig | dict, seeds: int = 1, grid: list[str] = (),
+                base_overrides: list[str] = (), uniform: list[str] = (), loguniform: list[str] = (),
+                choice: list[str] = (), samples: int = 1, search: str = "random", scheduler: str = "none",
+                max_concurrent: int = 0) -> SweepPlan:
+    """A sweep with searched keys, a search algorithm and a scheduler; refuses bad input before Ray starts.
+
+    Without searched keys and with the random search (the default), the plan's ``trials`` are
+    :func:`plan_sweep`'s cross product.  Each searched key is checked at both ends of its range (every
+    value of a choice) against the preset, so that a key the preset does not have or a value out of its
+    range is a :class:`ConfigError` naming the flag.  Raises ConfigError for an unknown ``search`` or
+    ``scheduler``, ``samples`` < 1, more than :data:`MAX_TRIALS` trials, or ``seeds`` > 1 with Optuna."""
+    if search not in SEARCHES:
+        raise ConfigError(f"--search {search}: expected one of {', '.join(SEARCHES)}")
+    if scheduler not in SCHEDULERS:
+        raise ConfigError(f"--scheduler {scheduler}: expected one of {', '.join(SCHEDULERS)}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_TRIALS:
+        raise ConfigError(f"--samples {samples}: expected 1 to {MAX_TRIALS}")
+    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 0:
+        raise ConfigError(f"--max-concurrent {max_concurrent}: expected 0 (as many as fit) or more")
+    dists = parse_dists(uniform, loguniform, choice)
+    if samples > 1 and not dists:
+        raise ConfigError(f"--samples {samples}: nothing to sample; give --uniform, --loguniform or --choice")
+    planned = plan_sweep(preset, seeds, grid, base_overrides)  # checks the preset, seeds and grid
+    parsed = [(k, [parse_literal(t) for t in texts]) for k, texts in parse_grid(list(grid))]
+    first = planned[0]
+    raw = _copy(first.config)  # every grid key and the seed are set again per trial
+    if search == "optuna" and seeds > 1:
+        raise ConfigError(f"--seeds {seeds} with --search optuna: Optuna proposes every trial from the results "
+                          "so far; repeat seeds with --search random")
+    if search == "optuna" and not (dists or parsed):
+        raise ConfigError("--search optuna: nothing to search; give --uniform, --loguniform, --choice or --grid")
+    taken = {k for k, _ in parsed}
+    source = _source_of(preset)
+    for d in dists:
+        if d.key in taken:
+            raise ConfigError(f"{d.describe()}: {d.key} is already searched or in the grid")
+        taken.add(d.key)
+        for v in d.values:  # both ends of a range, every value of a choice
+            data = _copy(raw)
+            section, name = d.key.split(".", 1)
+            if not isinstance(data.get(section), dict):
+                raise ConfigError(f"{d.describe()}: the preset has no [{section}] section")
+            data[section][name] = v
+            try:
+                ExperimentConfig.from_dict(data, where=source)
+            except ConfigError as e:
+                raise ConfigError(f"{d.describe()}: {e}") from None
+    total = samples * seeds * math.prod(len(v) for _, v in parsed)
+    if total > MAX_TRIALS:
+        raise ConfigError(f"--samples {samples}: {total} trials; at most {MAX_TRIALS} in one sweep")
+    from workbench.core.registry import FAMILIES
+
+    family = FAMILIES.get(first.config["task"]["family"])
+    run = first.config["run"]
+    seed_list = [t.seed for t in planned[:seeds]]
+    fixed = planned if not dists and search == "random" and samples == 1 else None
+    # the raw config of the trials: the preset with its overrides, the seed and grid values set per trial
+    return SweepPlan(raw, source, first.preset, parsed, dists, seed_list, samples, search, scheduler,
+                     family.metric, int(run["iterations"]), int(run.get("eval_interval") or 0), max_concurrent,
+                     fixed)
+
+
+def _source_of(preset) -> str:
+    if isinstance(preset, (ExperimentConfig, dict)):
+        raw = preset.to_dict() if isinstance(preset, ExperimentConfig) else preset
+        meta = raw.get("meta")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        return f"config {name!r}" if isinstance(name, str) and name else "config"
+    return str(preset)
+
+
 # -- results ------------------------------------------------------------------------------------------
 @dataclass
 class TrialEvent:
     """What a sweep's callback receives, on the thread that called :func:`run_sweep`."""
     trial: Trial
-    status: str  # queued | running | retrying | finished | stopped | failed | cancelled
+    status: str  # queued | running | retrying | finished | stopped | stopped early | failed | cancelled
     iteration: int = 0
     total: int = 0
     metric: str | None = None  # held-out metric name ("mse", "return") of ``value``
@@ -251,7 +520,7 @@ class TrialEvent:
 @dataclass
 class TrialResult:
     trial: Trial
-    status: str  # finished | stopped | failed | cancelled
+    status: str  # finished | stopped | stopped early | failed | cancelled
     run_dir: str | None = None
     iteration: int = 0
     total: int = 0
@@ -345,12 +614,22 @@ def group_results(results: list[TrialResult]) -> list[Group]:
 
 # -- the worker side ----------------------------------------------------------------------------------
 class _Hub:
-    """A Ray actor: trials report progress to it, the driver drains it, and it carries the stop flag."""
+    """A Ray actor: trials take their index here, report progress to it, ship runs from other nodes
+    through it, and read the stop flag from it; the driver drains it."""
 
-    def __init__(self):
+    def __init__(self, assigned: dict[str, int], next_index: int):
         self.events: list[dict] = []
         self.stop_flag = False
         self.attempts: dict[int, int] = {}
+        self.assigned = dict(assigned)  # Tune trial id -> the sweep's trial index
+        self.next_index = next_index
+        self.archives: dict[int, bytes] = {}
+
+    def assign(self, trial_id: str, index: int | None = None) -> int:
+        if trial_id not in self.assigned:
+            self.assigned[trial_id] = self.next_index if index is None else index
+            self.next_index = max(self.next_index, self.assigned[trial_id] + 1)
+        return self.assigned[trial_id]
 
     def report(self, event: dict) -> bool:
         if event.get("kind") == "start":
@@ -359,24 +638,33 @@ class _Hub:
         self.events.append(event)
         return self.stop_flag
 
-    def drain(self) -> list[dict]:
+    def ship(self, index: int, archive: bytes) -> None:
+        self.archives[index] = archive
+
+    def drain(self) -> tuple[list[dict], dict[int, bytes], dict[str, int]]:
         out, self.events = self.events, []
-        return out
+        archives, self.archives = self.archives, {}
+        return out, archives, dict(self.assigned)
 
     def stop(self) -> None:
         self.stop_flag = True
 
+    def stopping(self) -> bool:
+        return self.stop_flag
+
 
 class _Reporter:
-    """Trainer callback in the worker: progress to the hub every REPORT_EVERY seconds, and the stop flag back."""
+    """Trainer callback in the worker: each evaluation to Ray Tune (the scheduler's input) and to the hub,
+    progress to the hub every REPORT_EVERY seconds, and the hub's stop flag back to the trainer."""
 
-    def __init__(self, ray, hub, index: int):
-        self.ray, self.hub, self.index = ray, hub, index
+    def __init__(self, hub, index: int):
+        self.hub, self.index = hub, index
         self.trainer = None
         self.last = 0.0
         self.metric = self.value = None
         self.replies: list = []
-        self.stop_requested = False
+        self.stop_requested = False  # the sweep is being stopped (Ctrl-C, the dialog's Stop)
+        self.stopped_early = False  # the scheduler stopped this trial
 
     def send(self, **event) -> None:
         # Never ray.get / ray.wait here: a task blocked in them (even with timeout=0) lends its CPU to
@@ -397,11 +685,26 @@ class _Reporter:
             self.metric, self.value = event.metric, float(event.after)
             self.send(kind="progress", iteration=event.iteration, metric=self.metric, value=self.value)
             self.last = time.monotonic()
+            last = self.trainer is not None and event.iteration >= self.trainer.config.run.iterations
+            if not (self.stop_requested or self.stopped_early or last):  # the last one comes with the ending
+                self.tune_report({"iteration": event.iteration, "after": self.value, "before": float(event.before),
+                                  "wb_done": 0})
         elif isinstance(event, ev.IterationMetrics):
             now = time.monotonic()
             if now - self.last >= REPORT_EVERY:
                 self.last = now
                 self.send(kind="progress", iteration=event.iteration, metric=self.metric, value=self.value)
+
+    def tune_report(self, metrics: dict) -> None:
+        from ray import tune
+
+        try:
+            tune.report(metrics)
+        except SystemExit:  # Tune stops this trial (the scheduler's decision): end the run with a checkpoint
+            self.stopped_early = True
+            self.send(kind="stopped early")
+            if self.trainer is not None:
+                self.trainer.stop()
 
 
 def _reply(future) -> bool:
@@ -411,35 +714,55 @@ def _reply(future) -> bool:
         return False
 
 
-def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, driver_node: str | None) -> dict:
-    """One trial, in a Ray worker process.  Returns a plain dict (and the run, packed, when shipped)."""
+def _park() -> None:
+    """A trial stopped by the sweep's stop waits here to be ended with the experiment, so that Tune keeps it
+    as unfinished (a trial that returned would count as done and not be resumed)."""
+    while True:
+        time.sleep(1.0)
+
+
+def _trial_fn(config: dict, plan: SweepPlan, runs_dir: str, sweep_id: str, hub, driver_node: str | None) -> None:
+    """One trial, as a Ray Tune function trainable in a Ray worker process."""
     import ray
+    from ray import tune
+
+    from workbench.core.storage import atomic_write_text
 
     from .trainer import Trainer
 
     t0 = time.monotonic()
-    reporter = _Reporter(ray, hub, trial.index)
-    reporter.send(kind="start", iteration=0, total=int(trial.config["run"]["iterations"]))
+    trial_id = tune.get_context().get_trial_id()
+    if plan.trials is not None:
+        index = ray.get(hub.assign.remote(trial_id, int(config["index"])))
+        trial = next(t for t in plan.trials if t.index == index)
+    else:
+        index = ray.get(hub.assign.remote(trial_id))
+        values, seed = plan.values_of(config)
+        trial = plan.trial(index, values, seed)
+    reporter = _Reporter(hub, index)
+    run_name = f"{sweep_id}-{trial.name}"
+    reporter.send(kind="start", iteration=0, total=int(trial.config["run"]["iterations"]),
+                  trial=dataclasses.asdict(trial))
+    if ray.get(hub.stopping.remote()):  # the sweep is being stopped: do not begin
+        _park()
     node = ray.get_runtime_context().get_node_id()
     shipped = driver_node is None or node != driver_node
     root = Path(tempfile.mkdtemp(prefix="workbench-trial-")) if shipped else Path(runs_dir)
     run_dir = root / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    from workbench.core.storage import atomic_write_text
-
-    atomic_write_text(run_dir / SWEEP_FILE, json.dumps({
-        "sweep_id": sweep_id, "trial": trial.name, "values": trial.values, "seed": trial.seed,
-        "index": trial.index, "preset": trial.preset}, indent=1))
     data = _copy(trial.config)
     device = str(data["run"].get("device", "auto")).strip().lower()
     if device.startswith("cuda"):
         data["run"]["device"] = "cuda"  # Ray makes the trial's GPU the only visible one
     elif device == "auto" and not trial.num_gpus:
         data["run"]["device"] = "cpu"  # no GPU was reserved for this trial: keep off the others'
-    config = ExperimentConfig.from_dict(data, where=f"sweep trial {trial.name}")
+    config_ = ExperimentConfig.from_dict(data, where=f"sweep trial {trial.name}")
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / SWEEP_FILE, json.dumps({
+            "sweep_id": sweep_id, "trial": trial.name, "values": trial.values, "seed": trial.seed,
+            "index": trial.index, "preset": trial.preset}, indent=1))
         trainer = None
-        if (run_dir / CONFIG).is_file():  # a retry after the worker died: go on from its checkpoint (if any)
+        if (run_dir / CONFIG).is_file():  # a retry, or a resumed sweep: go on from its checkpoint (if any)
             try:
                 trainer = Trainer.from_run_dir(run_dir, [reporter],
                                                overrides=[f"run.device={json.dumps(data['run']['device'])}"])
@@ -448,37 +771,35 @@ def _trial_task(trial: Trial, runs_dir: str, run_name: str, sweep_id: str, hub, 
                     if p.name != SWEEP_FILE and is_run_file(p.name) and p.is_file() and not p.is_symlink():
                         p.unlink()
         if trainer is None:
-            trainer = Trainer(config, run_dir, [reporter])
+            trainer = Trainer(config_, run_dir, [reporter])
         reporter.trainer = trainer
         if reporter.stop_requested:
             trainer.stop()
         reporter.send(kind="progress", iteration=trainer.iteration)
         finished = trainer.run()
-    except BaseException as e:  # noqa: BLE001 - recorded, then re-raised for Ray's retry / cancellation
-        stopped = isinstance(e, (KeyboardInterrupt, SystemExit))
-        if stopped and not (run_dir / CONFIG).exists():  # cancelled before the run began: leave no trace of ours
-            for p in run_dir.iterdir():
-                if is_run_file(p.name) and p.is_file() and not p.is_symlink():
-                    p.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                run_dir.rmdir()  # only when nothing else is in it
-        elif run_dir.is_dir():
-            update_status(run_dir, status="stopped" if stopped else "failed", message=_one_line(e))
+    except BaseException as e:  # noqa: BLE001 - recorded, then re-raised for Tune's retry
+        reporter.send(kind="error", message=_one_line(e))
+        if run_dir.is_dir() and (run_dir / CONFIG).exists():
+            update_status(run_dir, status="failed", message=_one_line(e))
         raise
+    if reporter.stop_requested and finished.status == "stopped":
+        reporter.send(kind="parked", iteration=finished.iteration)
+        _park()
     e = trainer.last_eval
-    out = {"status": finished.status, "iteration": finished.iteration, "total": config.run.iterations,
-           "message": finished.message, "bundle": finished.bundle_path, "node": node,
-           "run_dir": None if shipped else str(run_dir), "seconds": time.monotonic() - t0,
-           "metric": e.metric if e is not None else None, "before": e.before if e is not None else None,
-           "after": e.after if e is not None else None,
-           "higher_is_better": e.higher_is_better if e is not None else False}
+    out = {"status": finished.status, "iteration": finished.iteration, "total": config_.run.iterations,
+           "message": finished.message, "bundle": finished.bundle_path or "", "node": node,
+           "run_dir": "" if shipped else str(run_dir), "seconds": time.monotonic() - t0,
+           "metric": e.metric if e is not None else "", "before": e.before if e is not None else math.nan,
+           "after": e.after if e is not None else math.nan, "higher_is_better": bool(e and e.higher_is_better)}
     if shipped:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             tar.add(run_dir, arcname=run_name)
-        out["archive"] = buf.getvalue()
+        ray.get(hub.ship.remote(index, buf.getvalue()))
         shutil.rmtree(root, ignore_errors=True)
-    return out
+    if reporter.stopped_early:
+        return
+    reporter.tune_report({**out, "iteration": finished.iteration, "wb_done": 1})
 
 
 def _one_line(e: BaseException) -> str:
@@ -493,11 +814,26 @@ def _one_line(e: BaseException) -> str:
 
 
 # -- the driver side ----------------------------------------------------------------------------------
-def new_sweep_id(trials: list[Trial], runs_dir: Path) -> str:
-    name = safe_run_name(trials[0].config.get("meta", {}).get("name", "sweep")) if trials else "sweep"
+SWEEPS_DIR = ".sweeps"  # in the runs folder: each sweep's plan (plan.json) and Ray Tune's own files
+PLAN_FILE = "plan.json"
+
+
+def sweep_dir(runs_dir: str | Path, sweep_id: str) -> Path:
+    """Where a sweep keeps its plan and Ray Tune's experiment files (hidden from the Runs panel)."""
+    return Path(runs_dir) / SWEEPS_DIR / sweep_id
+
+
+def new_sweep_id(trials: list[Trial] | SweepPlan, runs_dir: Path) -> str:
+    if isinstance(trials, SweepPlan):
+        name = safe_run_name(trials.raw.get("meta", {}).get("name", "sweep")) if trials.trials is None else None
+        trials = trials.trials or []
+    else:
+        name = None
+    name = name or (safe_run_name(trials[0].config.get("meta", {}).get("name", "sweep")) if trials else "sweep")
     base = f"{name}-sweep-{timestamp()}"
     sweep_id, n = base, 1
-    while runs_dir.is_dir() and any(p.name.startswith(sweep_id + "-") for p in runs_dir.iterdir()):
+    while runs_dir.is_dir() and (any(p.name.startswith(sweep_id + "-") for p in runs_dir.iterdir())
+                                 or sweep_dir(runs_dir, sweep_id).exists()):
         n += 1
         sweep_id = f"{base}-{n}"
     return sweep_id
@@ -515,6 +851,120 @@ def _check_resources(ray, trials: list[Trial], gpus_per_trial: float | None) -> 
         if need_gpu > gpus:
             raise ConfigError(f"trial {t.name}: run.device = {t.config['run']['device']!r} needs a GPU per trial; "
                               f"the Ray cluster has {'none' if not gpus else f'{gpus:g}'}")
+
+
+def plan_of(trials: list[Trial] | SweepPlan) -> SweepPlan:
+    """A list of planned trials (:func:`plan_sweep`) as a :class:`SweepPlan` (a plain grid, no scheduler)."""
+    if isinstance(trials, SweepPlan):
+        return trials
+    trials = list(trials)
+    if not trials:
+        raise ConfigError("a sweep needs at least one trial")
+    from workbench.core.registry import FAMILIES
+
+    first = trials[0].config
+    keys = list(trials[0].values)
+    grid = [(k, list(dict.fromkeys(_hashable(t.values[k]) for t in trials))) for k in keys]
+    grid = [(k, [list(v) if isinstance(v, tuple) else v for v in vals]) for k, vals in grid]
+    seeds = sorted({t.seed for t in trials})
+    return SweepPlan(_copy(first), "config", trials[0].preset, grid, [], seeds, 1, "random", "none",
+                     FAMILIES.get(first["task"]["family"]).metric, int(first["run"]["iterations"]),
+                     int(first["run"].get("eval_interval") or 0), 0, trials)
+
+
+class _Watch:
+    """The driver's view of Tune's trials: each one's last result and final state (filled on the thread
+    that runs the experiment, through :meth:`callback`)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.last: dict[str, dict] = {}  # Tune trial id -> its last result
+        self.state: dict[str, str] = {}  # Tune trial id -> PENDING / RUNNING / TERMINATED / ERROR / PAUSED
+        self.errors: dict[str, str] = {}
+
+    def callback(self):
+        """A Tune callback that fills this watch (Tune pickles its callbacks with the experiment: the
+        callback names the watch by a key instead of holding it)."""
+        from ray import tune
+
+        global _WatchCallback
+        if _WatchCallback is None:
+            class _WatchCallback(tune.Callback):  # noqa: N801 - defined once, on first use (Tune is optional)
+                def __init__(self, key: int):
+                    self.key = key
+
+                def on_trial_result(self, iteration, trials, trial, result, **info):
+                    watch = _WATCHES[self.key]
+                    with watch.lock:
+                        watch.last[trial.trial_id] = dict(result)
+
+                def on_trial_error(self, iteration, trials, trial, **info):
+                    watch = _WATCHES[self.key]
+                    with watch.lock:
+                        watch.errors[trial.trial_id] = _tune_error(trial)
+
+                def on_experiment_end(self, trials, **info):
+                    watch = _WATCHES[self.key]
+                    with watch.lock:
+                        for t in trials:
+                            watch.state[t.trial_id] = t.status
+                            if t.status == "ERROR" and t.trial_id not in watch.errors:
+                                watch.errors[t.trial_id] = _tune_error(t)
+
+            _WatchCallback.__qualname__ = "_WatchCallback"
+        _WATCHES[id(self)] = self
+        return _WatchCallback(id(self))
+
+
+_WatchCallback = None
+_WATCHES: dict[int, _Watch] = {}
+
+
+def _tune_error(trial) -> str:
+    try:
+        error = trial.get_error()
+    except Exception:  # noqa: BLE001 - Tune's internals: the error file may be missing
+        error = None
+    return _one_line(error) if isinstance(error, BaseException) else "the trial's worker failed"
+
+
+class _Interrupt:
+    """Ends a Tune experiment as Ctrl-C does (its state saved, unfinished trials left unfinished) from any
+    thread: Tune's own hook for that is the event its SIGINT handler sets, made here and handed to it."""
+
+    def __init__(self):
+        self.event = threading.Event()
+
+    @contextlib.contextmanager
+    def installed(self):
+        from ray.tune import tune as tune_module
+
+        original = getattr(tune_module, "_setup_signal_catching", None)
+        if original is None:  # Tune without the hook: a stop ends running trials as terminated instead
+            yield False
+            return
+        tune_module._setup_signal_catching = lambda: self.event
+        try:
+            yield True
+        finally:
+            tune_module._setup_signal_catching = original
+
+
+def _known_trials(runs_dir: Path, sweep_id: str) -> dict[int, tuple[Path, dict]]:
+    """The trials of sweep ``sweep_id`` that have a run in ``runs_dir``: index -> (run dir, sweep.json)."""
+    out: dict[int, tuple[Path, dict]] = {}
+    if not runs_dir.is_dir():
+        return out
+    for p in runs_dir.iterdir():
+        if not p.name.startswith(sweep_id + "-") or not (p / SWEEP_FILE).is_file():
+            continue
+        try:
+            info = json.loads((p / SWEEP_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("sweep_id") == sweep_id and isinstance(info.get("index"), int):
+            out[info["index"]] = (p, info)
+    return out
 
 
 # -- connecting to a cluster --------------------------------------------------------------------------
@@ -742,7 +1192,8 @@ def _exit_on_sigterm(signum, frame):
     sys.exit(signum)
 
 
-def _stopped_before_start(trials: list[Trial], sweep_id: str, runs_dir: Path, emit, t_start: float) -> SweepResult:
+def _stopped_before_start(trials: list[Trial], sweep_id: str, runs_dir: Path, emit, t_start: float,
+                          grid_keys: list[str]) -> SweepResult:
     """The result of a sweep stopped while it connected to Ray: every trial cancelled, no run made."""
     results = []
     for t in trials:
@@ -750,33 +1201,99 @@ def _stopped_before_start(trials: list[Trial], sweep_id: str, runs_dir: Path, em
         r = TrialResult(t, "cancelled", total=total, message="the sweep was stopped before it connected to Ray")
         results.append(r)
         emit(TrialEvent(t, "cancelled", total=total, message=r.message))
-    grid_keys = list(trials[0].values) if trials else []
     return SweepResult(sweep_id, str(runs_dir), grid_keys, results, group_results(results), True,
                        time.monotonic() - t_start, None)
 
 
-def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
-              callback: Callable[[TrialEvent], None] | None = None, max_retries: int = 1,
-              sweep_id: str | None = None, stop_event: threading.Event | None = None, grace: float = 30.0,
-              gpus_per_trial: float | None = None, force_event: threading.Event | None = None,
-              log_to_driver: bool = False, _ship: bool | None = None) -> SweepResult:
-    """Run ``trials`` (from :func:`plan_sweep`) on Ray and wait for them; see the module docstring.
+def load_plan(runs_dir: str | Path, sweep_id: str) -> SweepPlan:
+    """The plan of sweep ``sweep_id`` in ``runs_dir`` (what ``--resume`` reads); ConfigError naming the file."""
+    path = sweep_dir(Path(runs_dir).expanduser().resolve(), sweep_id) / PLAN_FILE
+    if safe_run_name(sweep_id) != sweep_id or not path.is_file():
+        raise ConfigError(f"--resume {sweep_id}: no sweep of that id in {Path(runs_dir)} (no {path})")
+    try:
+        return SweepPlan.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"{path}: not a sweep plan this version reads ({_one_line(e)})") from None
 
+
+def _phases(plan: SweepPlan, known: dict[int, tuple[Path, dict]], first_new: int) -> tuple[list[SweepPlan], list]:
+    """What is left of ``plan`` given the trials that already have a run (a resumed sweep).
+
+    Returns the phases to run — the trials to run as they are (unfinished ones, and the missing seeds and
+    grid points of samples already drawn), then a search for the samples not drawn yet — and the finished
+    trials kept as they are."""
+    kept, todo = [], []
+    trials: dict[int, Trial] = {}
+    for index, (run_dir, info) in sorted(known.items()):
+        if plan.trials is not None:
+            t = next((x for x in plan.trials if x.index == index), None)
+            if t is None:
+                continue
+        else:
+            values = {k: info["values"][k] for k in plan.keys if k in info.get("values", {})}
+            if len(values) != len(plan.keys):
+                continue
+            t = plan.trial(index, values, int(info["seed"]))
+        trials[index] = t
+        (kept if read_status(run_dir).get("status") == "finished" else todo).append(t)
+    fresh = not known
+    if plan.trials is not None:
+        todo += [t for t in plan.trials if t.index not in trials]
+        return ([dataclasses.replace(plan, trials=sorted(todo, key=lambda t: t.index))] if todo else []), kept
+    if fresh:
+        return [plan], kept
+    nxt = max([first_new, *(i + 1 for i in trials)])
+    remaining = plan.total - len(trials)
+    if plan.search == "random":
+        dist_keys = [d.key for d in plan.dists]
+        samples: dict[tuple, list[Trial]] = {}
+        for t in trials.values():
+            samples.setdefault(tuple(_hashable(t.values[k]) for k in dist_keys), []).append(t)
+        combos = [dict(zip([k for k, _ in plan.grid], c)) for c in itertools.product(*(v for _, v in plan.grid))]
+        for members in samples.values():
+            have = {(tuple(_hashable(m.values[k]) for k, _ in plan.grid), m.seed) for m in members}
+            for combo in combos:
+                for seed in plan.seeds:
+                    if (tuple(_hashable(v) for v in combo.values()), seed) not in have:
+                        values = {**combo, **{k: members[0].values[k] for k in dist_keys}}
+                        todo.append(plan.trial(nxt, {k: values[k] for k in plan.keys}, seed))
+                        nxt += 1
+        left = plan.samples - len(samples)
+    else:
+        left = remaining
+    phases = [dataclasses.replace(plan, trials=todo)] if todo else []
+    if left > 0:
+        phases.append(dataclasses.replace(plan, samples=left))
+    return phases, kept
+
+
+def run_sweep(trials: list[Trial] | SweepPlan | None, runs_dir: str | Path, address: str | None = None,
+              num_cpus: int | None = None, callback: Callable[[TrialEvent], None] | None = None,
+              max_retries: int = 1, sweep_id: str | None = None, stop_event: threading.Event | None = None,
+              grace: float = 30.0, gpus_per_trial: float | None = None, force_event: threading.Event | None = None,
+              log_to_driver: bool = False, _ship: bool | None = None, resume: str | None = None) -> SweepResult:
+    """Run a sweep on Ray Tune and wait for it; see the module docstring.
+
+    ``trials``: :func:`plan_sweep`'s trials or :func:`plan_search`'s plan (None with ``resume``).
     ``address``: None starts a local Ray on this machine (``num_cpus`` of its cores, default all), else
     the address of an existing cluster (``host:port``, ``auto``, ``ray://host:port``).  When Ray is
     already initialised in this process, that instance is used and left running.  ``callback`` gets
     :class:`TrialEvent` s as trials start, progress and end.  ``stop_event``: set it (from any thread)
-    to stop the sweep as Ctrl-C does; ``force_event``: set it to cancel the trials by force now, as a
-    second Ctrl-C does (their runs are marked stopped, without a final checkpoint).  ``gpus_per_trial``
-    overrides the trials' own GPU need (e.g. 0.25 to share a GPU between four small trials).
-    ``log_to_driver``: print what the trials' workers write (and Ray's own worker messages) in this process,
-    on ``sys.stdout``/``sys.stderr`` as Ray does (the command line sends both to stderr).
+    to stop the sweep as Ctrl-C does; ``force_event``: set it to end the trials now, as a second Ctrl-C
+    does (their runs are marked stopped, without a final checkpoint).  ``gpus_per_trial`` overrides the
+    trials' own GPU need (e.g. 0.25 to share a GPU between four small trials).  ``log_to_driver``: print
+    what the trials' workers write in this process.  ``resume``: the id of an interrupted sweep in
+    ``runs_dir`` to finish: its finished trials are kept, the others go on from their checkpoints, and
+    the trials it had not begun are run.
 
     Connecting to ``address`` takes at most :func:`connect_timeout` seconds (else a :class:`ConfigError`
     naming the address); ``stop_event`` set meanwhile ends the sweep at once with every trial cancelled.
     """
     ray = require_ray()
-    trials = list(trials)
+    try:
+        from ray import tune
+    except ImportError:
+        raise RayMissing(RAY_MISSING) from None
     runs_dir = Path(runs_dir).expanduser().resolve()
     if max_retries < 0:
         raise ConfigError(f"max_retries {max_retries}: expected 0 or more")
@@ -784,16 +1301,27 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
         raise ConfigError("num_cpus applies to a local Ray only; a cluster has its own")
     if num_cpus is not None and num_cpus < 1:
         raise ConfigError(f"num_cpus {num_cpus}: expected at least 1")
-    sweep_id = sweep_id or new_sweep_id(trials, runs_dir)
-    names = {t.index: f"{sweep_id}-{t.name}" for t in trials}
+    if resume is not None:
+        plan = load_plan(runs_dir, resume)
+        sweep_id = resume
+    else:
+        plan = plan_of(trials)
+        sweep_id = sweep_id or new_sweep_id(plan, runs_dir)
+    known = _known_trials(runs_dir, sweep_id)
+    phases, kept = _phases(plan, known, 0)
     emit = callback or (lambda event: None)
     t_start = time.monotonic()
     started_here = False
     check_address(address)
     timeout = connect_timeout() if address is not None else 0.0
     _wait_for_abandoned(time.monotonic() + (timeout or CONNECT_TIMEOUT), address)
+    interrupt = _Interrupt()
+    listed = [t for ph in phases if ph.trials is not None for t in ph.trials]
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # trials keep the driver's working directory
+        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our runs log themselves
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=log_to_driver,
                                       logging_level=logging.ERROR)
         if address is None:
@@ -804,130 +1332,177 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
                 raise ConfigError(f"cannot start a local Ray: {_one_line(e)}") from None
         else:
             pkg = Path(__file__).resolve().parents[1]  # the workers run this very code, not what the nodes have
-            kwargs.update(address=address, runtime_env={"py_modules": [str(pkg)], "excludes": ["__pycache__"]})
+            kwargs.update(address=address, runtime_env={
+                "py_modules": [str(pkg)], "excludes": ["__pycache__"],
+                "env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}})
             if not _connect(ray, address, kwargs, timeout, stop_event, force_event):
-                return _stopped_before_start(trials, sweep_id, runs_dir, emit, t_start)
+                return _stopped_before_start(listed, sweep_id, runs_dir, emit, t_start, plan.keys)
         started_here = True
-    results: dict[int, TrialResult] = {}
+    state: dict[int, TrialEvent] = {}
+    by_index: dict[int, Trial] = {t.index: t for t in kept}
+    parked: set[int] = set()
+    early: set[int] = set()  # trials that heard the scheduler stop them
+    errors: dict[int, str] = {}  # trial index -> its worker's last error (one line)
+    announced: set[int] = set()  # trials whose ending the callback has been told
+    assigned: dict[str, int] = {}
+    first_running: list[float] = []
+    interrupted = forced = False
+    stop_deadline: float | None = None
+    watch = _Watch()
+    tune_log = logging.getLogger("ray.tune")
+    tune_level = tune_log.level
+    tune_log.setLevel(logging.ERROR)  # Tune's notes on files it did not write (our runs are the record)
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
+        sdir = sweep_dir(runs_dir, sweep_id)
+        sdir.mkdir(parents=True, exist_ok=True)
+        if resume is None:
+            from workbench.core.storage import atomic_write_text
+
+            atomic_write_text(sdir / PLAN_FILE, json.dumps(plan.to_dict(), indent=1))
         client = address is not None and address.startswith("ray://")
-        if _ship is None:
-            driver_node = None if client else ray.get_runtime_context().get_node_id()
-        else:
-            driver_node = None if _ship else ray.get_runtime_context().get_node_id()
-        _check_resources(ray, trials, gpus_per_trial)
-        hub = ray.remote(num_cpus=0)(_Hub).remote()
-        task = ray.remote(_trial_task)
-        pending: dict[Any, Trial] = {}
-        for t in trials:
-            gpus = t.num_gpus if gpus_per_trial is None else gpus_per_trial
-            ref = task.options(num_cpus=t.num_cpus, num_gpus=gpus, max_retries=max_retries, retry_exceptions=True,
-                               name=f"workbench-trial-{t.name}"
-                               ).remote(t, str(runs_dir), names[t.index], sweep_id, hub, driver_node)
-            pending[ref] = t
-            emit(TrialEvent(t, "queued", total=int(t.config["run"]["iterations"])))
-        state = {t.index: TrialEvent(t, "queued", total=int(t.config["run"]["iterations"])) for t in trials}
-        by_index = {t.index: t for t in trials}
-        first_running: list[float] = []
-        stop_deadline: float | None = None
+        on_driver = None if client else ray.get_runtime_context().get_node_id()
+        driver_node = on_driver if _ship is None else (None if _ship else ray.get_runtime_context().get_node_id())
+        if listed:
+            _check_resources(ray, listed, gpus_per_trial)
+        elif phases:
+            _check_resources(ray, [plan.trial(0, {k: _first_value(plan, k) for k in plan.keys}, plan.seeds[0])],
+                             gpus_per_trial)
+        first_new = max([*(i + 1 for i in known), 0])
+        hub = ray.remote(num_cpus=0)(_Hub).remote({}, first_new)
+        for t in kept:
+            r = _kept_result(t, runs_dir / f"{sweep_id}-{t.name}")
+            state[t.index] = TrialEvent(t, "finished", r.iteration, r.total, r.metric, r.after)
+        for t in listed:
+            state[t.index] = TrialEvent(t, "queued", total=int(t.config["run"]["iterations"]))
+            by_index[t.index] = t
+            emit(state[t.index])
 
         def drain() -> None:
-            for e in ray.get(hub.drain.remote()):
-                t = by_index[e["index"]]
-                prev = state[t.index]
+            events, archives, amap = ray.get(hub.drain.remote())
+            assigned.update(amap)
+            for e in events:
+                index = e["index"]
                 if e["kind"] == "start":
+                    t = Trial(**e["trial"])
+                    by_index.setdefault(index, t)
+                    t = by_index[index]
                     status = "running" if e["attempt"] == 1 else "retrying"
                     if not first_running:
                         first_running.append(time.monotonic())
-                    ev_ = TrialEvent(t, status, e.get("iteration", 0), e.get("total", prev.total), prev.metric,
-                                     prev.value, attempt=e["attempt"])
-                else:
-                    ev_ = TrialEvent(t, "running" if prev.attempt == 1 else "retrying", e.get("iteration", 0),
-                                     prev.total, e.get("metric") or prev.metric,
+                    prev = state.get(index)
+                    ev_ = TrialEvent(t, status, e.get("iteration", 0), e.get("total", 0),
+                                     prev.metric if prev else None, prev.value if prev else None, attempt=e["attempt"])
+                elif index in state:
+                    prev = state[index]
+                    if e["kind"] == "parked":
+                        parked.add(index)
+                    elif e["kind"] == "stopped early":
+                        early.add(index)
+                    elif e["kind"] == "error":
+                        errors[index] = e["message"]
+                    ev_ = TrialEvent(prev.trial, prev.status, e.get("iteration", prev.iteration), prev.total,
+                                     e.get("metric") or prev.metric,
                                      e.get("value") if e.get("value") is not None else prev.value,
                                      attempt=prev.attempt)
-                state[t.index] = ev_
-                emit(ev_)
-
-        def collect(ref) -> None:
-            t = pending.pop(ref)
-            attempts = state[t.index].attempt
-            try:
-                out = ray.get(ref)
-            except ray.exceptions.TaskCancelledError:
-                if state[t.index].status == "queued":
-                    out = {"status": "cancelled", "message": "the sweep was stopped before this trial started"}
                 else:
-                    why = ("the sweep was cancelled" if force_event is not None and force_event.is_set()
-                           else "it did not stop in time")
-                    out = {"status": "stopped", "message": f"cancelled by force: {why}"}
-            except ray.exceptions.RayError as e:
-                out = {"status": "failed", "message": _one_line(e)}
-            archive = out.pop("archive", None)
-            run_dir = runs_dir / names[t.index]
-            if archive is not None:
+                    continue
+                state[index] = ev_
+                emit(ev_)
+            for index, archive in archives.items():
                 with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
                     tar.extractall(runs_dir, filter="data")
-                if out.get("bundle"):  # it was written in the worker's temporary folder
-                    out["bundle"] = str(run_dir / Path(out["bundle"]).name)
-                    if read_status(run_dir).get("bundle"):
-                        update_status(run_dir, bundle=out["bundle"])
-            if run_dir.is_dir():
-                out["run_dir"] = str(run_dir)
-                if out["status"] in ("failed", "stopped") and read_status(run_dir).get("status") in ("running", None):
-                    update_status(run_dir, status=out["status"], message=out.get("message", ""),
-                                   iteration=state[t.index].iteration)  # the worker died without a word
-            else:
-                out["run_dir"] = None
-            fields = {f.name for f in dataclasses.fields(TrialResult)}
-            r = TrialResult(t, **{k: v for k, v in out.items() if k in fields and k not in ("trial", "attempts")},
-                            attempts=attempts)
-            r.total = r.total or int(t.config["run"]["iterations"])
-            r.iteration = r.iteration or state[t.index].iteration
-            r.metric = r.metric or state[t.index].metric
-            results[t.index] = r
-            emit(TrialEvent(t, r.status, r.iteration, r.total, r.metric, r.after, r.message, attempts))
+
+        def announce() -> None:
+            """Tell the callback of each trial that ended since the last call (finished, or stopped early)."""
+            with watch.lock:
+                done = {tid: dict(r) for tid, r in watch.last.items() if r.get("wb_done")}
+            for tid, r in done.items():
+                index = assigned.get(tid)
+                if index is None or index in announced or index not in state:
+                    continue
+                prev = state[index]
+                after = r.get("after")
+                after = None if after is None or (isinstance(after, float) and math.isnan(after)) else float(after)
+                state[index] = TrialEvent(prev.trial, str(r.get("status") or "finished"), int(r.get("iteration") or 0),
+                                          prev.total, r.get("metric") or prev.metric, after,
+                                          str(r.get("message") or ""), prev.attempt)
+                announced.add(index)
+                emit(state[index])
+            for index in early - announced:
+                prev = state[index]
+                state[index] = TrialEvent(prev.trial, "stopped early", prev.iteration, prev.total, prev.metric,
+                                          prev.value, _early_message(prev.iteration, prev.metric, prev.value),
+                                          prev.attempt)
+                announced.add(index)
+                emit(state[index])
+
+        def running() -> set[int]:
+            with watch.lock:
+                done = {assigned[tid] for tid, r in watch.last.items() if r.get("wb_done") and tid in assigned}
+                done |= {assigned[tid] for tid in watch.errors if tid in assigned}
+            return {i for i, ev_ in state.items() if ev_.status in ("running", "retrying")} - done - parked
 
         def request_stop() -> None:
-            nonlocal stop_deadline
+            nonlocal stop_deadline, interrupted
+            interrupted = True
             if stop_deadline is None:
                 ray.get(hub.stop.remote())
                 stop_deadline = time.monotonic() + grace
-                drain()
-                for ref, t in pending.items():  # not started yet: drop them
-                    if state[t.index].status == "queued":
-                        ray.cancel(ref)
 
-        interrupted = False
-        while pending:
-            try:
-                if force_event is not None and force_event.is_set():
-                    interrupted = True
-                    request_stop()
-                    break
-                if stop_event is not None and stop_event.is_set():
-                    interrupted = True
-                    request_stop()
-                if stop_deadline is not None and time.monotonic() > stop_deadline:
-                    break
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
-                drain()
-                for ref in ready:
-                    collect(ref)
-            except KeyboardInterrupt:
-                interrupted = True
-                if stop_deadline is None:
-                    request_stop()
-                else:  # a second Ctrl-C: do not wait for the clean stop
-                    break
-        if pending:  # stop requested and the grace period is over (or a second Ctrl-C)
-            for ref in list(pending):
-                ray.cancel(ref, force=True, recursive=True)
-            for ref in list(pending):
-                collect(ref)
-        drain()
+        for phase in phases:
+            search_alg, scheduler = _search_and_scheduler(phase, tune)
+            trainable = tune.with_parameters(_trial_fn, plan=phase, runs_dir=str(runs_dir), sweep_id=sweep_id,
+                                             hub=hub, driver_node=driver_node)
+            trainable = tune.with_resources(trainable, _resources_for(phase, gpus_per_trial))
+            tuner = tune.Tuner(
+                trainable, param_space=phase.param_space(),
+                tune_config=tune.TuneConfig(metric="after", mode=phase.mode, search_alg=search_alg,
+                                            scheduler=scheduler, num_samples=1 if phase.trials is not None
+                                            else phase.samples),
+                run_config=tune.RunConfig(name=f"tune-{len(list(sdir.glob('tune-*')))}", storage_path=str(sdir),
+                                          failure_config=tune.FailureConfig(max_failures=max_retries), verbose=0,
+                                          callbacks=[watch.callback()]))
+            failure: list[BaseException] = []
+
+            def fit() -> None:
+                try:
+                    tuner.fit()
+                except BaseException as e:  # noqa: BLE001 - handed to the driver's thread
+                    failure.append(e)
+
+            with interrupt.installed() as hooked:
+                if not hooked:
+                    raise ConfigError("this Ray Tune has no way to interrupt an experiment that the workbench knows; "
+                                      "pip install 'ray[tune]>=2.9'")
+                thread = threading.Thread(target=fit, name="workbench-sweep-tune", daemon=True)
+                thread.start()
+                while thread.is_alive():
+                    try:
+                        if force_event is not None and force_event.is_set():
+                            interrupted = forced = True
+                            interrupt.event.set()
+                        if stop_event is not None and stop_event.is_set():
+                            request_stop()
+                        if stop_deadline is not None and (time.monotonic() > stop_deadline or not running()):
+                            interrupt.event.set()
+                        drain()
+                        announce()
+                        thread.join(0.2)
+                    except KeyboardInterrupt:
+                        if stop_deadline is None:
+                            request_stop()
+                        else:  # a second Ctrl-C: do not wait for the clean stop
+                            forced = True
+                            interrupt.event.set()
+            drain()
+            announce()
+            if failure:
+                raise ConfigError(f"Ray Tune failed: {_one_line(failure[0])}")
+            if interrupted:
+                break
     finally:
+        tune_log.setLevel(tune_level)
         if started_here:
             for _ in range(2):  # once more if a Ctrl-C cut the first one short
                 try:
@@ -935,7 +1510,130 @@ def run_sweep(trials: list[Trial], runs_dir: str | Path, address: str | None = N
                     break
                 except BaseException:  # noqa: BLE001 - shutting down after an interrupt must not mask it
                     pass
-    ordered = [results[t.index] for t in trials if t.index in results]
-    grid_keys = list(trials[0].values) if trials else []
-    return SweepResult(sweep_id, str(runs_dir), grid_keys, ordered, group_results(ordered), interrupted,
+    results = _results(plan, sweep_id, runs_dir, state, by_index, watch, assigned, interrupted, forced, emit, early, errors, announced)
+    return SweepResult(sweep_id, str(runs_dir), plan.keys, results, group_results(results), interrupted,
                        time.monotonic() - t_start, (first_running[0] - t_start) if first_running else None)
+
+
+def _first_value(plan: SweepPlan, key: str):
+    for k, vals in plan.grid:
+        if k == key:
+            return vals[0]
+    d = next(d for d in plan.dists if d.key == key)
+    return d.values[0]
+
+
+def _resources_for(plan: SweepPlan, gpus_per_trial: float | None):
+    def resources(config: dict) -> dict:
+        if plan.trials is not None:
+            t = next(x for x in plan.trials if x.index == int(config["index"]))
+        else:
+            values, seed = plan.values_of(config)
+            t = plan.trial(0, values, seed)
+        return {"cpu": t.num_cpus, "gpu": t.num_gpus if gpus_per_trial is None else gpus_per_trial}
+    return resources
+
+
+def _search_and_scheduler(plan: SweepPlan, tune):
+    """The plan's Tune search algorithm (random / grid variants, or Optuna's TPE) and scheduler (ASHA)."""
+    from ray.tune.search import BasicVariantGenerator
+
+    seed = plan.seeds[0] % 2**32
+    if plan.trials is None and plan.search == "optuna":
+        try:
+            from ray.tune.search.optuna import OptunaSearch
+        except ImportError:
+            raise ConfigError("--search optuna needs Optuna: pip install optuna") from None
+        search = OptunaSearch(metric="after", mode=plan.mode, seed=seed)
+        if plan.max_concurrent:
+            from ray.tune.search import ConcurrencyLimiter
+
+            search = ConcurrencyLimiter(search, max_concurrent=plan.max_concurrent)
+    else:
+        search = BasicVariantGenerator(constant_grid_search=True, random_state=seed, max_concurrent=plan.max_concurrent)
+    scheduler = None
+    if plan.scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        grace = max(1, min(plan.eval_interval or 1, plan.iterations))
+        scheduler = ASHAScheduler(time_attr="iteration", max_t=max(plan.iterations, grace), grace_period=grace,
+                                  reduction_factor=ASHA_REDUCTION)
+    return search, scheduler
+
+
+ASHA_REDUCTION = 2  # ASHA keeps the best 1/2 of the trials at each rung (Tune's default, 4, suits larger sweeps)
+
+
+def _kept_result(t: Trial, run_dir: Path) -> TrialResult:
+    status = read_status(run_dir)
+    last = status.get("last_eval") or {}
+    from workbench.core.losses import higher_is_better
+
+    metric = last.get("metric")
+    return TrialResult(t, "finished", str(run_dir), int(status.get("iteration") or 0),
+                       int(t.config["run"]["iterations"]), metric, last.get("before"), last.get("after"),
+                       bool(metric and higher_is_better(metric)), status.get("bundle"),
+                       "finished before the sweep was resumed")
+
+
+def _results(plan, sweep_id, runs_dir, state, by_index, watch, assigned, interrupted, forced, emit,
+             early, errors, announced) -> list[TrialResult]:
+    """Every trial's result, from what its trainable reported, Tune's final state and its run folder."""
+    from workbench.core.losses import higher_is_better
+
+    by_tid = {index: tid for tid, index in assigned.items()}
+    out: list[TrialResult] = []
+    for index in sorted(state):
+        t, ev_ = by_index[index], state[index]
+        run_dir = runs_dir / f"{sweep_id}-{t.name}"
+        total = int(t.config["run"]["iterations"])
+        if ev_.status == "finished" and ev_.trial is t and index not in by_tid:  # kept from before a resume
+            r = _kept_result(t, run_dir)
+            out.append(r)
+            continue
+        tid = by_tid.get(index)
+        with watch.lock:
+            last = dict(watch.last.get(tid, {})) if tid else {}
+            tstate = watch.state.get(tid, "PENDING") if tid else "PENDING"
+            error = watch.errors.get(tid) if tid else None
+        iteration = int(last.get("iteration") or ev_.iteration or 0)
+        metric = last.get("metric") or ev_.metric
+        after = last.get("after", ev_.value)
+        after = None if after is None or (isinstance(after, float) and math.isnan(after)) else float(after)
+        before = last.get("before")
+        before = None if before is None or (isinstance(before, float) and math.isnan(before)) else float(before)
+        hib = bool(metric) and higher_is_better(metric)
+        bundle = last.get("bundle") or None
+        if last.get("wb_done"):
+            status, message = str(last.get("status") or "finished"), str(last.get("message") or "")
+            if bundle and not Path(bundle).is_file():  # written on another node: it came back with the run
+                bundle = str(run_dir / Path(bundle).name)
+                if read_status(run_dir).get("bundle"):
+                    update_status(run_dir, bundle=bundle)
+        elif error is not None and tstate == "ERROR":
+            status, message = "failed", errors.get(index, error)
+        elif index in early or (tstate == "TERMINATED" and not interrupted):  # ended by the scheduler
+            status, message = "stopped early", _early_message(iteration, metric, after)
+        elif ev_.status == "queued" or (tid is None and not run_dir.is_dir()):
+            status, message = "cancelled", "the sweep was stopped before this trial started"
+        else:
+            status = "stopped"
+            message = ("cancelled by force: the sweep was cancelled" if forced else
+                       f"the sweep was stopped; 'workbench sweep --resume {sweep_id}' goes on from its checkpoint")
+        if run_dir.is_dir():
+            current = read_status(run_dir).get("status")
+            if status == "stopped early" or (status in ("stopped", "failed") and current in ("running", None)):
+                update_status(run_dir, status=status, message=message, iteration=iteration)
+        r = TrialResult(t, status, str(run_dir) if run_dir.is_dir() else None, iteration, total, metric, before,
+                        after, hib, bundle, message, float(last.get("seconds") or 0.0), ev_.attempt,
+                        str(last.get("node") or ""))
+        out.append(r)
+        if index not in announced:
+            emit(TrialEvent(t, status, iteration, total, metric, after, message, ev_.attempt))
+    return out
+
+
+def _early_message(iteration: int, metric: str | None, after: float | None) -> str:
+    shown = "n/a" if after is None else f"{after:.4g}"
+    return (f"stopped early by ASHA at iteration {iteration}: held-out {metric or 'metric'} {shown} after adaptation "
+            f"was not among the best 1/{ASHA_REDUCTION} at that point")
