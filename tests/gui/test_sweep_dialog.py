@@ -171,6 +171,8 @@ class FakeSweep:
         from workbench.services import sweep
 
         self.calls.append(threading.current_thread().name)
+        if isinstance(trials, sweep.SweepPlan):  # what the dialog passes: its planned trials
+            trials = sweep.planned_trials(trials)
         try:
             for t in trials:
                 callback(sweep.TrialEvent(t, "running", 3, 20))
@@ -267,7 +269,7 @@ def test_two_seeds_by_two_values_run_live_and_end_with_the_grouped_comparison(ma
     for r, g in enumerate(result.groups):
         assert g.finished == 2 and results.item(r, column(results, "mse after")).text().startswith(f"{g.mean:.4g} ± ")
 
-    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(runs) == 4
     for run in runs:
         assert json.loads((run / "sweep.json").read_text())["sweep_id"] == result.sweep_id
@@ -316,4 +318,19 @@ def test_stopping_stops_running_trials_cancels_queued_ones_and_closing_waits_for
         assert bar.maximum() == 100_000 and bar.value() == t.iteration
         assert (0 < t.iteration < 100_000) if t.status == "stopped" else t.iteration == 0
     assert "Stopped" in find(d, "sweepMessage").text() and not find(d, "sweepMessage").property("error")
-    assert len([p for p in (tmp_path / "runs").iterdir() if p.is_dir()]) == 2
+    assert len([p for p in (tmp_path / "runs").iterdir() if p.is_dir() and not p.name.startswith(".")]) == 2
+
+
+def test_search_lines_make_a_searched_plan_and_a_trial_count(make_dialog):
+    d = make_dialog()
+    find(d, "sweepSeedsSpin").setValue(2)
+    find(d, "sweepSamplesSpin").setValue(4)
+    find(d, "sweepGridEdit").setPlainText("loguniform algorithm.outer_lr=0.0001,0.01\nchoice algorithm.inner_lr=0.005,0.02")
+    find(d, "sweepSchedulerCombo").setCurrentText("asha")
+    assert find(d, "sweepTrialCountLabel").text() == "8 trials (4 samples × 2 seeds)"
+    plan = d.plan()
+    assert plan.total == 8 and plan.trials is None and plan.scheduler == "asha"
+    assert [(x.key, x.kind, x.values) for x in plan.dists] == [
+        ("algorithm.outer_lr", "loguniform", [0.0001, 0.01]), ("algorithm.inner_lr", "choice", [0.005, 0.02])]
+    find(d, "sweepGridEdit").setPlainText("loguniform algorithm.outer_lr=0,0.01")
+    assert not d.start() and "log-uniform range must be above 0" in d.message_text()

@@ -18,7 +18,8 @@ from workbench.services.run_series import (COL_DATE, COL_FINAL, COL_ITERATIONS, 
 from workbench.services.runs import RunInfo
 
 GREY = "#7d808a"
-STATUS_COLORS = {"running": "#4e9af1", "finished": "#59a14f", "stopped": "#edc948", "failed": "#e15759",
+STATUS_COLORS = {"running": "#4e9af1", "finished": "#59a14f", "stopped": "#edc948", "stopped early": "#b07aa1",
+                 "failed": "#e15759",
                  "interrupted": "#f28e2b", "unreadable": GREY}
 # the most a column asks for before the table is short of room (px), and the columns that give up room first
 CAPS = {COL_NAME: 360, COL_PRESET: 220, COL_FINAL: 260, COL_SWEEP: 160}

@@ -121,8 +121,8 @@ class SweepDialog(QDialog):
         """The grid editor's items; blank lines and ``#`` comments are skipped."""
         return self.form.grid_lines()
 
-    def plan(self) -> list[sweep.Trial]:
-        """The sweep's trials from the inputs; raises :class:`ConfigError` naming what is wrong."""
+    def plan(self) -> sweep.SweepPlan:
+        """The sweep from the inputs; raises :class:`ConfigError` naming what is wrong."""
         return self.form.plan()
 
     def _update_count(self) -> None:
@@ -148,7 +148,7 @@ class SweepDialog(QDialog):
             return False
         try:
             sweep.require_ray()  # "pip install 'workbench[cluster]'" when Ray is missing
-            trials = self.plan()  # an unknown key or a bad value: refused here, before Ray starts
+            plan = self.plan()  # an unknown key or a bad value: refused here, before Ray starts
             if self.runs_dir.exists() and not self.runs_dir.is_dir():
                 raise ConfigError(f"runs folder {self.runs_dir}: not a folder")
             address = self.form.address()
@@ -156,13 +156,13 @@ class SweepDialog(QDialog):
         except WorkbenchError as e:
             self.message.show_message(for_dialog(str(e)), error=True)
             return False
-        self.trials, self.result = trials, None
+        self.trials, self.result = sweep.planned_trials(plan), None
         self._close_when_done = False
-        self.trials_table.fill(trials)
+        self.trials_table.fill(self.trials)
         self.results_table.clear_results()
         self.message.show_message("")
         self._seen = {}
-        run = self._run = SweepRun(trials, self.runs_dir, address, self.num_cpus if address is None else None)
+        run = self._run = SweepRun(plan, self.runs_dir, address, self.num_cpus if address is None else None)
         # the dialog deleted while its sweep runs (its window gone with the app): cancel the trials, so that
         # the sweep ends and shuts Ray down
         self.destroyed.connect(lambda *_: run.stop(force=True))

@@ -97,6 +97,7 @@ class SweepForm(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # the tables get the height
         self.seeds_spin.valueChanged.connect(self.changed)
         self.grid_edit.textChanged.connect(self.changed)
+        self.samples_spin.valueChanged.connect(self.changed)
 
     def _title_row(self) -> QHBoxLayout:
         c = self.config
@@ -142,17 +143,53 @@ class SweepForm(QWidget):
                                      "Empty: start a local Ray here for the sweep and shut it down after.")
         self.address_edit.setMinimumWidth(220)
         form.addRow("Ray address", self.address_edit)
+        self.search_combo = QComboBox()
+        self.search_combo.setObjectName("sweepSearchCombo")
+        for name, tip in (("random", "each sample drawn independently (Ray Tune)"),
+                          ("optuna", "Optuna's TPE proposes each trial from the results so far")):
+            self.search_combo.addItem(name)
+            self.search_combo.setItemData(self.search_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.search_combo.setToolTip("How the searched keys (uniform / loguniform / choice lines) are drawn")
+        self.samples_spin = QSpinBox()
+        self.samples_spin.setObjectName("sweepSamplesSpin")
+        self.samples_spin.setRange(1, 1000)
+        self.samples_spin.setToolTip("Samples drawn from the searched keys; trials = samples × grid points × seeds")
+        self.scheduler_combo = QComboBox()
+        self.scheduler_combo.setObjectName("sweepSchedulerCombo")
+        self.scheduler_combo.addItems(["none", "asha"])
+        self.scheduler_combo.setToolTip("asha: stop trials whose held-out metric after adaptation falls behind at an "
+                                        "evaluation (the best half go on at each rung)\nnone: every trial runs to the end")
+        self.concurrent_spin = QSpinBox()
+        self.concurrent_spin.setObjectName("sweepMaxConcurrentSpin")
+        self.concurrent_spin.setRange(0, 10_000)
+        self.concurrent_spin.setSpecialValueText("as many as fit")
+        self.concurrent_spin.setToolTip("Trials running at once (0: as many as the CPUs / GPUs allow)")
+        search_row = QHBoxLayout()
+        search_row.addWidget(self.search_combo)
+        search_row.addWidget(QLabel("×"))
+        search_row.addWidget(self.samples_spin)
+        search_row.addWidget(QLabel("samples"))
+        form.addRow("Search", search_row)
+        stop_row = QHBoxLayout()
+        stop_row.addWidget(self.scheduler_combo)
+        stop_row.addWidget(QLabel("at once"))
+        stop_row.addWidget(self.concurrent_spin, 1)
+        form.addRow("Early stop", stop_row)
         self.runs_label = ElidedLabel(str(runs_dir), mode=Qt.TextElideMode.ElideMiddle, min_chars=16)
         self.runs_label.setObjectName("sweepRunsDirLabel")
         form.addRow("Runs folder", self.runs_label)
         return box  # as high as the grid box beside it
 
     def _grid_box(self) -> QGroupBox:
-        box = QGroupBox("Grid (one key per line: section.key=v1,v2,...)")
+        box = QGroupBox("Grid and search space (one key per line)")
+        box.setToolTip("section.key=v1,v2,...: every value (the grid)\n"
+                       "uniform section.key=lo,hi · loguniform section.key=lo,hi · choice section.key=a,b,...:\n"
+                       "drawn by the search, once per sample")
         lay = QVBoxLayout(box)
         self.grid_edit = QPlainTextEdit()
         self.grid_edit.setObjectName("sweepGridEdit")
-        self.grid_edit.setPlaceholderText(f"{self._example_line()}\n# no lines: only the seeds vary")
+        self.grid_edit.setPlaceholderText(f"{self._example_line()}\nloguniform algorithm.outer_lr=0.0001,0.01\n"
+                                          "# no lines: only the seeds vary")
         self.grid_edit.setTabChangesFocus(True)
         self.grid_edit.setMinimumHeight(60)
         self.grid_edit.setMaximumHeight(110)
@@ -200,35 +237,57 @@ class SweepForm(QWidget):
         return "model.hidden=[40,40],[80,80]"
 
     # -- reading the inputs --------------------------------------------------------------------------
-    def grid_lines(self) -> list[str]:
+    def lines(self) -> list[str]:
         """The grid editor's items; blank lines and ``#`` comments are skipped."""
         lines = (ln.strip() for ln in self.grid_edit.toPlainText().splitlines())
         return [ln for ln in lines if ln and not ln.startswith("#")]
+
+    def grid_lines(self) -> list[str]:
+        """The grid's items (lines without a uniform / loguniform / choice word)."""
+        return [ln for ln in self.lines() if ln.split(None, 1)[0] not in sweep.DIST_KINDS]
+
+    def search_lines(self) -> dict[str, list[str]]:
+        """kind -> the ``section.key=...`` items of the lines that start with that kind."""
+        out: dict[str, list[str]] = {k: [] for k in sweep.DIST_KINDS}
+        for ln in self.lines():
+            word, _, rest = ln.partition(" ")
+            if word in out:
+                out[word].append(rest.strip())
+        return out
 
     def address(self) -> str | None:
         """The Ray address typed, or None for a local Ray."""
         return self.address_edit.text().strip() or None
 
-    def plan(self) -> list[sweep.Trial]:
-        """The sweep's trials from the inputs; raises :class:`ConfigError` naming what is wrong."""
+    def plan(self) -> sweep.SweepPlan:
+        """The sweep from the inputs; raises :class:`ConfigError` naming what is wrong."""
         overrides = [f"run.iterations={self.iterations_spin.value()}"]
-        return sweep.plan_sweep(self.config, self.seeds_spin.value(), self.grid_lines(), overrides)
+        d = self.search_lines()
+        return sweep.plan_search(self.config, self.seeds_spin.value(), self.grid_lines(), overrides, d["uniform"],
+                                 d["loguniform"], d["choice"], self.samples_spin.value(),
+                                 self.search_combo.currentText(), self.scheduler_combo.currentText(),
+                                 self.concurrent_spin.value())
 
     def trial_count(self) -> tuple[str, str]:
         """"18 trials (3 seeds × 6 grid points)" from the grid's syntax (its values are checked at Start),
         and a tooltip: why the count is "?" when a line cannot be read."""
-        seeds = self.seeds_spin.value()
+        seeds, samples = self.seeds_spin.value(), self.samples_spin.value()
         try:
             grid = sweep.parse_grid(self.grid_lines())
+            d = self.search_lines()
+            sweep.parse_dists(d["uniform"], d["loguniform"], d["choice"])
         except ConfigError as e:
             return "? trials", for_dialog(str(e))
         points = math.prod(len(v) for _, v in grid)
-        n = seeds * points
-        detail = f" ({seeds} seed{'s' * (seeds != 1)} × {points} grid point{'s' * (points != 1)})" if grid else ""
+        n = seeds * points * samples
+        parts = [f"{samples} sample{'s' * (samples != 1)}"] if samples > 1 else []
+        parts += [f"{seeds} seed{'s' * (seeds != 1)}"] + ([f"{points} grid point{'s' * (points != 1)}"] if grid else [])
+        detail = f" ({' × '.join(parts)})" if len(parts) > 1 else ""
         return f"{n} trial{'s' * (n != 1)}{detail}", ""
 
     def set_editable(self, editable: bool) -> None:
-        for w in (self.seeds_spin, self.iterations_spin, self.grid_edit, self.address_edit, self.key_combo):
+        for w in (self.seeds_spin, self.iterations_spin, self.grid_edit, self.address_edit, self.key_combo,
+                  self.search_combo, self.samples_spin, self.scheduler_combo, self.concurrent_spin):
             w.setEnabled(editable)
 
     def _on_key_chosen(self, index: int) -> None:

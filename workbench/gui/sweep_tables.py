@@ -13,7 +13,7 @@ from .sweep_form import ERROR_COLOR
 __all__ = ["TrialsTable", "ResultsTable", "STATUS_COLORS"]
 
 STATUS_COLORS = {"running": "#4e9af1", "retrying": "#e0a040", "finished": "#5cb85c", "stopped": "#e0a040",
-                 "failed": ERROR_COLOR, "cancelled": "#8a8f9c"}
+                 "stopped early": "#b07aa1", "failed": ERROR_COLOR, "cancelled": "#8a8f9c"}
 TRIAL_COLUMNS = ["Trial", "Values", "Seed", "Status", "Progress", "Held-out"]
 PROGRESS_COLUMN = TRIAL_COLUMNS.index("Progress")
 STATUS_COLUMN = TRIAL_COLUMNS.index("Status")
@@ -58,10 +58,7 @@ class TrialsTable(QTableWidget):
         self.setRowCount(len(trials))
         self._bars, self._status = [], []
         for row, t in enumerate(trials):
-            values = ", ".join(f"{k.split('.', 1)[1]}={format_value(v)}" for k, v in t.values.items())
-            self.setItem(row, 0, item(t.name, t.name))
-            self.setItem(row, 1, item(values or "—", ", ".join(f"{k} = {format_value(v)}" for k, v in t.values.items())))
-            self.setItem(row, 2, item(str(t.seed), align=RIGHT))
+            self._describe(row, t)
             self.setItem(row, STATUS_COLUMN, item("queued"))
             bar = QProgressBar()
             bar.setRange(0, max(1, int(t.config["run"]["iterations"])))
@@ -72,6 +69,14 @@ class TrialsTable(QTableWidget):
             self.setItem(row, HELD_OUT_COLUMN, item("—", align=RIGHT))
             self._status.append("queued")
         self.setUpdatesEnabled(True)
+
+    def _describe(self, row: int, t: sweep.Trial) -> None:
+        drawn = bool(t.name)
+        values = ", ".join(f"{k.split('.', 1)[1]}={format_value(v)}" for k, v in t.values.items())
+        self.setItem(row, 0, item(t.name if drawn else f"{row} (to draw)", t.name))
+        self.setItem(row, 1, item((values or "—") if drawn else "drawn by the search when it starts",
+                                  ", ".join(f"{k} = {format_value(v)}" for k, v in t.values.items())))
+        self.setItem(row, 2, item(str(t.seed) if drawn else "", align=RIGHT))
 
     def status(self, row: int) -> str:
         return self._status[row]
@@ -84,6 +89,8 @@ class TrialsTable(QTableWidget):
         """Row ``row`` as of event ``e``."""
         if not 0 <= row < len(self._bars):
             return
+        if self.item(row, 0).text() != e.trial.name:  # a trial the search drew: its name, values and seed now
+            self._describe(row, e.trial)
         if e.status != self._status[row]:
             self._status[row] = e.status
             cell = self.item(row, STATUS_COLUMN)

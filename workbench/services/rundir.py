@@ -63,7 +63,7 @@ def eval_tasks_columns(metric: str) -> list[str]:
 
 
 # -- status.json --------------------------------------------------------------------------------------
-STATUSES = ("running", "finished", "stopped", "failed")
+STATUSES = ("running", "finished", "stopped", "stopped early", "failed")  # "stopped early": by a sweep's scheduler
 MAX_STATUS_BYTES = MAX_TEXT_BYTES
 
 

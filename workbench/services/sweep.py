@@ -407,6 +407,14 @@ class SweepPlan:
         return cls(**d)
 
 
+def planned_trials(plan: SweepPlan) -> list[Trial]:
+    """The plan's trials as known before it runs: a plain grid's, or one placeholder per trial the search
+    will draw (name "", no values; the trial's events carry the drawn one)."""
+    if plan.trials is not None:
+        return list(plan.trials)
+    return [Trial(i, "", 0, {}, plan.raw) for i in range(plan.total)]
+
+
 def key_of(key: str) -> str:
     """A preset key as a key of a Tune config: "algorithm.inner_lr" -> "algorithm__inner_lr" (Tune and its
     searchers read "/" in keys as nesting, and some read dots)."""
