@@ -11,8 +11,12 @@ Both sides run the same two trials (maml-sinusoid, one torch thread each, run fo
 
 Target: parallel <= 0.6x sequential on 2 cores.
 
+Then, in the same run, early stopping: 8 trials of a random search (log-uniform outer and inner learning
+rates over ranges where some cannot learn) with ASHA against the same 8 trials (the same draws: the search's
+random state is the seed) without, on the same local Ray: wall time and the best held-out MSE found.
+
     pip install -e '.[cluster]'
-    python benchmarks/sweep_scaling.py [--iterations 20000] [--cpus 2]
+    python benchmarks/sweep_scaling.py [--iterations 20000] [--cpus 2] [--search-iterations 5000] [--search-only]
 """
 from __future__ import annotations
 
@@ -47,7 +51,51 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=20000, help="meta-iterations per trial (default 20000, the preset's own run)")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray, and seeds run (default 2)")
+    ap.add_argument("--search-iterations", type=int, default=5000, help="meta-iterations of each search trial")
+    ap.add_argument("--search-only", action="store_true", help="only the ASHA comparison")
     args = ap.parse_args()
+    if not args.search_only:
+        scaling(args)
+    asha_comparison(args)
+
+
+def asha_comparison(args) -> None:
+    """8 random-search trials with ASHA vs the same 8 without, on one local Ray: wall time, best metric."""
+    import ray
+
+    from workbench.services.sweep import plan_search, run_sweep
+
+    overrides = [f"run.iterations={args.search_iterations}", "run.threads=1",
+                 f"run.eval_interval={max(1, args.search_iterations // 8)}"]
+    space = dict(loguniform=["algorithm.outer_lr=1e-6,0.03", "algorithm.inner_lr=1e-4,0.1"], samples=8)
+    print(f"\nrandom search, 8 samples of outer_lr in [1e-6, 0.03] and inner_lr in [1e-4, 0.1] (log-uniform), "
+          f"{args.search_iterations} meta-iterations each, evaluated every {args.search_iterations // 8}; "
+          f"local Ray with {args.cpus} CPUs")
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR)
+    rows = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for scheduler in ("none", "asha"):
+                plan = plan_search(PRESET, 1, [], overrides, scheduler=scheduler, **space)
+                result = run_sweep(plan, Path(tmp) / scheduler, sweep_id=scheduler)
+                done = [r for r in result.trials if r.after is not None]
+                best = min(done, key=lambda r: r.after)
+                iters = sum(r.iteration for r in result.trials)
+                rows[scheduler] = (result.wall_seconds, best, iters, result.counts)
+                lrs = ", ".join(f"{format(r.trial.values['algorithm.outer_lr'], '.2g')}/"
+                                f"{format(r.trial.values['algorithm.inner_lr'], '.2g')}" for r in result.trials)
+                print(f"  {scheduler:5s} {result.wall_seconds:7.1f} s, {iters} meta-iterations in all, "
+                      f"{result.counts}; best held-out mse {best.after:.4f} (trial {best.trial.name}); "
+                      f"outer/inner lr drawn: {lrs}")
+    finally:
+        ray.shutdown()
+    (t0, b0, i0, _), (t1, b1, i1, _) = rows["none"], rows["asha"]
+    print(f"ASHA / none: wall time {t1 / t0:.2f}x, meta-iterations {i1 / i0:.2f}x; best mse {b1.after:.4f} vs "
+          f"{b0.after:.4f} ({'the same trial' if b1.trial.values == b0.trial.values else 'different trials'})")
+
+
+def scaling(args) -> None:
 
     import ray
     import torch

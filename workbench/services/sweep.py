@@ -1325,11 +1325,11 @@ def run_sweep(trials: list[Trial] | SweepPlan | None, runs_dir: str | Path, addr
     _wait_for_abandoned(time.monotonic() + (timeout or CONNECT_TIMEOUT), address)
     interrupt = _Interrupt()
     listed = [t for ph in phases if ph.trials is not None for t in ph.trials]
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's progress boxes: the sweep reports its own
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # trials keep the driver's working directory
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our runs log themselves
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=log_to_driver,
                                       logging_level=logging.ERROR)
         if address is None:
