@@ -45,7 +45,7 @@ class TrialsTable(QTableWidget):
         head = self.horizontalHeader()
         head.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         head.setSectionResizeMode(TRIAL_COLUMNS.index("Values"), QHeaderView.ResizeMode.Stretch)
-        for col, width in (("Trial", 150), ("Seed", 50), ("Status", 80), ("Progress", 190), ("Held-out", 130)):
+        for col, width in (("Trial", 150), ("Seed", 50), ("Status", 100), ("Progress", 190), ("Held-out", 130)):
             self.setColumnWidth(TRIAL_COLUMNS.index(col), width)
         self.setMinimumHeight(100)
         self._bars: list[QProgressBar] = []
