@@ -294,7 +294,7 @@ def test_a_finished_run_appears_in_the_runs_panel_and_the_sweep_dialog_uses_the_
     window.findChild(QAction, "sweepAction").trigger()
     dialog = window.sweep_dialog
     assert dialog is not None and dialog.isVisible() and dialog.objectName() == "sweepDialog"
-    trials = dialog.plan()
+    trials = dialog.plan().trials
     assert trials and all(t.config["algorithm"]["inner_lr"] == 0.02 for t in trials)
     assert Path(dialog.runs_dir) == tmp_path / "runs"
     window.show_sweep_runs("no-such-sweep")  # an unknown sweep selects nothing and raises the panel
