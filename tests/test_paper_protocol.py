@@ -140,8 +140,8 @@ def test_evaluation_uses_eval_trajectories_and_training_uses_trajectories():
     counts = []
     make_env = family.make_env
 
-    def counting_env(params):
-        env = make_env(params)
+    def counting_env(params, **kwargs):
+        env = make_env(params, **kwargs)
         reset = env.reset
         env.reset = lambda n, g: (counts.append(n), reset(n, g))[1]
         return env

@@ -63,7 +63,7 @@ class MAMLTRPO(RLMetaLearner):
 
     def meta_step(self, batch, iteration):
         c = self.cfg
-        env = self.family.make_env(batch.params)
+        env = self.family.make_env(batch.params, workers=self.sampler_workers)
         b = len(batch)
         second_order = not c.first_order
         # θ'(θ) is built once, as the trajectories come in: its values are the sampling policies, its graph
@@ -157,7 +157,7 @@ class PretrainedRL(RLMetaLearner):
     def meta_step(self, batch, iteration):
         c = self.cfg
         b = len(batch)
-        env = self.family.make_env(batch.params)
+        env = self.family.make_env(batch.params, workers=self.sampler_workers)
         sampling = self.expand([p.detach() for p in self.params], b)
         episodes = collect(env, self.policy, sampling, c.trajectories, self.sample_gen)
         adv = self.advantages(episodes).reshape(b, -1)
@@ -207,7 +207,7 @@ class ScratchRL(RLMetaLearner):
     summary = "Baseline: no meta-training; policy-gradient fine-tuning of a random policy."
 
     def meta_step(self, batch, iteration):
-        env = self.family.make_env(batch.params)
+        env = self.family.make_env(batch.params, workers=self.sampler_workers)
         with torch.no_grad():
             episodes = collect(env, self.policy, self.expand(self.params, len(batch)), self.cfg.trajectories,
                                self.sample_gen)

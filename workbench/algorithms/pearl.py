@@ -209,7 +209,7 @@ class PEARL(Learner):
     @torch.no_grad()
     def _episodes(self, task_params, z, generator, deterministic=False):
         """One episode per row of task_params with task variables z (K, L): a dict of (K, H, ...) tensors."""
-        env = self.family.make_env(task_params)
+        env = self.family.make_env(task_params, workers=self.sampler_workers)
         k, h = task_params.shape[0], self.family.horizon
         obs = env.reset(1, generator)[:, 0]
         alive = torch.ones(k, device=self.device)

@@ -141,7 +141,7 @@ class RL2(Learner):
         reward 0): the hidden state and the previous action / reward fed to the GRU stay as they were at the
         episode's last live step until the next episode starts.  ``cancel`` (a threading.Event) is checked
         before each episode (:class:`Cancelled`)."""
-        env = self.family.make_env(task_params.repeat_interleave(trials, 0))
+        env = self.family.make_env(task_params.repeat_interleave(trials, 0), workers=self.sampler_workers)
         e, hor = self.cfg.episodes, self.family.horizon
         m = task_params.shape[0] * trials
         pol = self.policy

@@ -97,6 +97,9 @@ class RunConfig:
     render_tasks: int = param(4, "Held-out tasks included in each render payload.", low=0, high=64)
     checkpoint_interval: int = param(1000, "Write a checkpoint every N iterations.", low=1, high=10_000_000)
     threads: int = param(0, "Torch CPU threads (0: all cores but one, at least 1).", low=0, high=1024)
+    sampler_workers: int = param(0, "CPU threads that step an RL meta-batch's simulations in parallel (MuJoCo "
+                                 "families; tensor-stepped families ignore it). 0: automatic, as many as the "
+                                 "torch threads; 1: serial. Results are identical for any value.", low=0, high=256)
 
 
 LRSchedule = typing.Union[float, list[float]]

@@ -10,7 +10,8 @@ learning rates) and its outer optimiser.  Two bases implement it:
 Adaptation at test time is :meth:`Learner.adapt` (for the gradient-based supervised learners one shared
 piece, :func:`workbench.core.adaptation.inner_step`, driven by the learner's ``adaptation_rule()``).
 The trainer builds one as ``cls(cfg, model, device, generator, total_iterations, family=family)`` where
-``model = cls.make_model(model_config, family, where)``, then calls :meth:`meta_step` once per
+``model = cls.make_model(model_config, family, where)``, sets :attr:`Learner.sampler_workers` from the run
+config (the RL learners pass it to ``family.make_env``), then calls :meth:`meta_step` once per
 meta-iteration and :meth:`evaluate` on the held-out tasks; checkpoints hold :meth:`state_tensors`.
 """
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Learner:
     train_metric: ClassVar[str] = "loss"  # the column of metrics.csv the meta-loss view plots
     eval_metric: ClassVar[str] = "mse"  # what evaluate() reports (the family's metric for supervised ones)
     step_label: ClassVar[str] = "inner step"  # what the adaptation curve's steps count (the views' x axis)
+    # run.sampler_workers: the CPU threads an RL learner's environments step their simulations on, passed to
+    # family.make_env (0: automatic); the trainer sets it from the run config, results never depend on it
+    sampler_workers: int = 0
 
     def __init__(self, cfg, model, device: torch.device, generator: torch.Generator, total_iterations: int,
                  family=None):

@@ -151,7 +151,7 @@ class RLMetaLearner(Learner):
         ``cancel`` (a threading.Event) is checked before each step's trajectories and before the render:
         :class:`Cancelled` is raised once it is set."""
         gen = seeding.generator("eval-rollouts", 0)
-        env = family.make_env(batch.params)
+        env = family.make_env(batch.params, workers=self.sampler_workers)
         fast = self.expand([p.detach() for p in self.params], len(batch))
         returns, shown = [], []
         r = min(render_tasks, len(batch))

@@ -44,7 +44,7 @@ from .rundir import (BUNDLE, CHECKPOINT, CONFIG, EVAL, EVAL_HEADER, EVAL_TASKS, 
                      METRICS, METRICS_HEADER, ONNX, RUN_FILES, STATUS, STATUSES, SWEEP, is_run_file, safe_run_name,
                      status_or_error, write_status)
 # settings that do not change what a run computes, left out of the group key with run.seed
-GROUP_IGNORED = {"run": ("seed", "threads", "device", "output", "output_dir", "run_dir")}
+GROUP_IGNORED = {"run": ("seed", "threads", "sampler_workers", "device", "output", "output_dir", "run_dir")}
 MAX_JSON_BYTES = MAX_TEXT_BYTES  # config.toml, status.json, sweep.json
 _MAX_HEADER = 1 << 16  # characters of a CSV's first line read to check its header
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
@@ -286,7 +286,7 @@ def _fill(info: RunInfo) -> None:
             errors.append(err)
         else:
             info.iterations = last
-    if info.status in ("finished", "stopped", "failed") and isinstance(status.get("iteration"), int):
+    if info.status in ("finished", "stopped", "stopped early", "failed") and isinstance(status.get("iteration"), int):
         info.iterations = status["iteration"]  # where it ended (a crash may have logged rows past that)
     _fill_final(info, status, names)
     # -- when and which sweep

@@ -98,6 +98,7 @@ class Trainer:
         self.task_gen = seeding.generator(seeding.TRAIN, seed)
         self.learner = self.algo_cls(config.algorithm, self.model, self.device, init_gen, config.run.iterations,
                                      family=self.family)
+        self.learner.sampler_workers = config.run.sampler_workers  # the RL families' physics threads
         self.eval_batch = self.family.evaluation_batch(config.run.eval_tasks, config.run.eval_seed).to(self.device)
         self.iteration = 0
         self.elapsed = 0.0

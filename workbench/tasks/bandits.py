@@ -76,7 +76,7 @@ class Bandits(RLFamily):
     def sample_task_params(self, n, generator):
         return torch.rand(n, self.cfg.arms, generator=generator)
 
-    def make_env(self, task_params):
+    def make_env(self, task_params, workers: int = 0):  # stepped as tensors: workers is ignored
         return BanditBatch(task_params, self.cfg.pulls)
 
     def references(self, task_params, seed, pulls=None):

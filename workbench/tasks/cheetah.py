@@ -20,7 +20,8 @@ Two faces with identical dynamics, like navigation:
 
 * :class:`CheetahBatch`, the batched environment used for training: B tasks x N trajectories stepped
   together by ``mujoco.batch.Batch`` (MuJoCo >= 4; a thread pool stepping many MjData rows in one call,
-  bit-identical to a loop of ``mj_step``), or by such a loop with older MuJoCo;
+  bit-identical to a loop of ``mj_step``), or by such a loop with older MuJoCo, split over threads too;
+  ``run.sampler_workers`` sets the threads (0: as many as the torch threads), never the results;
 * ``HalfCheetahVelEnv`` / ``HalfCheetahDirEnv``, gymnasium ``Env`` subclasses of gymnasium's
   HalfCheetahEnv (v5) with the task's reward, for the API checks, the playground and rendering.
 
@@ -37,6 +38,7 @@ import sys
 import threading
 import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -169,13 +171,14 @@ def motor_commands(actions: np.ndarray, action_scale: float) -> np.ndarray:
 
 # -- many simulations at once ----------------------------------------------------------------------------
 class _BatchSims:
-    """MuJoCo >= 4: ``mujoco.batch.Batch`` steps all simulations in one call on a thread pool."""
+    """MuJoCo >= 4: ``mujoco.batch.Batch`` steps all simulations in one call on a thread pool of ``nthread``
+    threads (each simulation on one thread: the results do not depend on ``nthread``)."""
 
     def __init__(self, mujoco, model, nsim: int, nthread: int):
         from mujoco.batch import Batch
 
-        self.mujoco, self.nsim = mujoco, nsim
-        self.batch = Batch(model, nsim, nthread=max(1, nthread))
+        self.mujoco, self.nsim, self.nthread = mujoco, nsim, max(1, nthread)
+        self.batch = Batch(model, nsim, nthread=self.nthread)
         self.qpos, self.qvel, self.ctrl = (self.batch.bind(f) for f in ("qpos", "qvel", "ctrl"))
 
     def reset_to(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
@@ -190,16 +193,37 @@ class _BatchSims:
         self.batch.step(nstep=nstep)
 
 
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _thread_pool(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``n`` threads, made on first use and shared by every :class:`_LoopSims` that
+    asks for that many (environments are made once per meta-step: their threads are not)."""
+    with _pools_lock:
+        if n not in _pools:
+            _pools[n] = ThreadPoolExecutor(n, thread_name_prefix=f"mujoco-sims-{n}")
+        return _pools[n]
+
+
 class _LoopSims:
-    """Older MuJoCo: one MjData per simulation, stepped in a loop."""
+    """Older MuJoCo: one MjData per simulation, stepped by ``mj_step`` in a loop; with ``nthread`` > 1 the
+    simulations are split into ``nthread`` contiguous chunks stepped at once, one by the calling thread and
+    the others by a thread pool (``mj_step`` releases the GIL).  Each simulation is stepped by one thread
+    from its own MjData, so the results do not depend on ``nthread``."""
 
     def __init__(self, mujoco, model, nsim: int, nthread: int):
         self.mujoco, self.model, self.nsim = mujoco, model, nsim
+        self.nthread = max(1, min(nthread, nsim))
         self.datas = [mujoco.MjData(model) for _ in range(nsim)]
         self.qpos = np.zeros((nsim, model.nq))
         self.qvel = np.zeros((nsim, model.nv))
+        # each simulation's arrays, looked up once: (data, data.ctrl, data.qpos, data.qvel, qpos row, qvel row)
+        self._rows = [(d, d.ctrl, d.qpos, d.qvel, self.qpos[i], self.qvel[i]) for i, d in enumerate(self.datas)]
+        bounds = np.linspace(0, nsim, self.nthread + 1).round().astype(int)
+        self.chunks = [range(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
-    def reset_to(self, qpos, qvel):
+    def reset_to(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         mj = self.mujoco
         for i, d in enumerate(self.datas):
             mj.mj_resetData(self.model, d)
@@ -208,19 +232,41 @@ class _LoopSims:
             mj.mj_forward(self.model, d)
         self.qpos[:], self.qvel[:] = qpos, qvel
 
-    def step(self, ctrl, nstep):
-        mj_step, m = self.mujoco.mj_step, self.model
-        for i, d in enumerate(self.datas):
-            d.ctrl[:] = ctrl[i]
+    def _step_chunk(self, rows: range, ctrl: np.ndarray, nstep: int) -> None:
+        mj_step, m, copyto = self.mujoco.mj_step, self.model, np.copyto
+        for i in rows:
+            d, d_ctrl, d_qpos, d_qvel, qpos, qvel = self._rows[i]
+            copyto(d_ctrl, ctrl[i])
             mj_step(m, d, nstep)
-            self.qpos[i] = d.qpos
-            self.qvel[i] = d.qvel
+            copyto(qpos, d_qpos)
+            copyto(qvel, d_qvel)
+
+    def step(self, ctrl: np.ndarray, nstep: int) -> None:
+        if self.nthread == 1:
+            self._step_chunk(self.chunks[0], ctrl, nstep)
+            return
+        pool = _thread_pool(self.nthread - 1)
+        futures = [pool.submit(self._step_chunk, rows, ctrl, nstep) for rows in self.chunks[1:]]
+        try:
+            self._step_chunk(self.chunks[0], ctrl, nstep)
+        finally:
+            wait(futures)  # every chunk has finished with its MjData before anything is raised or read
+        for f in futures:
+            f.result()  # a chunk's failure (an unstable simulation) is raised here
+
+
+def resolve_workers(workers: int) -> int:
+    """The physics threads of ``run.sampler_workers = workers``: itself, or for 0 (automatic) the torch
+    threads of the calling thread (what a run sets from ``run.threads``)."""
+    return workers if workers > 0 else max(1, torch.get_num_threads())
 
 
 def make_sims(nsim: int, nthread: int | None = None, backend: str = "auto"):
-    """Simulations of the cheetah with the fastest stepping this MuJoCo offers ('batch' or 'loop')."""
+    """``nsim`` simulations of the cheetah stepped on ``nthread`` threads (None or 0: as many as the torch
+    threads) with the fastest stepping this MuJoCo offers: 'batch' (``mujoco.batch.Batch``, MuJoCo >= 4) or
+    'loop' (a loop of ``mj_step`` split over a thread pool)."""
     mujoco = require_mujoco("HalfCheetah")
-    nthread = torch.get_num_threads() if nthread is None else nthread
+    nthread = resolve_workers(nthread or 0)
     if backend == "auto":
         try:
             import mujoco.batch  # noqa: F401
@@ -235,12 +281,14 @@ def make_sims(nsim: int, nthread: int | None = None, backend: str = "auto"):
 class CheetahBatch(BatchedEnv):
     """B tasks x N trajectories of HalfCheetah with the family's reward, as tensors on the tasks' device."""
 
-    def __init__(self, family: "_CheetahFamily", task_params: torch.Tensor, nthread: int | None = None):
+    def __init__(self, family: "_CheetahFamily", task_params: torch.Tensor, workers: int = 0):
+        """``workers``: threads stepping the simulations (``run.sampler_workers``; 0: as many as the torch
+        threads when the first episode starts).  The episodes do not depend on it."""
         self.family, self.cfg = family, family.cfg
         self.n_tasks, self.horizon = task_params.shape[0], family.cfg.horizon
         self.device = task_params.device
         self.goal = task_params[:, 0].detach().to("cpu", torch.float64).numpy()
-        self.nthread = nthread
+        self.workers = workers
         self.model = cheetah_model()
         self.frame_skip = family.cfg.frame_skip
         self.dt = _dt(self.model, self.frame_skip)
@@ -255,7 +303,7 @@ class CheetahBatch(BatchedEnv):
         qpos = m.qpos0 + (-s + 2 * s * u).reshape(n_sim, m.nq).cpu().numpy()
         qvel = s * z.reshape(n_sim, m.nv).cpu().numpy()
         if self.sims is None or self.sims.nsim != n_sim:
-            self.sims = make_sims(n_sim, self.nthread)
+            self.sims = make_sims(n_sim, self.workers)
         self.sims.reset_to(qpos, qvel)
         self.n_traj = n_traj
         self.task_goal = np.repeat(self.goal, n_traj)
@@ -420,8 +468,9 @@ class _CheetahFamily(RLFamily):
         raise NotImplementedError
 
     # -- RLFamily -------------------------------------------------------------------------------------
-    def make_env(self, task_params, nthread: int | None = None):
-        return CheetahBatch(self, task_params, nthread)
+    def make_env(self, task_params, workers: int = 0):
+        """B tasks x N trajectories stepped on ``workers`` threads (``run.sampler_workers``; 0: automatic)."""
+        return CheetahBatch(self, task_params, workers)
 
     def gym_env(self, task: float, render_mode=None, **kwargs):
         """The gymnasium face of one task with this family's settings."""

@@ -89,7 +89,7 @@ class Navigation(RLFamily):
         c = self.cfg
         return c.goal_low + (c.goal_high - c.goal_low) * torch.rand(n, 2, generator=generator)
 
-    def make_env(self, task_params):
+    def make_env(self, task_params, workers: int = 0):  # stepped as tensors: workers is ignored
         return NavigationBatch(task_params, self.cfg)
 
     def playground_params(self):

@@ -129,7 +129,7 @@ class PendulumPhysics(RLFamily):
         lo, hi = (torch.tensor(v) for v in self.cfg.bounds())
         return lo + (hi - lo) * torch.rand(n, len(PARAMS), generator=generator)
 
-    def make_env(self, task_params):
+    def make_env(self, task_params, workers: int = 0):  # stepped as tensors: workers is ignored
         return PendulumBatch(task_params, self.cfg)
 
     def playground_params(self):

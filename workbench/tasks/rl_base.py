@@ -2,6 +2,8 @@
 batched tensors over (task, trajectory), stepped together."""
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -62,6 +64,15 @@ class BatchedEnv:
         raise NotImplementedError
 
 
+def _accepts_workers(make_env) -> bool:
+    """Whether a ``make_env`` function takes the ``workers`` keyword (by name or through ``**kwargs``)."""
+    try:
+        params = inspect.signature(make_env).parameters.values()
+    except (TypeError, ValueError):
+        return True  # not introspectable: leave it as it is
+    return any(p.name == "workers" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 class RLFamily:
     name: ClassVar[str]
     title: ClassVar[str]
@@ -100,8 +111,28 @@ class RLFamily:
     def sample_task_params(self, n: int, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def make_env(self, task_params: torch.Tensor) -> BatchedEnv:
+    def make_env(self, task_params: torch.Tensor, workers: int = 0) -> BatchedEnv:
+        """The batched environment of the tasks ``task_params`` (B, P).
+
+        ``workers`` is ``run.sampler_workers``: the CPU threads that may step the B x N simulations in
+        parallel (0: automatic, as many as the torch threads; 1: serial).  A family that steps its
+        environments as tensors (navigation, bandits, cartpole ...) is already parallel through torch and
+        ignores it; one that steps a simulator per environment (MuJoCo) splits them over that many threads.
+        The environment's results must not depend on it: the same seed gives the same episodes for any
+        value."""
         raise NotImplementedError
+
+    def __init_subclass__(cls, **kwargs):
+        """A family whose own ``make_env(task_params)`` predates ``workers`` (a plug-in) still takes the
+        keyword, and ignores it."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("make_env")
+        if own is not None and not _accepts_workers(own):
+            @functools.wraps(own)
+            def make_env(self, task_params, workers: int = 0):
+                return own(self, task_params)
+
+            cls.make_env = make_env
 
     def render(self, task_params: torch.Tensor, episodes: list, steps: list[int], cancel=None) -> RenderPayload:
         """Payload for the rollout view from the episodes collected after 0..S adaptation steps.  ``cancel``

@@ -70,7 +70,7 @@ class TabularMDP(RLFamily):
         rewards = self.cfg.reward_mean + self.cfg.reward_std * torch.randn(n, s, a, generator=generator)
         return torch.cat([transitions.reshape(n, -1), rewards.reshape(n, -1)], 1)
 
-    def make_env(self, task_params):
+    def make_env(self, task_params, workers: int = 0):  # stepped as tensors: workers is ignored
         s, a = self.cfg.states, self.cfg.actions
         n = task_params.shape[0]
         return TabularBatch(task_params[:, : s * a * s].reshape(n, s, a, s), task_params[:, s * a * s:].reshape(n, s, a),
