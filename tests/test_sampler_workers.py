@@ -167,3 +167,48 @@ def test_tensor_families_and_older_plug_ins_take_the_keyword_and_ignore_it():
     plug_in = OldPlugIn(None)
     assert plug_in.make_env(params, workers=3) == ("env", 2) == plug_in.make_env(params)
     assert OldPlugIn.make_env.__doc__ == "An older plug-in's environment."
+
+
+@needs_mujoco
+def test_ray_actors_sample_bitwise_the_same_episodes_as_this_process(monkeypatch):
+    """``workbench train --address``: the simulations stepped on Ray actors (a local Ray here, two actors,
+    an uneven split) give the episodes of local sampling."""
+    ray = pytest.importorskip("ray")
+    from workbench.tasks import cheetah_remote
+
+    local = _meta_batch("loop", 1, monkeypatch)
+    monkeypatch.undo()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        cheetah_remote.use_ray_actors(2)
+        cls = FAMILIES.get("cheetah-vel")
+        family = cls(cls.Config(horizon=25, frame_skip=1))
+        gen = torch.Generator().manual_seed(3)
+        tasks = family.sample_task_params(3, gen)
+        policy = GaussianPolicy(ch.OBS_DIM, ch.ACT_DIM, (16,), "tanh")
+        params = policy.init(gen)
+        env = family.make_env(tasks, workers=1)
+        remote = [collect(env, policy, params, 3, gen) for _ in range(2)]
+        assert isinstance(env.sims, cheetah_remote.RaySims) and env.sims.chunks == [(0, 4), (4, 9)]
+        assert cheetah_remote.ray_sims(9) is env.sims  # kept for the next meta-step
+        other = family.make_env(tasks)  # another batch size (an evaluation's) on the same two actors
+        other.reset(2, gen)
+        assert other.sims.actors == env.sims.actors and other.sims.chunks == [(0, 3), (3, 6)]
+    finally:
+        cheetah_remote.use_ray_actors(0)
+        cheetah_remote.release()
+        ray.shutdown()
+    for a, b in zip(local, remote):
+        for name in ("obs", "actions", "rewards", "mask"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_train_refuses_a_malformed_cluster_address_in_one_line_writing_nothing(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    from workbench import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "maml-trpo-cheetah-vel-paper", "--address", "nowhere:port", "--iterations", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--address nowhere:port" in err[0]
+    assert list(tmp_path.iterdir()) == []

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory to create (default: runs/<preset>-<time>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--address", help="a Ray cluster (host:port, auto, ray://host:port) whose actors step the "
+                   "run's MuJoCo simulations, run.sampler_workers of them (default: the cluster's CPUs); the "
+                   "episodes are the same as sampled here.  Needs Ray: pip install 'workbench[cluster]'")
 
     w = sub.add_parser("sweep", help="sweep seeds, grid values and searched values as runs on Ray Tune; prints the "
                        "sweep id last",
@@ -174,6 +177,10 @@ def _train(args) -> int:
     from workbench.services.rundir import default_run_name
     from workbench.services.trainer import Trainer
 
+    if args.address is not None:  # connected before anything is written: an address that fails leaves nothing
+        from workbench.services.sweep import connect
+
+        connect(args.address)
     progress = None if args.quiet else Progress(sys.stderr)
     callbacks = [progress] if progress else []
     if args.resume:
@@ -195,6 +202,8 @@ def _train(args) -> int:
         out = Path(args.out) if args.out else Path("runs") / default_run_name(config.meta.name)
         trainer = Trainer(config, out, callbacks, unique_name=not args.out)  # a default name is made unique
 
+    if args.address is not None:
+        _sample_on_cluster(args.address, trainer.config.run.sampler_workers)
     previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(trainer))
     try:
         result = trainer.run()
@@ -202,6 +211,8 @@ def _train(args) -> int:
         signal.signal(signal.SIGINT, previous)
         if progress:
             progress.close()
+        if args.address is not None:
+            _leave_cluster()
     if result.status == "failed":
         print(f"workbench: error: {result.message}", file=sys.stderr)
         return 1
@@ -223,6 +234,28 @@ def _train(args) -> int:
                   file=sys.stderr)
     print(result.bundle_path, flush=True)
     return 130 if result.status == "stopped" else 0
+
+
+def _sample_on_cluster(address: str, workers: int) -> None:
+    """Step the run's MuJoCo simulations on actors of the Ray cluster this process is connected to."""
+    import ray
+
+    from workbench.tasks import cheetah_remote
+
+    actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cheetah_remote.use_ray_actors(actors)
+    print(f"sampling on {actors} Ray actor(s) of the cluster at {address}", file=sys.stderr)
+
+
+def _leave_cluster() -> None:
+    import ray
+
+    from workbench.tasks import cheetah_remote
+
+    cheetah_remote.use_ray_actors(0)
+    cheetah_remote.release()
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 def _interrupt(trainer) -> None:

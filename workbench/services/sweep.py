@@ -1196,6 +1196,23 @@ def _connect(ray, address: str, kwargs: dict, timeout: float, stop_event: thread
     raise ConfigError(f"--address {address}: cannot connect to a Ray cluster: {why}")
 
 
+def connect(address: str) -> None:
+    """Connect this process to the Ray cluster at ``address`` (``host:port``, ``auto``, ``ray://host:port``)
+    as a sweep does (its workers run this package's code), within :func:`connect_timeout` seconds; an
+    address that does not answer as Ray does is a :class:`ConfigError` naming it."""
+    ray = require_ray()
+    check_address(address)
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    timeout = connect_timeout()
+    _wait_for_abandoned(time.monotonic() + timeout, address)
+    pkg = Path(__file__).resolve().parents[1]
+    kwargs = dict(address=address, include_dashboard=False, log_to_driver=True, logging_level=logging.ERROR,
+                  runtime_env={"py_modules": [str(pkg)], "excludes": ["__pycache__"]})
+    _connect(ray, address, kwargs, timeout, None, None)
+
+
 def _exit_on_sigterm(signum, frame):
     sys.exit(signum)
 

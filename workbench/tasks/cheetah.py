@@ -264,9 +264,14 @@ def resolve_workers(workers: int) -> int:
 def make_sims(nsim: int, nthread: int | None = None, backend: str = "auto"):
     """``nsim`` simulations of the cheetah stepped on ``nthread`` threads (None or 0: as many as the torch
     threads) with the fastest stepping this MuJoCo offers: 'batch' (``mujoco.batch.Batch``, MuJoCo >= 4) or
-    'loop' (a loop of ``mj_step`` split over a thread pool)."""
+    'loop' (a loop of ``mj_step`` split over a thread pool); or, after
+    :func:`workbench.tasks.cheetah_remote.use_ray_actors`, 'ray' (on that many Ray actors)."""
     mujoco = require_mujoco("HalfCheetah")
     nthread = resolve_workers(nthread or 0)
+    from . import cheetah_remote
+
+    if backend == "ray" or (backend == "auto" and cheetah_remote.ray_actors()):
+        return cheetah_remote.ray_sims(nsim)  # on the Ray cluster's actors (workbench train --address)
     if backend == "auto":
         try:
             import mujoco.batch  # noqa: F401
