@@ -329,3 +329,43 @@ def test_resume_of_a_killed_sweep_runs_every_trial_exactly_once(tmp_path):
         assert status["status"] == "finished" and status["iteration"] == 1500
         iterations = [int(line.split(",")[0]) for line in (runs / d / "metrics.csv").read_text().splitlines()[1:]]
         assert iterations == list(range(1, 1501))  # each iteration once: the second went on from its checkpoint
+
+
+def _fake_run(runs: Path, sweep_id: str, trial, status: str, sample: int) -> None:
+    run = runs / f"{sweep_id}-{trial.name}"
+    run.mkdir(parents=True)
+    (run / "sweep.json").write_text(json.dumps({"sweep_id": sweep_id, "trial": trial.name, "values": trial.values,
+                                                "seed": trial.seed, "index": trial.index, "sample": sample}))
+    (run / "status.json").write_text(json.dumps({"status": status}))
+
+
+def test_resume_plans_what_is_left_by_sample_and_keeps_trials_that_ended_for_good(tmp_path):
+    """Samples with equal values stay apart (their sample number); finished, stopped-early and failed trials
+    are kept, a stopped one goes on; the missing seed of a drawn sample is run with its values; the samples
+    not drawn yet are searched from another random state, numbered after the others."""
+    from workbench.services.sweep import _known_trials, _phases, _search_and_scheduler, plan_search
+
+    plan = plan_search(PRESET, 2, [], TINY, choice=["model.activation=relu,tanh"], samples=4)
+    t = [plan.trial(i, {"model.activation": a}, s) for i, (a, s) in
+         enumerate([("relu", 0), ("relu", 1), ("tanh", 0), ("tanh", 1), ("relu", 0)])]
+    for trial, status, sample in zip(t, ["finished", "stopped early", "failed", "finished", "stopped"], [0, 0, 1, 1, 2]):
+        _fake_run(tmp_path, "s", trial, status, sample)
+    phases, kept = _phases(plan, _known_trials(tmp_path, "s"), 0)
+    assert sorted(k.index for k in kept) == [0, 1, 2, 3]
+    fixed, search = phases
+    assert [(x.index, x.values["model.activation"], x.seed) for x in fixed.trials] == [(4, "relu", 0), (5, "relu", 1)]
+    assert fixed.sample_ids == {4: 2, 5: 2} and fixed.trials[1].name.startswith("5-seed1")
+    assert search.samples == 1 and search.drawn == 3 and search.sweep_total == 8
+    assert _search_and_scheduler(search, None)[0]._random_state != _search_and_scheduler(plan, None)[0]._random_state
+
+
+def test_a_searched_range_is_checked_at_every_grid_point():
+    from workbench.services.sweep import plan_search
+
+    with pytest.raises(ConfigError, match=r"--uniform task.amp_min=2,3 with task.amp_max=1: .*amp_min"):
+        plan_search(PRESET, 1, ["task.amp_max=5,1"], TINY, uniform=["task.amp_min=2.0,3.0"])
+
+
+def test_resume_takes_no_plan_of_its_own(capsys):
+    assert cli.main(["sweep", "--resume", "some-sweep", "--max-concurrent", "2"]) == 2
+    assert "--resume some-sweep: the sweep's own plan is resumed" in capsys.readouterr().err

@@ -309,7 +309,8 @@ def test_stdout_holds_only_the_table_and_the_id_whatever_ray_and_its_workers_pri
     site.mkdir()
     (site / "sitecustomize.py").write_text(NOISY_WORKERS)
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
-    sets = [a for s in TINY + ["run.threads=1", "run.eval_interval=1000000"] for a in ("--set", s)]
+    sets = [a for s in TINY + ["run.threads=1", "run.eval_interval=1000000", "run.checkpoint_interval=1"]
+            for a in ("--set", s)]
     runs = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--iterations", "10000000",
                              "--out", str(runs), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -333,7 +334,8 @@ def test_stdout_holds_only_the_table_and_the_id_whatever_ray_and_its_workers_pri
             retry = [p for p in _descendants_running(proc.pid, "ImplicitFunc") if p not in first]
             time.sleep(0.1)
         assert retry, "".join(err)
-        time.sleep(1.0)
+        while not list(runs.glob("*-0-seed0/checkpoint.safetensors")) and time.monotonic() < deadline + 30:
+            time.sleep(0.1)  # the retry has made its run (its first checkpoint: run.checkpoint_interval=1)
         proc.send_signal(signal.SIGINT)
         out, rest = proc.communicate(timeout=60)
     finally:

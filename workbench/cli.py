@@ -199,11 +199,13 @@ def _train(args) -> int:
             if value is not None:
                 overrides.append(f"{key}={json.dumps(value)}")
         config = ExperimentConfig.load(path, overrides)
+        if args.address is not None:  # refused before the run's folder is made
+            _sample_on_cluster(args.address, config)
         out = Path(args.out) if args.out else Path("runs") / default_run_name(config.meta.name)
         trainer = Trainer(config, out, callbacks, unique_name=not args.out)  # a default name is made unique
 
-    if args.address is not None:
-        _sample_on_cluster(args.address, trainer.config.run.sampler_workers)
+    if args.address is not None and args.resume:
+        _sample_on_cluster(args.address, trainer.config)
     previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(trainer))
     try:
         result = trainer.run()
@@ -236,13 +238,22 @@ def _train(args) -> int:
     return 130 if result.status == "stopped" else 0
 
 
-def _sample_on_cluster(address: str, workers: int) -> None:
-    """Step the run's MuJoCo simulations on actors of the Ray cluster this process is connected to."""
+def _sample_on_cluster(address: str, config) -> None:
+    """Step the run's MuJoCo simulations on actors of the Ray cluster this process is connected to; a family
+    that steps no MuJoCo simulations, or more actors than the cluster has CPUs, is a ConfigError."""
     import ray
 
-    from workbench.tasks import cheetah_remote
+    from workbench.core.registry import FAMILIES
+    from workbench.tasks import cheetah, cheetah_remote
 
-    actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    if not issubclass(FAMILIES.get(config.family), cheetah._CheetahFamily):
+        raise ConfigError(f"--address {address}: family {config.family!r} steps its environments as tensors in "
+                          "this process; --address spreads the MuJoCo families' sampling (cheetah-vel, cheetah-dir)")
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    actors = config.run.sampler_workers or max(1, cpus)
+    if actors > cpus:
+        raise ConfigError(f"--address {address}: run.sampler_workers = {actors} actors need {actors} CPUs; the Ray "
+                          f"cluster has {cpus}")
     cheetah_remote.use_ray_actors(actors)
     print(f"sampling on {actors} Ray actor(s) of the cluster at {address}", file=sys.stderr)
 
@@ -367,9 +378,10 @@ def _sweep(args) -> int:
     runs_dir = Path(args.out) if args.out else default_runs_dir()
     searched = args.uniform or args.loguniform or args.choice or args.samples != 1 or args.search != "random"
     if args.resume is not None:
-        if args.preset or args.grid or searched or overrides or args.seeds != 1 or args.scheduler != "none":
+        if (args.preset or args.grid or searched or overrides or args.seeds != 1 or args.scheduler != "none"
+                or args.max_concurrent):
             raise ConfigError(f"--resume {args.resume}: the sweep's own plan is resumed; give no preset, --grid, "
-                              "--seeds, search or --set with it")
+                              "--seeds, search, --max-concurrent or --set with it")
         plan = load_plan(runs_dir, args.resume)  # refuses an unknown id before Ray starts
     elif not args.preset:
         raise ConfigError("a preset, or --resume SWEEP_ID, is needed")

@@ -336,6 +336,11 @@ class SweepPlan:
     eval_interval: int = 0
     max_concurrent: int = 0  # 0: as many as the cluster's CPUs (GPUs) allow
     trials: list[Trial] | None = None
+    # a resumed sweep's search for the samples not drawn yet: the samples drawn before it (its draws start
+    # from another random state, its samples are numbered after them) and the whole sweep's trial count
+    drawn: int = 0
+    sweep_total: int = 0
+    sample_ids: dict = field(default_factory=dict)  # a resumed sweep's trials: index -> the sample they are of
 
     @property
     def total(self) -> int:
@@ -353,7 +358,12 @@ class SweepPlan:
         return "max" if higher_is_better(self.metric) else "min"
 
     def width(self) -> int:
-        return len(str(max(0, self.total - 1)))
+        return len(str(max(0, (self.sweep_total or self.total) - 1)))
+
+    @property
+    def per_sample(self) -> int:
+        """Trials of one sample: its grid points x seeds (one with Optuna)."""
+        return 1 if self.search == "optuna" else len(self.seeds) * math.prod(len(v) for _, v in self.grid)
 
     def trial(self, index: int, values: dict[str, Any], seed: int) -> Trial:
         """Trial ``index`` with ``values`` (key -> value) and ``seed``, resolved and validated."""
@@ -477,16 +487,19 @@ def plan_search(preset: str | Path | ExperimentConfig | dict, seeds: int = 1, gr
         if d.key in taken:
             raise ConfigError(f"{d.describe()}: {d.key} is already searched or in the grid")
         taken.add(d.key)
-        for v in d.values:  # both ends of a range, every value of a choice
-            data = _copy(raw)
-            section, name = d.key.split(".", 1)
-            if not isinstance(data.get(section), dict):
-                raise ConfigError(f"{d.describe()}: the preset has no [{section}] section")
-            data[section][name] = v
-            try:
-                ExperimentConfig.from_dict(data, where=source)
-            except ConfigError as e:
-                raise ConfigError(f"{d.describe()}: {e}") from None
+        section, name = d.key.split(".", 1)
+        if not isinstance(raw.get(section), dict):
+            raise ConfigError(f"{d.describe()}: the preset has no [{section}] section")
+        points = [t for t in planned if t.seed == planned[0].seed]  # every grid point
+        for v in d.values:  # both ends of a range, every value of a choice, at every grid point
+            for t in points:
+                data = _copy(t.config)
+                data[section][name] = v
+                try:
+                    ExperimentConfig.from_dict(data, where=source)
+                except ConfigError as e:
+                    at = "".join(f" with {k}={format_value(x)}" for k, x in t.values.items())
+                    raise ConfigError(f"{d.describe()}{at}: {e}") from None
     total = samples * seeds * math.prod(len(v) for _, v in parsed)
     if total > MAX_TRIALS:
         raise ConfigError(f"--samples {samples}: {total} trials; at most {MAX_TRIALS} in one sweep")
@@ -722,6 +735,18 @@ def _reply(future) -> bool:
         return False
 
 
+def _sample_of(plan: SweepPlan, trial_id: str, config: dict) -> int | None:
+    """The sample a Tune trial belongs to: Tune numbers the trials of its variant generator in the order it
+    draws them (``<prefix>_00005``), a sample's grid points and seeds one after another."""
+    if plan.trials is not None:
+        index = int(config["index"])
+        return plan.sample_ids.get(index, index // max(1, plan.per_sample))
+    try:
+        return plan.drawn + int(trial_id.rsplit("_", 1)[-1]) // max(1, plan.per_sample)
+    except ValueError:  # a searcher's own ids (Optuna): one trial per sample, numbered by the hub
+        return None
+
+
 def _park() -> None:
     """A trial stopped by the sweep's stop waits here to be ended with the experiment, so that Tune keeps it
     as unfinished (a trial that returned would count as done and not be resumed)."""
@@ -746,9 +771,14 @@ def _trial_fn(config: dict, plan: SweepPlan, runs_dir: str, sweep_id: str, hub, 
     else:
         index = ray.get(hub.assign.remote(trial_id))
         values, seed = plan.values_of(config)
-        trial = plan.trial(index, values, seed)
+        try:
+            trial = plan.trial(index, values, seed)
+        except ConfigError as e:  # drawn values that clash (min above max): this trial fails, not the sweep
+            hub.report.remote({"index": index, "kind": "error", "message": str(e)})
+            raise
     reporter = _Reporter(hub, index)
     run_name = f"{sweep_id}-{trial.name}"
+    sample = _sample_of(plan, trial_id, config)
     reporter.send(kind="start", iteration=0, total=int(trial.config["run"]["iterations"]),
                   trial=dataclasses.asdict(trial))
     if ray.get(hub.stopping.remote()):  # the sweep is being stopped: do not begin
@@ -768,7 +798,7 @@ def _trial_fn(config: dict, plan: SweepPlan, runs_dir: str, sweep_id: str, hub, 
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / SWEEP_FILE, json.dumps({
             "sweep_id": sweep_id, "trial": trial.name, "values": trial.values, "seed": trial.seed,
-            "index": trial.index, "preset": trial.preset}, indent=1))
+            "index": trial.index, "preset": trial.preset, "sample": sample}, indent=1))
         trainer = None
         if (run_dir / CONFIG).is_file():  # a retry, or a resumed sweep: go on from its checkpoint (if any)
             try:
@@ -1249,6 +1279,7 @@ def _phases(plan: SweepPlan, known: dict[int, tuple[Path, dict]], first_new: int
     trials kept as they are."""
     kept, todo = [], []
     trials: dict[int, Trial] = {}
+    samples_of: dict[int, int | None] = {}
     for index, (run_dir, info) in sorted(known.items()):
         if plan.trials is not None:
             t = next((x for x in plan.trials if x.index == index), None)
@@ -1260,7 +1291,10 @@ def _phases(plan: SweepPlan, known: dict[int, tuple[Path, dict]], first_new: int
                 continue
             t = plan.trial(index, values, int(info["seed"]))
         trials[index] = t
-        (kept if read_status(run_dir).get("status") == "finished" else todo).append(t)
+        # ended for good (finished, stopped early by the scheduler, failed): kept; stopped or killed: resumed
+        done = read_status(run_dir).get("status") in ("finished", "stopped early", "failed")
+        (kept if done else todo).append(t)
+        samples_of[index] = info.get("sample")
     fresh = not known
     if plan.trials is not None:
         todo += [t for t in plan.trials if t.index not in trials]
@@ -1273,7 +1307,9 @@ def _phases(plan: SweepPlan, known: dict[int, tuple[Path, dict]], first_new: int
         dist_keys = [d.key for d in plan.dists]
         samples: dict[tuple, list[Trial]] = {}
         for t in trials.values():
-            samples.setdefault(tuple(_hashable(t.values[k]) for k in dist_keys), []).append(t)
+            sample = samples_of.get(t.index)
+            key = ("sample", sample) if isinstance(sample, int) else tuple(_hashable(t.values[k]) for k in dist_keys)
+            samples.setdefault(key, []).append(t)
         combos = [dict(zip([k for k, _ in plan.grid], c)) for c in itertools.product(*(v for _, v in plan.grid))]
         for members in samples.values():
             have = {(tuple(_hashable(m.values[k]) for k, _ in plan.grid), m.seed) for m in members}
@@ -1282,13 +1318,17 @@ def _phases(plan: SweepPlan, known: dict[int, tuple[Path, dict]], first_new: int
                     if (tuple(_hashable(v) for v in combo.values()), seed) not in have:
                         values = {**combo, **{k: members[0].values[k] for k in dist_keys}}
                         todo.append(plan.trial(nxt, {k: values[k] for k in plan.keys}, seed))
+                        if isinstance(samples_of.get(members[0].index), int):
+                            samples_of[nxt] = samples_of[members[0].index]
                         nxt += 1
         left = plan.samples - len(samples)
     else:
         left = remaining
-    phases = [dataclasses.replace(plan, trials=todo)] if todo else []
+    drawn = plan.samples - left if plan.search == "random" else len(trials)
+    ids = {t.index: samples_of[t.index] for t in todo if isinstance(samples_of.get(t.index), int)}
+    phases = [dataclasses.replace(plan, trials=todo, sweep_total=plan.total, sample_ids=ids)] if todo else []
     if left > 0:
-        phases.append(dataclasses.replace(plan, samples=left))
+        phases.append(dataclasses.replace(plan, samples=left, drawn=drawn, sweep_total=plan.total))
     return phases, kept
 
 
@@ -1374,6 +1414,7 @@ def run_sweep(trials: list[Trial] | SweepPlan | None, runs_dir: str | Path, addr
     interrupted = forced = False
     stop_deadline: float | None = None
     watch = _Watch()
+    hub = None
     tune_log = logging.getLogger("ray.tune")
     tune_level = tune_log.level
     tune_log.setLevel(logging.ERROR)  # Tune's notes on files it did not write (our runs are the record)
@@ -1528,6 +1569,12 @@ def run_sweep(trials: list[Trial] | SweepPlan | None, runs_dir: str | Path, addr
                 break
     finally:
         tune_log.setLevel(tune_level)
+        _WATCHES.pop(id(watch), None)
+        if hub is not None:
+            try:
+                ray.kill(hub)  # (a Ray the caller started outlives the sweep: leave no actor of ours in it)
+            except Exception:  # noqa: BLE001 - Ray is already shutting down
+                pass
         if started_here:
             for _ in range(2):  # once more if a Ctrl-C cut the first one short
                 try:
@@ -1554,7 +1601,10 @@ def _resources_for(plan: SweepPlan, gpus_per_trial: float | None):
             t = next(x for x in plan.trials if x.index == int(config["index"]))
         else:
             values, seed = plan.values_of(config)
-            t = plan.trial(0, values, seed)
+            try:
+                t = plan.trial(0, values, seed)
+            except ConfigError:  # the trial itself says so and fails
+                return {"cpu": 1, "gpu": 0 if gpus_per_trial is None else gpus_per_trial}
         return {"cpu": t.num_cpus, "gpu": t.num_gpus if gpus_per_trial is None else gpus_per_trial}
     return resources
 
@@ -1563,7 +1613,7 @@ def _search_and_scheduler(plan: SweepPlan, tune):
     """The plan's Tune search algorithm (random / grid variants, or Optuna's TPE) and scheduler (ASHA)."""
     from ray.tune.search import BasicVariantGenerator
 
-    seed = plan.seeds[0] % 2**32
+    seed = (plan.seeds[0] + 7919 * plan.drawn) % 2**32  # a resumed search draws anew, not its first samples again
     if plan.trials is None and plan.search == "optuna":
         try:
             from ray.tune.search.optuna import OptunaSearch
@@ -1639,7 +1689,7 @@ def _results(plan, sweep_id, runs_dir, state, by_index, watch, assigned, interru
             status, message = "failed", errors.get(index, error)
         elif index in early or (tstate == "TERMINATED" and not interrupted):  # ended by the scheduler
             status, message = "stopped early", _early_message(iteration, metric, after)
-        elif ev_.status == "queued" or (tid is None and not run_dir.is_dir()):
+        elif ev_.status == "queued" or not run_dir.is_dir():  # stopped before it began: no run, no checkpoint
             status, message = "cancelled", "the sweep was stopped before this trial started"
         else:
             status = "stopped"
