@@ -192,7 +192,7 @@ def sampler_workers(args, workers: list[int]) -> None:
     print(f"sampler workers: {cfg.meta.name}'s {cfg.family} (frame_skip {cfg.task.frame_skip}) and "
           f"{'-'.join(map(str, cfg.model.hidden))} {cfg.model.activation} policy, {b} tasks x {n} trajectories x "
           f"{h} steps = {steps:,} env-steps per collect, torch threads 1, {backend}, medians of {args.repeats} "
-          f"collects per count; {os.cpu_count()} CPUs")
+          f"collects per count (x: median of the paired ratios); {os.cpu_count()} CPUs")
     times: dict[int, list[float]] = {w: [] for w in workers}
     physics: dict[int, list[float]] = {w: [] for w in workers}
     for _ in range(args.repeats):  # interleaved, so that a slow spell of the machine hits every count alike
@@ -205,8 +205,8 @@ def sampler_workers(args, workers: list[int]) -> None:
     base = workers[0]
     for w in workers:
         sec, phys = statistics.median(times[w]), statistics.median(physics[w])
-        # the ratio of each repeat's adjacent collects, then their median: a slow spell of a shared machine
-        # moves both sides of a pair
+        # the ratio (x) is the median over repeats of adjacent collects' ratios: a slow spell of a shared
+        # machine moves both sides of a pair
         ratio = statistics.median(t0 / t for t0, t in zip(times[base], times[w]))
         phys_ratio = statistics.median(p0 / p for p0, p in zip(physics[base], physics[w]))
         same = torch.equal(returns[w], returns[base])
@@ -217,8 +217,9 @@ def sampler_workers(args, workers: list[int]) -> None:
               f"ms; returns {'bitwise identical' if same else 'DIFFERENT'} to {base} worker{'s' if base > 1 else ''}")
     sec, phys = statistics.median(times[base]), statistics.median(physics[base])
     for w in workers[1:]:
-        print(f"  with the physics {w / base:g}x as fast and the rest unchanged, {w} workers would give at most "
-              f"{sec / (phys * base / w + sec - phys):.2f}x (Amdahl: the policy and tensors stay on one thread)")
+        rest = statistics.median(times[w]) - statistics.median(physics[w])
+        print(f"  with the physics {w / base:g}x as fast and the rest as measured with {w}, {w} workers would give "
+              f"at most {sec / (phys * base / w + rest):.2f}x (Amdahl: the policy and tensors stay on one thread)")
 
 
 def meta_iterations(args, workers: list[int]) -> None:
