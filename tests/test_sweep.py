@@ -139,46 +139,6 @@ def test_two_seeds_by_two_values_make_four_runs_and_a_grouped_result(tmp_path):
     assert result.startup_seconds is not None and result.startup_seconds < result.wall_seconds
 
 
-def test_cli_sweep_prints_the_grouped_table_and_the_sweep_id_last(tmp_path):
-    pytest.importorskip("ray")
-    sets = [a for s in TINY + ["run.threads=1"] for a in ("--set", s)]
-    r = subprocess.run([sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--seeds", "2", "--grid",
-                        "algorithm.inner_lr=0.01,0.02", "--iterations", "5", "--out", str(tmp_path), *sets],
-                       capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
-    sweep_id = lines[-1]
-    assert len([p for p in tmp_path.iterdir() if p.name.startswith(sweep_id + "-")]) == 4
-    assert "4 finished" in lines[0]
-    assert lines[1].split()[:3] == ["algorithm.inner_lr", "seeds", "finished"]
-    assert [ln.split()[:3] for ln in lines[2:4]] == [["0.01", "0,1", "2/2"], ["0.02", "0,1", "2/2"]]
-    assert r.stderr.count("started") == 4 and "[4/4]" in r.stderr
-
-
-def test_cli_ctrl_c_stops_the_sweep_cleanly(tmp_path):
-    pytest.importorskip("ray")
-
-    sets = [a for s in TINY + ["run.threads=1", "run.eval_interval=1000000"] for a in ("--set", s)]
-    proc = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--iterations", "10000000",
-                             "--out", str(tmp_path), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    try:
-        for line in proc.stderr:  # wait until the trial runs
-            if "started" in line:
-                break
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
-    assert "stopping the sweep" in err and "Traceback" not in err
-    assert "1 stopped" in out.splitlines()[0]
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
-    assert (run / "checkpoint.safetensors").is_file() and (run / "sweep.json").is_file()
-
-
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
@@ -290,45 +250,58 @@ def test_asha_stops_the_arm_that_cannot_learn(tmp_path, local_ray):
     assert status["iteration"] == bad.iteration
 
 
-def test_resume_of_a_killed_sweep_runs_every_trial_exactly_once(tmp_path):
+def test_resume_of_a_killed_sweep_runs_every_trial_exactly_once_and_prints_the_grouped_table(tmp_path):
+    """A CLI sweep killed (with its local Ray) while its second trial runs; ``--resume`` keeps the finished
+    trial, runs the second on from its checkpoint, and prints the grouped table and the sweep id last."""
     pytest.importorskip("ray")
     sets = [a for s in TINY + ["run.threads=1", "run.eval_interval=10", "run.checkpoint_interval=5"]
             for a in ("--set", s)]
-    runs = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--iterations", "1500", "--seeds", "3",
-           "--max-concurrent", "1", "--out", str(runs), *sets]
+    runs, total = tmp_path / "runs", 300
+    cmd = [sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--iterations", str(total), "--grid",
+           "algorithm.inner_lr=0.01,0.02", "--max-concurrent", "1", "--out", str(runs), *sets]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    err = []
     try:
         for line in proc.stderr:  # the first trial has finished and the second is under way
-            if "trial 1-seed1" in line and "started" in line:
+            err.append(line)
+            if "trial 1-seed0" in line and "started" in line:
                 break
-        time.sleep(3.0)
+        deadline = time.monotonic() + 60
+        while not list(runs.glob("*-1-seed0-*/checkpoint.safetensors")) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the second trial's first checkpoint (iteration 5)
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-way
         proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    err = "".join(err)
+    assert "trial 0-seed0-inner_lr0.01 (seed 0, inner_lr=0.01) started" in err
     (sweep_id,) = [p.name for p in (runs / ".sweeps").iterdir()]
-    first, second = runs / f"{sweep_id}-0-seed0", runs / f"{sweep_id}-1-seed1"
+    names = [f"{sweep_id}-0-seed0-inner_lr0.01", f"{sweep_id}-1-seed0-inner_lr0.02"]
+    first, second = (runs / n for n in names)
     assert json.loads((first / "status.json").read_text())["status"] == "finished"
     killed = json.loads((second / "status.json").read_text())
     done = len((second / "metrics.csv").read_text().splitlines()) - 1
-    assert killed["status"] == "running" and 0 < done < 1500, killed  # killed mid-way
+    assert killed["status"] == "running" and 0 < done < total, killed  # killed mid-way
     assert (second / "checkpoint.safetensors").is_file()
     before = (first / "metrics.csv").read_bytes()
     out = subprocess.run([sys.executable, "-m", "workbench", "sweep", "--resume", sweep_id, "--out", str(runs)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1] == sweep_id
-    dirs = sorted(p.name for p in runs.iterdir() if not p.name.startswith("."))
-    assert dirs == [f"{sweep_id}-{i}-seed{i}" for i in range(3)]
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == sweep_id and "2 finished" in lines[0]
+    assert lines[1].split()[:3] == ["algorithm.inner_lr", "seeds", "finished"]
+    assert [ln.split()[:3] for ln in lines[2:4]] == [["0.01", "0", "1/1"], ["0.02", "0", "1/1"]]
+    assert out.stderr.count("started") == 1  # only the killed trial ran again
+    assert sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == names
     assert (first / "metrics.csv").read_bytes() == before  # the finished trial was kept, not run again
-    for d in dirs:
-        status = json.loads((runs / d / "status.json").read_text())
-        assert status["status"] == "finished" and status["iteration"] == 1500
-        iterations = [int(line.split(",")[0]) for line in (runs / d / "metrics.csv").read_text().splitlines()[1:]]
-        assert iterations == list(range(1, 1501))  # each iteration once: the second went on from its checkpoint
+    for run, lr in zip((first, second), ("0.01", "0.02")):
+        status = json.loads((run / "status.json").read_text())
+        assert status["status"] == "finished" and status["iteration"] == total
+        assert f"inner_lr = {lr}" in (run / "config.toml").read_text()
+        iterations = [int(line.split(",")[0]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+        assert iterations == list(range(1, total + 1))  # each once: the second went on from its checkpoint
 
 
 def _fake_run(runs: Path, sweep_id: str, trial, status: str, sample: int) -> None:

@@ -641,6 +641,7 @@ class _Hub:
     def __init__(self, assigned: dict[str, int], next_index: int):
         self.events: list[dict] = []
         self.stop_flag = False
+        self.released = False  # the experiment is ending: parked trials may return
         self.attempts: dict[int, int] = {}
         self.assigned = dict(assigned)  # Tune trial id -> the sweep's trial index
         self.next_index = next_index
@@ -672,6 +673,12 @@ class _Hub:
 
     def stopping(self) -> bool:
         return self.stop_flag
+
+    def release(self) -> None:
+        self.released = True
+
+    def is_released(self) -> bool:
+        return self.released
 
 
 class _Reporter:
@@ -747,11 +754,18 @@ def _sample_of(plan: SweepPlan, trial_id: str, config: dict) -> int | None:
         return None
 
 
-def _park() -> None:
-    """A trial stopped by the sweep's stop waits here to be ended with the experiment, so that Tune keeps it
-    as unfinished (a trial that returned would count as done and not be resumed)."""
+def _park(hub) -> None:
+    """A trial stopped by the sweep's stop waits here until the driver ends the experiment, so that Tune starts
+    no queued trial in its place; then it returns, and Tune's own clean-up of its actor is immediate (a trial
+    still inside its function would be killed only after Tune's grace of some 15 s).  Its run folder says
+    "stopped" and ``--resume`` goes on from its checkpoint; Tune's record of it is not used."""
     while True:
-        time.sleep(1.0)
+        try:  # a future, not ray.get: a task blocked in ray.get lends its CPU to the next queued trial
+            if hub.is_released.remote().future().result(timeout=10):
+                return
+        except Exception:  # noqa: BLE001 - the hub is gone: the sweep has ended
+            return
+        time.sleep(0.1)
 
 
 def _trial_fn(config: dict, plan: SweepPlan, runs_dir: str, sweep_id: str, hub, driver_node: str | None) -> None:
@@ -782,7 +796,8 @@ def _trial_fn(config: dict, plan: SweepPlan, runs_dir: str, sweep_id: str, hub, 
     reporter.send(kind="start", iteration=0, total=int(trial.config["run"]["iterations"]),
                   trial=dataclasses.asdict(trial))
     if ray.get(hub.stopping.remote()):  # the sweep is being stopped: do not begin
-        _park()
+        _park(hub)
+        return
     node = ray.get_runtime_context().get_node_id()
     shipped = driver_node is None or node != driver_node
     root = Path(tempfile.mkdtemp(prefix="workbench-trial-")) if shipped else Path(runs_dir)
@@ -822,7 +837,8 @@ def _trial_fn(config: dict, plan: SweepPlan, runs_dir: str, sweep_id: str, hub, 
         raise
     if reporter.stop_requested and finished.status == "stopped":
         reporter.send(kind="parked", iteration=finished.iteration)
-        _park()
+        _park(hub)
+        return
     e = trainer.last_eval
     out = {"status": finished.status, "iteration": finished.iteration, "total": config_.run.iterations,
            "message": finished.message, "bundle": finished.bundle_path or "", "node": node,
@@ -1509,6 +1525,16 @@ def run_sweep(trials: list[Trial] | SweepPlan | None, runs_dir: str | Path, addr
                 done |= {assigned[tid] for tid in watch.errors if tid in assigned}
             return {i for i, ev_ in state.items() if ev_.status in ("running", "retrying")} - done - parked
 
+        released = False
+
+        def end_experiment() -> None:
+            nonlocal released
+            interrupt.event.set()  # first: Tune starts no queued trial in place of one released now
+            if hub is not None and not released:
+                released = True
+                hub.stop.remote()  # (forced: a running trial still stops at its next report, if it can)
+                hub.release.remote()
+
         def request_stop() -> None:
             nonlocal stop_deadline, interrupted
             interrupted = True
@@ -1524,6 +1550,10 @@ def run_sweep(trials: list[Trial] | SweepPlan | None, runs_dir: str | Path, addr
             tuner = tune.Tuner(
                 trainable, param_space=phase.param_space(),
                 tune_config=tune.TuneConfig(metric="after", mode=phase.mode, search_alg=search_alg,
+                                            # a trial that ended runs the next in its process (no new worker
+                                            # to start); not under a scheduler, whose stop does not end the
+                                            # trial's function at once (the run writes its checkpoint first)
+                                            reuse_actors=scheduler is None,
                                             scheduler=scheduler, num_samples=1 if phase.trials is not None
                                             else phase.samples),
                 run_config=tune.RunConfig(name=f"tune-{len(list(sdir.glob('tune-*')))}", storage_path=str(sdir),
@@ -1547,11 +1577,11 @@ def run_sweep(trials: list[Trial] | SweepPlan | None, runs_dir: str | Path, addr
                     try:
                         if force_event is not None and force_event.is_set():
                             interrupted = forced = True
-                            interrupt.event.set()
+                            end_experiment()
                         if stop_event is not None and stop_event.is_set():
                             request_stop()
                         if stop_deadline is not None and (time.monotonic() > stop_deadline or not running()):
-                            interrupt.event.set()
+                            end_experiment()
                         drain()
                         announce()
                         thread.join(0.2)
@@ -1560,7 +1590,7 @@ def run_sweep(trials: list[Trial] | SweepPlan | None, runs_dir: str | Path, addr
                             request_stop()
                         else:  # a second Ctrl-C: do not wait for the clean stop
                             forced = True
-                            interrupt.event.set()
+                            end_experiment()
             drain()
             announce()
             if failure:
