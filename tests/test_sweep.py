@@ -139,6 +139,46 @@ def test_two_seeds_by_two_values_make_four_runs_and_a_grouped_result(tmp_path):
     assert result.startup_seconds is not None and result.startup_seconds < result.wall_seconds
 
 
+def test_cli_sweep_prints_the_grouped_table_and_the_sweep_id_last(tmp_path):
+    pytest.importorskip("ray")
+    sets = [a for s in TINY + ["run.threads=1"] for a in ("--set", s)]
+    r = subprocess.run([sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--seeds", "2", "--grid",
+                        "algorithm.inner_lr=0.01,0.02", "--iterations", "5", "--out", str(tmp_path), *sets],
+                       capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    sweep_id = lines[-1]
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(sweep_id + "-")]) == 4
+    assert "4 finished" in lines[0]
+    assert lines[1].split()[:3] == ["algorithm.inner_lr", "seeds", "finished"]
+    assert [ln.split()[:3] for ln in lines[2:4]] == [["0.01", "0,1", "2/2"], ["0.02", "0,1", "2/2"]]
+    assert r.stderr.count("started") == 4 and "[4/4]" in r.stderr
+
+
+def test_cli_ctrl_c_stops_the_sweep_cleanly(tmp_path):
+    pytest.importorskip("ray")
+
+    sets = [a for s in TINY + ["run.threads=1", "run.eval_interval=1000000"] for a in ("--set", s)]
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", "maml-sinusoid", "--iterations", "10000000",
+                             "--out", str(tmp_path), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in proc.stderr:  # wait until the trial runs
+            if "started" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "stopping the sweep" in err and "Traceback" not in err
+    assert "1 stopped" in out.splitlines()[0]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+    assert (run / "checkpoint.safetensors").is_file() and (run / "sweep.json").is_file()
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")

@@ -1551,8 +1551,8 @@ def run_sweep(trials: list[Trial] | SweepPlan | None, runs_dir: str | Path, addr
                 trainable, param_space=phase.param_space(),
                 tune_config=tune.TuneConfig(metric="after", mode=phase.mode, search_alg=search_alg,
                                             # a trial that ended runs the next in its process (no new worker
-                                            # to start); not under a scheduler, whose stop does not end the
-                                            # trial's function at once (the run writes its checkpoint first)
+                                            # to start); not under a scheduler: reusing the actor of a trial
+                                            # that ASHA stopped hung the sweep (tests/test_sweep.py's ASHA test)
                                             reuse_actors=scheduler is None,
                                             scheduler=scheduler, num_samples=1 if phase.trials is not None
                                             else phase.samples),
