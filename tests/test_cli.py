@@ -151,7 +151,7 @@ def test_no_command_prints_help_or_opens_app():
 def test_a_reader_that_goes_away_is_not_an_error(bundle):
     """`workbench eval ... --json | head -c 50`: quiet, with SIGPIPE's status, as standard tools."""
     out, _ = bundle
-    proc = subprocess.Popen([sys.executable, "-m", "workbench", "eval", str(out), "--json", "--tasks", "20000"],
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "eval", str(out), "--json", "--tasks", "3000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.read(50)
     proc.stdout.close()

@@ -113,10 +113,13 @@ def test_task_by_task_and_vmapped_general_path_agree_and_chunked_meta_step_is_th
         for x, y in zip(a.params, b.params):
             y.copy_(x)
     batch = fam.sample_batch(4, torch.Generator().manual_seed(4))
+    _, grads = meta_gradient(a, batch)
     assert a.meta_step(batch, 0)["loss"] == pytest.approx(b.meta_step(batch, 0)["loss"], rel=1e-5)
-    for name, x, y in zip(loop.names, a.params, b.params):
-        if not name.endswith("conv.bias"):  # batch norm cancels a conv bias: its gradient is rounding noise,
-            assert torch.allclose(x, y, atol=1e-5), name  # which Adam scales up to a full step
+    for name, x, y, g in zip(loop.names, a.params, b.params, grads):
+        # Adam's first step is lr * sign(g): an entry whose gradient is float32 rounding noise (a conv bias
+        # that batch norm cancels, a near-zero entry) may take a full step either way; compare the others
+        real = g.abs() > 1e-5
+        assert torch.allclose(x[real], y[real], atol=1e-5), name
 
 
 def test_batch_norm_statistics_never_cross_tasks():

@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", required=True, choices=["onnx"], help="output format")
     x.add_argument("--out", help="output file (default: next to the bundle)")
 
+    from . import cli_models
+
+    cli_models.add_parsers(sub)
+
     sub.add_parser("presets", help="list the shipped presets")
     g = sub.add_parser("gui", help="open the desktop app")
     g.add_argument("preset", nargs="?", help="preset to load")
@@ -125,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return _gui(None, parser)
+    from . import cli_models
+
     handler = {"train": _train, "sweep": _sweep, "eval": _eval, "export": _export, "presets": _presets,
+               "taskmap": cli_models.taskmap, "adapt": cli_models.adapt,
                "gui": lambda a: _gui(a.preset, parser)}[args.command]
     try:
         return handler(args)

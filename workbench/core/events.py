@@ -75,6 +75,14 @@ class Render:
 
 
 @dataclass(frozen=True)
+class TaskMapMade:
+    """A coarse task-space map made right after the evaluation at ``iteration`` (a
+    :class:`workbench.core.taskmap.TaskMap`, numpy only)."""
+    iteration: int
+    task_map: object
+
+
+@dataclass(frozen=True)
 class CheckpointSaved:
     iteration: int
     path: str

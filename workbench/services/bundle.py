@@ -139,6 +139,17 @@ def _as_input(a, shape: tuple[int, ...], name: str) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
+def _task_rows(family, task_params) -> torch.Tensor:
+    """``task_params`` as the family's task rows (n, P) of finite floats, else a ValueError naming it."""
+    names = list(family.task_param_names)
+    if not names:
+        raise ValueError(f"task_params: the {family.name} family's tasks are not rows of numbers")
+    rows = _as_input(task_params, (len(names),), f"task_params (columns {', '.join(names)})")
+    if not 1 <= len(rows) <= MAX_EVAL_TASKS:
+        raise ValueError(f"task_params must hold 1 to {MAX_EVAL_TASKS} tasks, got {len(rows)}")
+    return rows.to(torch.get_default_dtype())
+
+
 def _as_labels(a, classes: int, name: str) -> torch.Tensor:
     """Class indices (N,) in [0, classes) as int64."""
     arr = np.asarray(a)
@@ -181,9 +192,18 @@ class PrototypeModel(AdaptedModel):
 class MetaModel(_Loaded, AdaptedModel):
     """A meta-learned model loaded from a bundle."""
 
+    task_prototypes = None  # (classes, D): a prototype classifier already adapted to one task (its bundle's)
+
     def __init__(self, path: Path, network, params, rule: AdaptationRule, meta: dict, family):
         super().__init__(network, params)
         self.path, self.rule, self.meta, self.family = path, rule, meta, family
+
+    def predict(self, x) -> np.ndarray:
+        """The network's outputs (Q, out) on ``x`` (Q, *in_shape); a prototype classifier adapted to a task
+        (``workbench adapt``) gives its logits over that task's classes."""
+        if self.task_prototypes is not None:
+            return PrototypeModel(self.network, self._params, self.task_prototypes).predict(x)
+        return super().predict(x)
 
     @property
     def spec(self):
@@ -226,25 +246,37 @@ class MetaModel(_Loaded, AdaptedModel):
         return AdaptedModel(net, [p[0] if p.dim() > s.dim() else p for p, s in zip(fast, self._params)])
 
     def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots: int | None = None,
-                 query: int | None = None) -> dict:
+                 query: int | None = None, task_params=None) -> dict:
         """Mean query metric (the family's: MSE, accuracy) ± 95% CI after each number of inner steps, on
-        ``tasks`` fresh tasks."""
+        ``tasks`` fresh tasks, or on the tasks ``task_params`` (an array (n, P) of the family's
+        ``task_param_names``; their support / query sets drawn from the test stream with ``seed``)."""
         steps = _step_list(steps if steps is not None else (0,) if self.rule.kind == "prototypes" else (0, 1, 10))
         if self.rule.kind == "prototypes" and max(steps) > 0:
             raise ConfigError(f"--steps {','.join(map(str, steps))}: a {self.algorithm} model has no inner steps "
                               f"(its classifier is the prototypes of the support set): use --steps 0")
-        tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
+        rows = None if task_params is None else _task_rows(self.family, task_params)
+        tasks = len(rows) if rows is not None else _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         shots = None if shots is None else _count(shots, "shots", 1, MAX_POINTS)
         query = None if query is None else _count(query, "query", 1, MAX_POINTS)
         _check_memory(self, tasks, max(steps))
-        batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query, stream=seeding.TEST)
+        if rows is None:
+            batch = self.family.evaluation_batch(tasks, seed, shots=shots, query=query, stream=seeding.TEST)
+        else:
+            batch = self.family.batch_for(rows, seeding.generator(seeding.TEST, seed), shots,
+                                          self.family.cfg.eval_query if query is None else query)
         metric = self.family.metric
         classes = self.family.out_dim if self.family.kind == "classification" else 1  # shots are per class
-        values, _ = adaptation_curve(self.network, self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq,
-                                     max(steps), metric=metric)
-        return {"metric": metric, **_curve_report(values.double().numpy(), steps), "tasks": tasks,
+        values = self.curve(batch, max(steps))
+        return {"metric": metric, **_curve_report(values, steps), "tasks": tasks,
                 "seed": seed, "family": self.meta["family"], "algorithm": self.algorithm,
                 "shots": batch.xs.shape[1] // classes}
+
+    def curve(self, batch, steps: int, cancel=None) -> np.ndarray:
+        """Every task's query metric after 0..``steps`` inner steps on the task batch ``batch``: (tasks,
+        steps + 1) float64 (the task-space map's and evaluate()'s numbers)."""
+        values, _ = adaptation_curve(self.network, self._params, self.rule, batch.xs, batch.ys, batch.xq, batch.yq,
+                                     steps, cancel=cancel, metric=self.family.metric)
+        return values.double().numpy()
 
     def evaluation_events(self, tasks: int = 100, seed: int = 0, steps: int | None = None, render_tasks: int = 4,
                           cancel=None):
@@ -309,20 +341,24 @@ class RLModel(_Loaded):
 
     predict = adapt
 
-    def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots=None, query=None, inner_lr=None) -> dict:
-        """The return on ``tasks`` fresh tasks after each of ``steps`` inner steps, adapted as recorded in the
+    def evaluate(self, tasks: int = 100, seed: int = 0, steps=None, shots=None, query=None, inner_lr=None,
+                 task_params=None) -> dict:
+        """The return on ``tasks`` fresh tasks (or on the tasks ``task_params``, an array (n, P) of the
+        family's ``task_param_names``) after each of ``steps`` inner steps, adapted as recorded in the
         bundle (its ``inner_lr`` schedule and ``eval_trajectories``), or with ``inner_lr`` (a float, or a list
         whose entry min(k, len − 1) is step k's rate; gradient-based policies only; ConfigError when out of
         the algorithm's range)."""
         if steps is None:  # RL²: every episode of the trial; gradient-based: before and after the trained steps
             steps = self.learner.default_eval_steps()
         steps = _step_list(steps)
-        tasks = _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
+        rows = None if task_params is None else _task_rows(self.family, task_params)
+        tasks = len(rows) if rows is not None else _count(tasks, "tasks", 1, MAX_EVAL_TASKS)
         _check_memory(self, tasks, max(steps))
         learner = self.learner
         if inner_lr is not None:
             learner = self._with_inner_lr(inner_lr)
-        batch = self.family.evaluation_batch(tasks, seed, stream=seeding.TEST)
+        batch = (self.family.evaluation_batch(tasks, seed, stream=seeding.TEST) if rows is None
+                 else self.family.batch_of(rows))
         outcome = learner.evaluate(self.family, batch, max(steps), 0)
         if max(steps) > outcome.steps[-1]:
             raise ConfigError(f"--steps {','.join(map(str, steps))}: the adaptation curve of this "
@@ -330,6 +366,11 @@ class RLModel(_Loaded):
         return {"metric": outcome.metric, **_curve_report(np.asarray(outcome.per_task, dtype=np.float64), steps),
                 "tasks": tasks, "seed": seed, "shots": None, "family": self.meta["family"],
                 "algorithm": self.algorithm, "references": outcome.references}
+
+    def curve(self, batch, steps: int, cancel=None) -> np.ndarray:
+        """Every task's return after 0..``steps`` inner steps on the tasks ``batch``: (tasks, steps + 1)."""
+        return np.asarray(self.learner.evaluate(self.family, batch, steps, 0, cancel=cancel).per_task,
+                          dtype=np.float64)
 
     def _with_inner_lr(self, inner_lr):
         """A shallow copy of the learner (parameters shared, never written) whose config has ``inner_lr``."""
@@ -777,4 +818,10 @@ def load_bundle(path: str | Path) -> MetaModel | RLModel:
     rule = AdaptationRule(lrs, k, b.steps, b.family.loss, kind=b.adapt_kind)
     model = MetaModel(path, network, params, rule, b.meta, b.family)
     model.sizes = b.sizes
+    if "prototypes" in tensors:  # a prototype classifier adapted to one task (`workbench adapt`)
+        protos = tensors["prototypes"]
+        if b.adapt_kind != "prototypes" or protos.dim() != 2 or protos.shape[0] < 2 or not torch.isfinite(protos).all():
+            raise BundleError(f"{path}: prototypes: expected a finite (classes, D) tensor of a prototype classifier, "
+                              f"got {tuple(protos.shape)}")
+        model.task_prototypes = protos.float()
     return model

@@ -43,3 +43,153 @@ def write_onnx(path: str | Path, weights: list[np.ndarray], spec) -> Path:
     onnx.checker.check_model(model)
     atomic_write_bytes(path, model.SerializeToString())
     return Path(path)
+
+
+def _norm_module(bn):
+    """Batch norm ``bn`` on the statistics of the batch it is given (the workbench's: every task is
+    normalised with its own), as plain ops that an ONNX graph with a dynamic batch size holds."""
+    import torch
+    from torch import nn
+
+    class BatchStatsNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight, self.bias, self.eps = bn.weight, bn.bias, float(bn.eps)
+
+        def forward(self, x):
+            dims = [0] + list(range(2, x.dim()))
+            mean = x.mean(dims, keepdim=True)
+            var = (x - mean).pow(2).mean(dims, keepdim=True)
+            y = (x - mean) / torch.sqrt(var + self.eps)
+            if self.weight is None:
+                return y
+            shape = [1, -1] + [1] * (x.dim() - 2)
+            return y * self.weight.view(shape) + self.bias.view(shape)
+
+    return BatchStatsNorm()
+
+
+def _swap_batch_norms(module) -> None:
+    from torch import nn
+
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(module, name, _norm_module(child))
+        else:
+            _swap_batch_norms(child)
+
+
+def _FusedLayers(spec, params):
+    import torch
+
+    class FusedLayers(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weights = torch.nn.ParameterList([torch.nn.Parameter(p.detach().float().clone()) for p in params])
+
+        def forward(self, x):
+            h = x
+            n = spec.n_layers
+            for i in range(n):
+                h = h @ self.weights[2 * i] + self.weights[2 * i + 1]
+                if i < n - 1:
+                    h = torch.relu(h) if spec.activation == "relu" else torch.tanh(h)
+            return h
+
+    return FusedLayers()
+
+
+def write_network_onnx(path: str | Path, network, params: list, prototypes=None) -> Path:
+    """Write ``network`` (a workbench Network: the fused MLP, or any module run functionally) with the
+    parameters ``params`` (one task's, unbatched) as an ONNX model: input ``x`` (N, *in_shape) float32,
+    output ``y`` (N, out_dim).  ``prototypes`` (ways, D): the network is an embedding and ``y`` is the
+    negative squared distance of each embedding to each prototype (N, ways), a Prototypical Network's
+    logits.  Batch norm normalises over the N inputs given together, as the workbench does for one task.
+    Raises WorkbenchError when the module cannot be traced to ONNX."""
+    import copy
+    import io
+    import warnings
+
+    import torch
+
+    spec = getattr(network, "spec", None)
+    if spec is not None and prototypes is None:
+        return write_onnx(path, [p.detach().cpu().numpy() for p in params], spec)
+    if spec is not None:  # an embedding MLP with prototypes: its fused layers (x @ W + b) as a module
+        module = _FusedLayers(spec, params)
+        names = []
+    else:
+        module = copy.deepcopy(network.module)
+        names = list(network.names)
+    with torch.no_grad():
+        named = dict(module.named_parameters())
+        for n, p in zip(names, params):
+            named[n].copy_(p.detach().to(named[n].dtype).reshape(named[n].shape))
+    _swap_batch_norms(module)
+    module = module.eval()
+    if prototypes is not None:
+        protos = prototypes.detach().float()
+
+        class WithPrototypes(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = module
+                self.register_buffer("prototypes", protos)
+
+            def forward(self, x):
+                z = self.body(x)
+                return -(z.pow(2).sum(-1, keepdim=True) - 2 * z @ self.prototypes.T
+                         + self.prototypes.pow(2).sum(-1).unsqueeze(0))
+
+        module = WithPrototypes().eval()
+    x = torch.zeros(2, *network.in_shape)
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17)
+    except Exception as e:  # noqa: BLE001 - a user's module torch cannot trace: one line
+        raise WorkbenchError(f"{path}: this network cannot be written as ONNX ({type(e).__name__}: "
+                             f"{e})".replace("\n", " ")) from None
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def quantize_int8(src: str | Path, dst: str | Path) -> Path:
+    """An int8 copy of the ONNX model ``src`` at ``dst``: onnxruntime's dynamic quantisation (weights of
+    MatMul / Gemm / Conv as int8 with per-tensor scales, activations quantised on the fly), written whole
+    or not at all."""
+    import logging
+    import os
+    import tempfile
+
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise WorkbenchError("int8 quantisation needs onnxruntime: pip install 'workbench[onnx]'") from None
+    dst = Path(dst)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".onnx", dir=dst.parent)
+    os.close(fd)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process the model is for large vision models
+    try:
+        quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # as any file the workbench writes, not mkstemp's private 0600
+        os.replace(tmp, dst)
+    finally:
+        root.setLevel(level)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dst
+
+
+def run_onnx(path: str | Path, x) -> "np.ndarray":
+    """The outputs of the ONNX model at ``path`` on ``x`` (N, ...) float32, by onnxruntime on the CPU."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})[0]

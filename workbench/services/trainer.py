@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from workbench.core import events as ev
-from workbench.core import seeding
+from workbench.core import seeding, taskmap
 from workbench.core.evaluation import copy_evaluation, events_from
 from .bundle import write_bundle
 from workbench.core.config import ExperimentConfig
@@ -110,6 +110,7 @@ class Trainer:
         self._stop = threading.Event()
         self.recorder: RunRecorder | None = None
         self._lock: RunLock | None = None
+        self.live_task_map = False  # make a coarse task-space map after each evaluation (the app's view)
         if self.run_dir is not None:
             self.run_dir = self._take_folder(self.run_dir, _resuming, unique_name)
             self.recorder = RunRecorder(self.run_dir)
@@ -240,7 +241,32 @@ class Trainer:
         self.emit(copy_evaluation(evaluation))
         if render is not None:
             self.emit(render)
+        if self.live_task_map:
+            task_map = self.task_map(evaluation.trained_steps)
+            if task_map is not None:
+                self.emit(ev.TaskMapMade(self.iteration, task_map))
         return evaluation
+
+    def task_map(self, steps: int, points: int | None = None, tasks_per_cell: int | None = None):
+        """The task-space map of the model as it is now (workbench.core.taskmap) over the family's first
+        two map parameters, after ``steps`` inner steps, on held-out-stream tasks; by default as coarse as
+        keeps its cost near 15% of an evaluation (:func:`live_plan`).  None for a family without map
+        parameters.  A stop request cancels it (raises Cancelled)."""
+        params = taskmap.map_params(self.family)[:2]
+        if not params:
+            return None
+        if params[0].column is None:
+            params = params[:1]
+        cfg = self.config.run
+        plan = taskmap.live_plan(params, cfg.eval_tasks, cfg.eval_steps, steps)
+        points, tpc = points or plan[0], tasks_per_cell or plan[1]
+        axes = taskmap.grid_axes(params, points, taskmap.DEFAULT_MARGIN)
+
+        def evaluate(batch, s):
+            return self.learner.evaluate(self.family, batch.to(self.device), s, 0, cancel=self._stop).per_task
+
+        return taskmap.build_map(self.family, evaluate, params, axes, steps, tpc, cfg.eval_seed, seeding.HELD_OUT,
+                                 iteration=self.iteration)
 
     def checkpoint(self) -> Path | None:
         if self.run_dir is None:

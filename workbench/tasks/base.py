@@ -59,6 +59,11 @@ class SupervisedFamily:
                          stream: str = seeding.HELD_OUT) -> TaskBatch:
         raise NotImplementedError
 
+    def map_params(self) -> list:
+        """The task parameters a task-space map can lay a grid over (:class:`workbench.core.taskmap.MapParam`
+        s, each with its training range); none by default."""
+        return []
+
 
 class RegressionFamily(SupervisedFamily):
     """Few-shot regression: y = f_task(x)."""
@@ -104,6 +109,11 @@ class RegressionFamily(SupervisedFamily):
 
     def sample_batch(self, n: int, generator: torch.Generator) -> TaskBatch:
         return self.batch_for(self.sample_task_params(n, generator), generator)
+
+    def batch_of(self, params: torch.Tensor, generator: torch.Generator) -> TaskBatch:
+        """The tasks ``params`` (B, P) with support and query sets of the held-out sizes (K shots,
+        ``eval_query`` queries) drawn with ``generator``."""
+        return self.batch_for(params, generator, query=self.cfg.eval_query)
 
     def evaluation_batch(self, n: int, seed: int, shots: int | None = None, query: int | None = None,
                          stream: str = seeding.HELD_OUT) -> TaskBatch:

@@ -26,6 +26,7 @@ from workbench.core import seeding
 from workbench.core.config import param
 from workbench.core.errors import ConfigError
 from workbench.core.payloads import ClassifiedImages
+from workbench.core.taskmap import MapParam
 
 from .base import SupervisedFamily, TaskBatch
 
@@ -93,6 +94,15 @@ class ClassificationFamily(SupervisedFamily):
     # -- sampling ------------------------------------------------------------------------------------
     def sample_batch(self, n: int, generator: torch.Generator) -> TaskBatch:
         return self.tasks(self.background, n, self.cfg.shots, self.cfg.query, generator)
+
+    def map_params(self) -> list[MapParam]:
+        """Shots (support images per class) from 1 to three times the trained number (at least 5), as far
+        as the evaluation classes have images for them besides the queries."""
+        c = self.cfg
+        room = int(self.evaluation.per_class.min()) - c.eval_query
+        top = max(1, min(max(5, 3 * c.shots), room))
+        return [MapParam("shots", "shots (support images per class)", float(c.shots), float(c.shots), 1.0,
+                         float(top), integer=True)]
 
     def evaluation_batch(self, n: int, seed: int, shots: int | None = None, query: int | None = None,
                          stream: str = seeding.HELD_OUT) -> TaskBatch:

@@ -13,6 +13,7 @@ import torch
 from workbench.core import seeding
 from workbench.core.errors import ConfigError
 from workbench.core.payloads import RenderPayload
+from workbench.core.taskmap import MapParam
 
 
 @dataclass
@@ -188,7 +189,19 @@ class RLFamily:
             row.append(v)
         return torch.tensor([row], dtype=torch.get_default_dtype())
 
+    # -- the task-space map ----------------------------------------------------------------------
+    def map_params(self) -> list[MapParam]:
+        """The task parameters a task-space map can lay a grid over (workbench.core.taskmap): the
+        playground's numeric ones, each over its training range."""
+        names = list(self.task_param_names)
+        return [MapParam.of_range(p.name, p.label, p.low, p.high, names.index(p.name))
+                for p in (self.playground_params() or []) if p.kind == "float" and p.name in names]
+
     # -- shared ------------------------------------------------------------------------------------
+    def batch_of(self, rows: torch.Tensor, generator: torch.Generator | None = None) -> RLTaskBatch:
+        """The tasks of parameter rows ``rows`` (B, P) (the policy collects its own trajectories)."""
+        return RLTaskBatch(rows)
+
     def sample_batch(self, n: int, generator: torch.Generator) -> RLTaskBatch:
         return RLTaskBatch(self.sample_task_params(n, generator))
 

@@ -12,6 +12,7 @@ import torch
 from workbench.core.config import param
 from workbench.core.errors import ConfigError
 from workbench.core.registry import FAMILIES
+from workbench.core.taskmap import MapParam
 
 from .base import RegressionFamily
 
@@ -56,6 +57,11 @@ class Sinusoid(RegressionFamily):
     def function(self, params, x):
         amp, phase = params[:, 0, None, None], params[:, 1, None, None]
         return amp * torch.sin(x - phase)
+
+    def map_params(self):
+        c = self.cfg
+        return [MapParam.of_range("amplitude", "amplitude A", c.amp_min, c.amp_max, 0),
+                MapParam("phase", "phase φ, rad", c.phase_min, c.phase_max, column=1)]  # periodic: no floor
 
     def input_grid(self, points=200):
         return torch.linspace(self.cfg.x_min, self.cfg.x_max, points).unsqueeze(-1)
