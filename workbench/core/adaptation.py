@@ -41,9 +41,12 @@ def prototypes(z_support: torch.Tensor, y_support: torch.Tensor, ways: int) -> t
 
 
 def distance_logits(z_query: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
-    """−‖z − c_k‖² for every query (B, Q, D) and prototype (B, N, D): (B, Q, N) (Snell et al. 2017, eq. 2)."""
-    return -(z_query.pow(2).sum(-1, keepdim=True) - 2 * z_query @ protos.transpose(1, 2)
-             + protos.pow(2).sum(-1).unsqueeze(1))
+    """−‖z − c_k‖² for every query (B, Q, D) and prototype (B, N, D): (B, Q, N) (Snell et al. 2017, eq. 2).
+    Expanded as ‖z‖² − 2 z·c + ‖c‖² about the prototypes' mean (distances do not change with the origin):
+    about the raw origin, embeddings far from it lose the distance to float32 cancellation."""
+    center = protos.mean(1, keepdim=True)
+    z, c = z_query - center, protos - center
+    return -(z.pow(2).sum(-1, keepdim=True) - 2 * z @ c.transpose(1, 2) + c.pow(2).sum(-1).unsqueeze(1))
 
 
 def predict(network, params: list[torch.Tensor], rule: AdaptationRule, xs, ys, x: torch.Tensor) -> torch.Tensor:

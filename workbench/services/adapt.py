@@ -230,7 +230,7 @@ def adapt_policy(model, row: torch.Tensor, steps: int | None, seed: int = 0) -> 
         fast = learner.inner_update(fast, episodes, learner.advantages(episodes), False, values_only=True, step=s)
     names = list(model.family.task_param_names)
     return Adapted(None, [p[0].detach().clone() for p in fast], steps,
-                   task={n: float(v) for n, v in zip(names, row[0].tolist())})
+                   task={n: float(f"{v:.7g}") for n, v in zip(names, row[0].tolist())})  # as given (float32 row)
 
 
 # -- writing --------------------------------------------------------------------------------------------

@@ -136,10 +136,10 @@ def write_network_onnx(path: str | Path, network, params: list, prototypes=None)
                 self.body = module
                 self.register_buffer("prototypes", protos)
 
-            def forward(self, x):
-                z = self.body(x)
-                return -(z.pow(2).sum(-1, keepdim=True) - 2 * z @ self.prototypes.T
-                         + self.prototypes.pow(2).sum(-1).unsqueeze(0))
+            def forward(self, x):  # as workbench.core.adaptation.distance_logits: about the prototypes' mean
+                center = self.prototypes.mean(0, keepdim=True)
+                z, c = self.body(x) - center, self.prototypes - center
+                return -(z.pow(2).sum(-1, keepdim=True) - 2 * z @ c.T + c.pow(2).sum(-1).unsqueeze(0))
 
         module = WithPrototypes().eval()
     x = torch.zeros(2, *network.in_shape)
