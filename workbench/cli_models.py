@@ -87,14 +87,8 @@ def taskmap(args) -> int:
 
 
 def adapt(args) -> int:
-    import os
-    import shutil
-
-    import numpy as np
-
     import workbench
     from workbench.services import adapt as ad
-    from workbench.services.onnx_export import quantize_int8, run_onnx
 
     if args.steps is not None and not 0 <= args.steps <= 10_000:
         raise ConfigError(f"--steps {args.steps}: expected 0 to 10000 inner steps")
@@ -103,74 +97,17 @@ def adapt(args) -> int:
     out = Path(args.out)
     ad.check_out_dir(out)
     model = workbench.load_model(args.model)
-    if not model.onnx_exportable and model.family.kind == "rl":
-        raise ConfigError(f"{model.path}: a {model.algorithm} policy is not an MLP the ONNX export covers")
-    rl = model.family.kind == "rl"
-    if rl:
+    if model.family.kind == "rl":
         if args.query:
             raise ConfigError("--query: an RL policy is measured on fresh episodes in its task, not on samples")
-        row = ad.read_task(model, args.support)
-        source = ", ".join(f"{k}={v:g}" for k, v in zip(model.family.task_param_names, row[0].tolist()))
+        support, query = ad.read_task(model, args.support), None
     else:
-        samples = ad.read_samples(model, args.support)
-        query = ad.read_samples(model, args.query, "--query") if args.query else samples
-        if args.query and query.classes and query.classes != samples.classes:
-            raise ConfigError(f"--query {args.query}: its classes ({', '.join(query.classes)}) are not the "
-                              f"support's ({', '.join(samples.classes)})")
-        source = samples.source
-    adapted = ad.adapt_policy(model, row, args.steps, args.seed) if rl else ad.adapt_supervised(model, samples,
-                                                                                                  args.steps)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
-        written = [out / p.name for p in ad.write_adapted(model, adapted, tmp, source)]
-        onnx = tmp / ad.FLOAT_ONNX
-        if rl:
-            spec = model.learner.policy.spec
-            discrete = model.family.discrete_actions
-            trajectories = model.learner.eval_trajectories
-            float_return = ad.policy_return(model.family, spec, discrete, lambda o: run_onnx(onnx, o), row,
-                                            trajectories, args.seed)
-            lines = [f"adapted {model.algorithm} policy to {source} in {adapted.steps} inner step(s); return of the "
-                     f"deterministic float ONNX policy over {trajectories} episodes: {float_return:.4g}"]
-        else:
-            want = adapted.predict(query.x)
-            got = run_onnx(onnx, query.x)
-            diff = float(np.abs(got - want).max())
-            metric = model.family.metric
-            lines = [f"adapted {model.algorithm} to {source} in {adapted.steps} inner step(s); {metric} on "
-                     f"{'the query samples' if args.query else 'its support samples'}: "
-                     f"{ad.supervised_metric(metric, want, query.y):.4g}",
-                     f"ONNX reproduces the adapted predictions: largest difference {diff:.2g}"]
-        if args.quantize:
-            int8 = quantize_int8(onnx, tmp / ad.INT8_ONNX)
-            written.append(out / ad.INT8_ONNX)
-            if rl:
-                int8_return = ad.policy_return(model.family, spec, discrete, lambda o: run_onnx(int8, o), row,
-                                               trajectories, args.seed)
-                probe = model.family.make_env(row).reset(trajectories, torch_gen(args.seed)).reshape(-1, spec.in_dim)
-                d = float(np.abs(run_onnx(int8, probe.numpy()) - run_onnx(onnx, probe.numpy())).max())
-                cmp = ad.Comparison("return", onnx.stat().st_size, int8.stat().st_size, float_return, int8_return,
-                                    f"{trajectories} episodes in the task", d)
-            else:
-                q8 = run_onnx(int8, query.x)
-                cmp = ad.Comparison(metric, onnx.stat().st_size, int8.stat().st_size,
-                                    ad.supervised_metric(metric, got, query.y), ad.supervised_metric(metric, q8, query.y),
-                                    "the query samples" if args.query else "the support samples (no --query)",
-                                    float(np.abs(q8 - got).max()))
-            lines += cmp.lines()
-        os.replace(tmp, out) if not out.exists() else (os.rmdir(out), os.replace(tmp, out))
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        support = ad.read_samples(model, args.support)
+        query = ad.read_samples(model, args.query, "--query") if args.query else None
+    lines, written = ad.adapt_and_export(model, support, out, args.steps, query, args.quantize == "int8", args.seed)
     for line in lines:
         print(line)
     for f in written:
         print(f)
     print(out)
     return 0
-
-
-def torch_gen(seed: int):
-    from workbench.core import seeding
-
-    return seeding.generator("adapt-returns", seed)

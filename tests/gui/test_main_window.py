@@ -115,6 +115,8 @@ def test_train_pause_resume_stop_export_reopen(window, qtbot, tmp_path):
     qtbot.mouseClick(start, Qt.MouseButton.LeftButton)
     assert window.running and not window.config.isEnabled()
     _wait_evaluations(window, qtbot, 3)  # the one at iteration 0 and two more
+    qtbot.waitUntil(lambda: window.train.task_map.map is not None, timeout=5_000)  # the live task map follows
+    assert window.train.task_map.map.iteration in [e.iteration for e in window.train.adaptation.evaluations]
 
     qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.runner.worker.is_paused and pause.text() == "Resume", timeout=5_000)

@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         self.config = self.train.config
         from .playground import PlaygroundTab
         from .runs_panel import RunsPanel
+        from .taskmap_controller import TaskMapController
 
         self.runs_panel = RunsPanel(self.runs_dir)
         self.playground = PlaygroundTab(self.runs_dir)
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self.runner = RunController(self.train, self.status, self)
         self.presets = PresetController(self.config, self.settings, self)
         self.models = ModelActions(self.train, self.settings, self)
+        self.task_maps = TaskMapController(self.train.task_map, self.runs_dir, self)
         build_actions(self)
         self._connect()
         self._restore_settings()
@@ -98,6 +100,8 @@ class MainWindow(QMainWindow):
         self.models.evaluated.connect(self._update_controls)
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.runs_panel.openModelRequested.connect(self.open_model)
+        self.task_maps.taskRequested.connect(self.open_task)
+        self.task_maps.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         self.runs_panel.runsDirChanged.connect(self.set_runs_dir)
 
     # -- settings --------------------------------------------------------------------------------------
@@ -142,6 +146,7 @@ class MainWindow(QMainWindow):
                               algorithm.step_label)
 
     def _on_run_started(self, event) -> None:
+        self.task_maps.live()
         algorithm = ALGORITHMS.get(self.config.algorithm_combo.currentText())
         self.train.set_metric(event.train_metric, event.eval_metric, self._eval_steps(), algorithm.step_label)
 
@@ -166,6 +171,7 @@ class MainWindow(QMainWindow):
         if Path(self.runs_panel.runs_dir) != Path(path):
             self.runs_panel.set_runs_dir(Path(path))
         self.playground.set_runs_dir(Path(path))
+        self.task_maps.runs_dir = Path(path)
 
     @property
     def running(self) -> bool:
@@ -203,6 +209,7 @@ class MainWindow(QMainWindow):
         if event.bundle_path:
             self.models.bundle_path = Path(event.bundle_path)
             self._offer_to_playground(self.models.bundle_path)  # the current run's model, ready to play with
+            self.task_maps.set_model(self.models.bundle_path, auto=False)  # its live map stays; Full map on demand
         self._update_controls()
         if event.status == "failed":
             self.show_error("Training stopped", event.message)
@@ -275,6 +282,15 @@ class MainWindow(QMainWindow):
         self.runner.clear()
         self.tabs.setCurrentWidget(self.train)
         self._offer_to_playground(path)  # its own copy: its jobs and the evaluation's share no learner state
+        self.task_maps.set_model(path)
+
+    def open_task(self, path, values: dict) -> None:
+        """The Playground with the model at ``path`` and the task ``values`` (a Task map cell)."""
+        path = Path(path)
+        self.tabs.setCurrentWidget(self.playground)  # (takes a model waiting for it first)
+        if self.playground.model_path != path and not self.playground.set_model(path):
+            return
+        self.playground.show_task(values)
 
     def _offer_to_playground(self, path: Path) -> None:
         """The playground takes this model now if it is on show, else when it is next shown (loading a bundle
@@ -313,5 +329,6 @@ class MainWindow(QMainWindow):
         self.playground.shutdown()
         self.runs_panel.shutdown()
         self.models.shutdown()
+        self.task_maps.shutdown()
         self._save_settings()
         super().closeEvent(event)

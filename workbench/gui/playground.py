@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPus
 from workbench.services import rundir
 from workbench.core.errors import WorkbenchError
 
+from .jobs import Jobs
+
 BASELINE_ALGORITHMS = ("pretrained", "pretrained-rl")
 NO_BASELINE = "none"
 OPEN_BASELINE = "Open a bundle…"
@@ -59,6 +61,8 @@ class PlaygroundTab(QWidget):
         self._current_page: QWidget | None = None
         self._filling = False
         self._page_error = False
+        self._export_jobs = Jobs(self)
+        self._export_job = None
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -85,6 +89,14 @@ class PlaygroundTab(QWidget):
                                        "adapted the same way beside the meta-learned one")
         self.baseline_combo.activated.connect(self._on_baseline_chosen)
         top.addWidget(self.baseline_combo)
+        self.export_button = QPushButton("Export adapted model…")
+        self.export_button.setObjectName("playgroundExportAdaptedButton")
+        self.export_button.setToolTip("Adapt the model to the task on show (its points, drawings or task values) "
+                                      "with its trained inner steps, and write it to a new folder as a bundle, "
+                                      "as ONNX and as int8 ONNX")
+        self.export_button.clicked.connect(lambda: self.export_adapted())
+        self.export_button.setEnabled(False)
+        top.addWidget(self.export_button)
         lay.addLayout(top)
 
         self.message_label = QLabel("")
@@ -144,6 +156,7 @@ class PlaygroundTab(QWidget):
         self.model_label.setToolTip(str(path))
         self._current_page = page
         self.stack.setCurrentWidget(page)
+        self.export_button.setEnabled(True)
         self._fill_baselines()
         self._apply()
         self.modelChanged.emit(str(path))
@@ -199,6 +212,46 @@ class PlaygroundTab(QWidget):
         if baseline is None or self.model is None:
             return False
         return baseline.meta.get("family") == self.model.meta.get("family")
+
+    def export_adapted(self, folder=None) -> bool:
+        """Export the model adapted to the page's task into a new folder inside ``folder`` (default: ask),
+        in the background; the report comes in the message line.  False when nothing was started."""
+        from datetime import datetime
+
+        from workbench.services.adapt import adapt_and_export
+
+        if self.model is None or self._current_page is None:
+            self.say("No model: train one or open a bundle", True)
+            return False
+        if self.busy() or (self._export_job is not None and self._export_job.running):
+            self.say("An adaptation is running: wait for it, or cancel it first", True)
+            return False
+        try:
+            support = self._current_page.task_samples()
+        except (WorkbenchError, ValueError) as e:
+            self.say(f"Nothing to export yet: {e}", True)
+            return False
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Export the adapted model into", str(self.runs_dir))
+            if not folder:
+                return False
+        out = Path(folder) / f"{_bundle_name(self.model_path)}-adapted-{datetime.now():%Y%m%d-%H%M%S}"
+        self.say(f"Adapting and exporting to {out}…")
+        job = self._export_jobs.start(adapt_and_export, self.model, support, out, None, None, True,
+                                      name="playground-export")
+        self._export_job = job
+        job.returned.connect(lambda result: self.say(f"Exported to {out}: " + "; ".join(result[0])))
+        job.failed.connect(lambda message, details: self.say(f"Cannot export the adapted model: {message}", True))
+        return True
+
+    def show_task(self, values: dict) -> bool:
+        """Show the task ``values`` ({parameter: value}, a Task map cell) on the page, when it makes tasks."""
+        page = self._current_page
+        if page is None or not hasattr(page, "show_task"):
+            self.say(f"The playground of this model does not make tasks by {', '.join(values)}", True)
+            return False
+        self.say(page.show_task(dict(values)))
+        return True
 
     # -- the baseline --------------------------------------------------------------------------------
     def _candidates(self) -> list[tuple[str, Path]]:
@@ -303,7 +356,7 @@ class PlaygroundTab(QWidget):
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Cancel every background job of the playground and wait for them to end (the window is closing);
         True when all have ended within ``timeout`` seconds."""
-        return all([p.shutdown(timeout) for p in self._pages.values()])
+        return all([p.shutdown(timeout) for p in self._pages.values()] + [self._export_jobs.cancel_all(timeout)])
 
     def page(self):
         """The page on show (None before a model is set)."""

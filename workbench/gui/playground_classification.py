@@ -161,6 +161,16 @@ class ClassificationPlayground(QWidget):
         return self.job.shutdown(timeout)
 
     # -- the buttons -------------------------------------------------------------------------------------
+    def task_samples(self):
+        """The support drawings as :class:`~workbench.services.adapt.Samples` (Export adapted model…)."""
+        from workbench.services.adapt import Samples
+
+        if self.session is None:
+            raise PlaygroundError("no model: train one or open a bundle")
+        images, labels = self.support_panel.drawings()
+        xs, ys, _ = self.session.validate(images, labels, images[0] if len(images) else None)
+        return Samples(xs.numpy(), ys.numpy(), f"{len(ys)} playground drawings")
+
     def classify(self) -> None:
         """Classify the query from the support drawings, in the background."""
         if self.busy():

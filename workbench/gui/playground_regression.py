@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
@@ -159,6 +161,27 @@ class RegressionPlayground(QWidget):
             return
         self.support.replace(x, y, true)
         self._points_changed()
+
+    def show_task(self, values: dict) -> str:
+        """K samples of the task {amplitude, phase} (a Task map cell; beyond the sliders' range too)."""
+        s = self.session
+        if s is None or self.busy():
+            return "an adaptation is running: cancel it first" if s is not None else "no model"
+        a, p = float(values["amplitude"]), float(values["phase"])
+        x, y = s.sample_points(self.shots.value(), *(min(max(v, lo), hi) for v, (lo, hi) in
+                                                     ((a, s.amp_range), (p, s.phase_range))), seed=self._seed)
+        self.set_points(x, s.true_values(x, a, p), (a, p))
+        self.controls.show_task(s.amp_range, s.phase_range, (a, p))
+        return f"the task A = {a:.2f}, φ = {p:.2f} from the task map: press Adapt"
+
+    def task_samples(self):
+        """The support points as :class:`~workbench.services.adapt.Samples` (Export adapted model…)."""
+        from workbench.services.adapt import Samples
+
+        if self.session is None or not len(self.support):
+            raise PlaygroundError("place or sample support points first")
+        x = np.asarray(self.support.x, dtype=np.float32)[:, None]
+        return Samples(x, np.asarray(self.support.y, dtype=np.float32)[:, None], f"{len(x)} playground points")
 
     def add_point(self, x: float, y: float) -> bool:
         """Place one support point (as a left-click does); False, with a message, when it is refused."""

@@ -226,6 +226,28 @@ class RLPlayground(QWidget):
                 self._values[row.param.name] = float(values[row.param.name])
         self._show_goal()
 
+    def task_samples(self):
+        """The task row (1, P) of the controls (Export adapted model…); ConfigError when out of range."""
+        if self.session is None:
+            raise ConfigError("no model: train one or open a bundle")
+        return self.session.check(self.values())
+
+    def show_task(self, values: dict) -> str:
+        """Set the task of a Task map cell: values beyond the family's range move to its nearest end."""
+        if self.session is None:
+            return "no model"
+        moved = {}
+        for p in self.session.controls():
+            if p.name in values and p.kind == "float":
+                v = float(values[p.name])
+                if not p.low <= v <= p.high:
+                    moved[p.name] = (v, min(max(v, p.low), p.high))
+                values = {**values, p.name: min(max(v, p.low), p.high)}
+        self.set_values(values)
+        note = "; ".join(f"{k} {a:.3g} is beyond the range the playground makes tasks in, {b:.3g} is the nearest"
+                         for k, (a, b) in moved.items())
+        return f"the task from the task map{': ' + note if note else ''}; press Adapt"
+
     def _set_enabled(self, idle: bool) -> None:
         """idle: the controls work and Cancel does not; busy: the reverse (the plots stay clickable, a click
         while busy says to wait or cancel)."""

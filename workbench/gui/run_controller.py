@@ -197,6 +197,9 @@ class RunController(QObject):
         for e in evaluations:
             page.meta_loss.add_evaluation(e.iteration, e.before, e.after)
             page.adaptation.add_evaluation(e)
+        task_map = self.buffer.take_task_map()
+        if task_map is not None:
+            page.task_map.show_map(task_map.task_map, f"live, iteration {task_map.iteration}")
         if renders:  # the newest replaces any waiting one; drawn at most once a second
             self._pending_render = renders[-1]
         # one heavy redraw per tick: a new evaluation this tick defers the rollouts to a later one

@@ -14,12 +14,13 @@ from workbench.core.losses import higher_is_better
 
 from .config_panel import ConfigPanel
 from .plots import AdaptationPlot, MetaLossPlot, RolloutView, export_plot_item
+from .taskmap_view import TaskMapView
 
 __all__ = ["TrainPage"]
 
 
 class TrainPage(QMainWindow):
-    """Configuration dock on the left; meta-loss, adaptation curves and rollouts on the right."""
+    """Configuration dock on the left; meta-loss, adaptation curves, rollouts and the task map on the right."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -39,8 +40,12 @@ class TrainPage(QMainWindow):
         self.meta_loss_dock = self._dock("Meta-loss", "metaLossDock", self.meta_loss, right)
         self.adaptation_dock = self._dock("Adaptation curves", "adaptationDock", self.adaptation, right)
         self.rollout_dock = self._dock("Rollouts", "rolloutDock", self.rollouts, right)
+        self.task_map = TaskMapView()
+        self.task_map_dock = self._dock("Task map", "taskMapDock", self.task_map, right)
         self.splitDockWidget(self.meta_loss_dock, self.adaptation_dock, Qt.Orientation.Vertical)
         self.splitDockWidget(self.adaptation_dock, self.rollout_dock, Qt.Orientation.Horizontal)
+        self.tabifyDockWidget(self.rollout_dock, self.task_map_dock)
+        self.rollout_dock.raise_()
         self._sized = False
 
     def showEvent(self, event) -> None:
@@ -61,7 +66,7 @@ class TrainPage(QMainWindow):
 
     @property
     def docks(self) -> list[QDockWidget]:
-        return [self.config_dock, self.meta_loss_dock, self.adaptation_dock, self.rollout_dock]
+        return [self.config_dock, self.meta_loss_dock, self.adaptation_dock, self.rollout_dock, self.task_map_dock]
 
     def set_metric(self, train_metric: str, eval_metric: str | None = None, steps: int | None = None,
                    step_label: str | None = None) -> None:
@@ -78,6 +83,7 @@ class TrainPage(QMainWindow):
         self.meta_loss.clear()
         self.adaptation.clear()
         self.rollouts.clear()
+        self.task_map.clear()
 
     def export_plots(self, folder: Path) -> list[Path]:
         """Every view as PNG and its data as CSV into ``folder`` (the data as emitted: every iteration, in the

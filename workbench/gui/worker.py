@@ -33,6 +33,7 @@ class EventBuffer:
         self._iterations: deque = deque(maxlen=max_iterations)
         self._evaluations: deque = deque(maxlen=max_evaluations)
         self._renders: deque = deque(maxlen=64)
+        self._task_map = None  # the newest TaskMapMade (a newer one replaces it)
         self.dropped = 0
 
     def __call__(self, event) -> None:  # called on the worker thread
@@ -45,6 +46,8 @@ class EventBuffer:
                 self._evaluations.append(event)
             elif isinstance(event, ev.Render):
                 self._renders.append(event)
+            elif isinstance(event, ev.TaskMapMade):
+                self._task_map = event
 
     def drain(self) -> tuple[list, list, list]:
         with self._lock:
@@ -53,6 +56,12 @@ class EventBuffer:
             self._evaluations.clear()
             self._renders.clear()
         return out
+
+    def take_task_map(self):
+        """The newest task map since the last call (a TaskMapMade), or None."""
+        with self._lock:
+            event, self._task_map = self._task_map, None
+        return event
 
 
 def _start_without_main(proc) -> None:

@@ -322,5 +322,73 @@ class Comparison:
                 f"(change {change:+.4g}); largest output difference {self.max_abs_diff:.3g}"]
 
 
-__all__ = ["Adapted", "Comparison", "Samples", "adapt_policy", "adapt_supervised", "check_out_dir", "policy_return",
+def adapt_and_export(model, support, out: Path, steps: int | None = None, query: Samples | None = None,
+                     quantize: bool = False, seed: int = 0) -> tuple[list[str], list[Path]]:
+    """Adapt ``model`` to ``support`` (:class:`Samples`, or an RL task row (1, P)) and write the adapted
+    bundle, its float ONNX and with ``quantize`` its int8 ONNX into the new folder ``out`` (built beside it
+    and renamed into place: whole or not at all).  The metrics are on ``query`` (default: the support
+    samples; RL: fresh deterministic episodes in the task).  Returns the report's lines and the files."""
+    import os
+    import shutil
+
+    from .onnx_export import quantize_int8, run_onnx
+
+    out = Path(out)
+    check_out_dir(out)
+    rl = model.family.kind == "rl"
+    if rl:
+        row = support
+        source = ", ".join(f"{k}={v:.4g}" for k, v in zip(model.family.task_param_names, row[0].tolist()))
+        adapted = adapt_policy(model, row, steps, seed)
+    else:
+        if query is not None and query.classes and support.classes and query.classes != support.classes:
+            raise ConfigError(f"--query: its classes ({', '.join(query.classes)}) are not the support's "
+                              f"({', '.join(support.classes)})")
+        source = support.source
+        adapted = adapt_supervised(model, support, steps)
+    on_query = query is not None
+    query = query if query is not None else support
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        written = [out / p.name for p in write_adapted(model, adapted, tmp, source)]
+        onnx = tmp / FLOAT_ONNX
+        if rl:
+            spec, discrete = model.learner.policy.spec, model.family.discrete_actions
+            n = model.learner.eval_trajectories
+            metric, held_out = "return", f"{n} episodes in the task"
+            got = policy_return(model.family, spec, discrete, lambda o: run_onnx(onnx, o), row, n, seed)
+            lines = [f"adapted {model.algorithm} policy to {source} in {adapted.steps} inner step(s); return of the "
+                     f"deterministic float ONNX policy over {n} episodes: {got:.4g}"]
+        else:
+            want, outputs = adapted.predict(query.x), run_onnx(onnx, query.x)
+            metric = model.family.metric
+            held_out = "the query samples" if on_query else "the support samples (no query samples given)"
+            got = supervised_metric(metric, outputs, query.y)
+            lines = [f"adapted {model.algorithm} to {source} in {adapted.steps} inner step(s); {metric} on "
+                     f"{'the query samples' if on_query else 'its support samples'}: "
+                     f"{supervised_metric(metric, want, query.y):.4g}",
+                     f"ONNX reproduces the adapted predictions: largest difference "
+                     f"{float(np.abs(outputs - want).max()):.2g}"]
+        if quantize:
+            int8 = quantize_int8(onnx, tmp / INT8_ONNX)
+            written.append(out / INT8_ONNX)
+            if rl:
+                probe = model.family.make_env(row).reset(n, seeding.generator("adapt-returns", seed))
+                probe = probe.reshape(-1, probe.shape[-1]).float().numpy()
+                diff = float(np.abs(run_onnx(int8, probe) - run_onnx(onnx, probe)).max())
+                got8 = policy_return(model.family, spec, discrete, lambda o: run_onnx(int8, o), row, n, seed)
+            else:
+                q8 = run_onnx(int8, query.x)
+                diff, got8 = float(np.abs(q8 - outputs).max()), supervised_metric(metric, q8, query.y)
+            lines += Comparison(metric, onnx.stat().st_size, int8.stat().st_size, got, got8, held_out, diff).lines()
+        if out.exists():
+            out.rmdir()  # new or empty (check_out_dir): renamed over
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return lines, written
+
+
+__all__ = ["adapt_and_export", "Adapted", "Comparison", "Samples", "adapt_policy", "adapt_supervised", "check_out_dir", "policy_return",
            "read_samples", "read_task", "supervised_metric", "write_adapted"]

@@ -66,6 +66,7 @@ def train_in_child(config: dict | None, run_dir: str | None, resume: bool, conn,
             trainer = Trainer.from_run_dir(run_dir, [batcher])
         else:
             trainer = Trainer(ExperimentConfig.from_dict(config, where="settings"), run_dir, [batcher])
+        trainer.live_task_map = True  # the app's Task map view follows the run
 
         def relay_controls():  # mirror the parent's flags into the trainer, which checks them per iteration
             paused = False

@@ -1,0 +1,76 @@
+"""The Task map view in the app: an opened bundle is mapped in the background with its training range
+outlined, layers switch, a click opens that task in the Playground, and the Playground exports the model
+adapted to it."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QComboBox, QDockWidget, QWidget
+
+from conftest import tiny_config
+from workbench.services.trainer import Trainer
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("WORKBENCH_SETTINGS", str(tmp_path / "settings.ini"))
+    from workbench.gui import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.task_maps.shutdown()
+    w.playground.shutdown()
+
+
+def test_an_opened_bundle_is_mapped_and_a_cell_opens_its_task_in_the_playground(window, qtbot, tmp_path):
+    runs = tmp_path / "runs"
+    maml = Path(Trainer(tiny_config("maml", 20), runs / "maml-run").run().bundle_path)
+    Trainer(tiny_config("pretrained", 20), runs / "pretrained-run").run()
+    view = window.findChild(QWidget, "taskMapView")
+    assert window.findChild(QDockWidget, "taskMapDock") is not None
+    assert window.open_model(maml)
+    qtbot.waitUntil(lambda: view.map is not None, timeout=20_000)
+    m = view.map
+    assert m.after.shape == (25, 25) and m.baseline is not None  # the newest pretrained run is the baseline
+    x, y = view.outline.getData()
+    assert (min(x), max(x), min(y), max(y)) == pytest.approx((0.1, 5.0, 0.0, np.pi))  # the training range
+    layer = window.findChild(QComboBox, "taskMapLayer")
+    for key in ("gain", "gap", "after"):
+        layer.setCurrentIndex(layer.findData(key))
+        assert view.image.isVisible()
+        np.testing.assert_allclose(view.image.image, {"gain": m.gain, "gap": m.gap, "after": m.after}[key].T)
+    # a click on the cell at amplitude 6.4 (beyond training), phase 1.6
+    i, j = 22, 12
+    assert view.cell_at(m.axes[0][i] + 0.01, m.axes[1][j] - 0.01) == (i, j)
+    assert view.cell_at(m.axes[0][-1] + 1.0, m.axes[1][j]) is None  # outside the grid
+    view.click_cell((i, j))
+    assert window.tabs.currentWidget() is window.playground
+    page = window.playground.page()
+    assert page.support.true == pytest.approx((m.axes[0][i], m.axes[1][j]))
+    assert "from the task map" in window.playground.message_text()
+    # Export adapted model… writes the adapted bundle and its ONNX files
+    out = tmp_path / "exports"
+    out.mkdir()
+    assert window.playground.export_adapted(out)
+    qtbot.waitUntil(lambda: any(out.glob("*/model.int8.onnx")), timeout=20_000)
+    qtbot.waitUntil(lambda: "Exported to" in window.playground.message_text(), timeout=5_000)
+    folder = next(out.iterdir())
+    assert sorted(p.name for p in folder.iterdir()) == ["model.int8.onnx", "model.onnx", "model.safetensors"]
+
+
+def test_an_rl_bundles_cell_beyond_the_playgrounds_range_opens_the_nearest_task(window, qtbot):
+    view = window.findChild(QWidget, "taskMapView")
+    window.task_maps.grid, window.task_maps.tasks_per_cell = 5, 1  # (the app's 25 x 25 takes ~10 s here)
+    assert window.open_model(DATA / "navigation-maml-trpo.safetensors")
+    qtbot.waitUntil(lambda: view.map is not None, timeout=60_000)
+    m = view.map
+    assert [p.name for p in m.params] == ["goal_x", "goal_y"] and m.after.shape == (5, 5)
+    view.click_cell((0, 2))  # goal_x -0.9: beyond the training range [-0.5, 0.5]
+    page = window.playground.page()
+    assert page.values()["goal_x"] == pytest.approx(-0.5) and page.values()["goal_y"] == pytest.approx(m.axes[1][2])
+    assert "beyond the range" in window.playground.message_text()

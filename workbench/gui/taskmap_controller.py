@@ -1,0 +1,164 @@
+"""The Task map view's owner: full maps of the window's model as background jobs, and clicks on a cell.
+
+During a run the view shows the coarse map the trainer makes after each evaluation (the run controller
+hands it over).  For a model the window holds (an opened bundle, or the finished run's), :meth:`full_map`
+maps it on the full grid off the GUI thread, beside the newest pretrained baseline of its family in the
+runs folder (the gap layer); opening a bundle does so at once unless its family's tasks are simulated
+(MuJoCo), which waits for the Full map button.  A click on a cell emits ``taskRequested(path, values)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from workbench.core.errors import Cancelled, WorkbenchError
+
+from workbench.services.taskmap import DEFAULT_GRID
+
+from .jobs import Jobs
+from .taskmap_view import TaskMapView
+
+__all__ = ["TaskMapController", "newest_baseline"]
+
+BASELINE_ALGORITHMS = ("pretrained", "pretrained-rl")
+
+
+class _Flag:
+    def __init__(self):
+        self.job = None
+
+    def is_set(self) -> bool:
+        return self.job is not None and self.job.cancelled
+
+
+def newest_baseline(runs_dir: Path, model) -> Path | None:
+    """The bundle of the newest pretrained run of ``model``'s family (same task settings) in ``runs_dir``."""
+    from workbench.services.runs import run_bundle, scan_runs
+
+    try:
+        runs = scan_runs(runs_dir)
+    except OSError:
+        return None
+    family = model.meta.get("family")
+    runs = [r for r in runs if r.readable and r.family == family and r.algorithm in BASELINE_ALGORITHMS]
+    runs.sort(key=lambda r: r.date.timestamp() if r.date else 0.0, reverse=True)
+    for r in runs:
+        bundle = run_bundle(r)
+        if bundle is not None:
+            return Path(bundle)
+    return None
+
+
+def _map_job(path: Path, runs_dir: Path, cancel, grid: int, tasks_per_cell: int | None):
+    from workbench.services.bundle import load_bundle
+    from workbench.services.taskmap import bundle_map
+
+    model = load_bundle(path)
+    baseline = None
+    found = newest_baseline(runs_dir, model)
+    if found is not None and found != path:
+        try:
+            candidate = load_bundle(found)
+            if dict(candidate.meta.get("task", {})) == dict(model.meta.get("task", {})):
+                baseline = candidate
+        except WorkbenchError:
+            baseline = None
+    try:
+        return bundle_map(model, grid=grid, tasks_per_cell=tasks_per_cell, baseline=baseline, cancel=cancel)
+    except Cancelled:
+        return None
+
+
+class TaskMapController(QObject):
+    """Full maps of a bundle for ``view``; ``taskRequested(bundle path, {param: value})`` on a click."""
+
+    taskRequested = Signal(object, dict)
+    message = Signal(str, int)
+
+    def __init__(self, view: TaskMapView, runs_dir, parent=None):
+        super().__init__(parent)
+        self.view, self.runs_dir = view, Path(runs_dir)
+        self.path: Path | None = None  # the model the view's map is of (None: a live map, or nothing)
+        self.model_path: Path | None = None  # the window's model (what Full map maps)
+        self.jobs = Jobs(self)
+        self._current = None
+        self.grid, self.tasks_per_cell = DEFAULT_GRID, None  # of a full map (None: the default budget of tasks)
+        view.fullRequested.connect(lambda: self.full_map(self.model_path))
+        view.cellClicked.connect(self._on_cell)
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    def set_model(self, path, auto: bool = True) -> None:
+        """The window holds the model at ``path``: map it now when ``auto`` and its tasks are cheap."""
+        self.model_path = Path(path) if path else None
+        self.view.full_button.setEnabled(self.model_path is not None)
+        if self.model_path is not None and auto and _cheap(self.model_path):
+            self.full_map(self.model_path)
+
+    def live(self) -> None:
+        """A run started: its maps come from the trainer; a full map being made is dropped."""
+        self.cancel()
+        self.path = None
+        self.view.clear()
+
+    def full_map(self, path) -> bool:
+        if path is None:
+            self.message.emit("No model to map: train one or open a bundle", 5000)
+            return False
+        self.cancel()
+        path = Path(path)
+        flag = _Flag()
+        job = self.jobs.start(_map_job, path, self.runs_dir, flag, self.grid, self.tasks_per_cell, name="task-map")
+        flag.job = self._current = job
+        self.view.status.setText(f"Mapping {path.parent.name if path.name == 'model.safetensors' else path.name} on "
+                                 f"the full grid…")
+        job.returned.connect(lambda m: self._show(job, path, m))
+        job.failed.connect(lambda message, details: self._failed(job, path, message))
+        return True
+
+    def cancel(self) -> None:
+        if self._current is not None:
+            self._current.cancel()
+            self._current = None
+
+    def shutdown(self, timeout: float = 3.0) -> bool:
+        self._current = None
+        return self.jobs.cancel_all(timeout)
+
+    def _show(self, job, path: Path, m) -> None:
+        if job is not self._current:
+            return
+        self._current = None
+        if m is None:
+            return
+        self.path = path
+        self.view.show_map(m, path.parent.name if path.name == "model.safetensors" else path.name)
+
+    def _failed(self, job, path: Path, message: str) -> None:
+        if job is not self._current:
+            return
+        self._current = None
+        self.view.status.setText(f"No task map for {path.name}: {message}")
+
+    def _on_cell(self, values: dict) -> None:
+        path = self.path or self.model_path
+        if path is None:
+            self.message.emit("The live map's model is saved when the run ends: click its cells then", 5000)
+            return
+        self.taskRequested.emit(path, values)
+
+
+def _cheap(path: Path) -> bool:
+    """Whether a full map of the bundle is quick enough to make without being asked (not a MuJoCo family)."""
+    from workbench.core.registry import FAMILIES
+    from workbench.core.storage import load_tensors
+
+    try:
+        _, meta = load_tensors(path)
+        cls = FAMILIES.get(meta.get("family", ""))
+    except Exception:  # noqa: BLE001 - the job itself says what is wrong with the file
+        return True
+    return not hasattr(cls, "available")
