@@ -222,10 +222,10 @@ def live_plan(params: list[MapParam], eval_tasks: int, eval_steps: int, trained_
               budget: float = 0.15) -> tuple[int, int]:
     """(grid points per axis, tasks per cell) of the map made after each evaluation during training: about
     ``budget`` of the evaluation's adapted predictions (tasks x (steps + 1)) for the map's tasks x
-    (trained steps + 1).  Two parameters: 3 to 15 points, one task each; one: 3 to 15 points, up to 20
-    tasks each (its CI band)."""
+    (trained steps + 1).  Two parameters: 4 to 15 points, one task each; one: 5 to 15 points, up to 20
+    tasks each (its CI band).  benchmarks/taskmap_live.py measures the cost against the evaluation's."""
     tasks = budget * eval_tasks * (eval_steps + 1) / (trained_steps + 1)
     if len(params) == 2:
-        return int(min(15, max(3, math.isqrt(max(int(tasks), 0))))), 1
-    points = int(min(15, max(3, tasks // 4)))
+        return int(min(15, max(4, math.isqrt(max(int(tasks), 0))))), 1
+    points = int(min(15, max(5, tasks // 4)))
     return points, int(min(20, max(2, tasks // points)))
