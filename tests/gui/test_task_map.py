@@ -74,3 +74,26 @@ def test_an_rl_bundles_cell_beyond_the_playgrounds_range_opens_the_nearest_task(
     page = window.playground.page()
     assert page.values()["goal_x"] == pytest.approx(-0.5) and page.values()["goal_y"] == pytest.approx(m.axes[1][2])
     assert "beyond the range" in window.playground.message_text()
+
+
+@pytest.mark.parametrize("metric", ["mse", "return"])
+def test_every_layer_draws_its_grid_with_better_in_blue(qtbot, metric):
+    from workbench.core.taskmap import MapParam, TaskMap
+    from workbench.gui.taskmap_view import TaskMapView
+
+    view = TaskMapView()
+    qtbot.addWidget(view)
+    view.resize(420, 320)
+    rng = np.random.default_rng(0)
+    after, before, base = rng.normal(size=(3, 4, 3))
+    m = TaskMap("x", metric, [MapParam("a", "a", 0, 1, column=0), MapParam("b", "b", 0, 2, column=1)],
+                [np.linspace(-0.5, 1.5, 4), np.linspace(-1, 3, 3)], 1, 1, 0, before, after, np.zeros((4, 3)), base)
+    view.show_map(m)
+    for key, grid in (("gain", m.gain), ("gap", m.gap), ("after", m.after)):
+        view.layer.setCurrentIndex(view.layer.findData(key))
+        np.testing.assert_allclose(view.image.image, grid.T)
+        if key != "after":  # diverging: symmetric levels, blue at the better end
+            lo, hi = view.colorbar.levels()
+            assert lo == -hi
+            better_end = view.colorbar.colorMap().map(1.0 if metric == "return" else 0.0, mode="float")
+            assert better_end[2] > better_end[0]  # blue over red

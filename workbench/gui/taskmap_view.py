@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from .plots.common import fixed_plot, plot_item
 
@@ -55,26 +55,34 @@ class TaskMapView(QWidget):
         top = QHBoxLayout()
         self.layer = QComboBox()
         self.layer.setObjectName("taskMapLayer")
+        self.layer.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer.setMinimumContentsLength(14)  # a narrow dock elides the layer's name
         for key, text in LAYERS.items():
             self.layer.addItem(text, key)
         self.layer.setToolTip("What the colours show: the metric after adaptation, what adaptation changed, or "
                               "the gap to a pretrained baseline of the family (when there is one)")
         self.layer.currentIndexChanged.connect(lambda _: self.redraw())
-        top.addWidget(self.layer)
+        top.addWidget(self.layer, 1)
         self.full_button = QPushButton("Full map")
         self.full_button.setObjectName("taskMapFullButton")
         self.full_button.setToolTip("Map the current model on the full grid (25 points per parameter), with the "
                                     "gap to the newest pretrained baseline of the family in the runs folder")
         self.full_button.clicked.connect(self.fullRequested)
         top.addWidget(self.full_button)
-        top.addStretch(1)
         lay.addLayout(top)
-        self.status = QLabel("The task map appears at the first evaluation of a run of a family with continuous "
-                             "task parameters (sinusoid, navigation, CartPole, Pendulum, HalfCheetah-Vel, "
-                             "classification shots), or press Full map for an opened model.")
+        self.status = QLabel("The map appears at the first evaluation of a run, or for an opened model")
         self.status.setObjectName("taskMapStatus")
-        self.status.setWordWrap(True)
+        self.status.setToolTip("A map of the held-out metric over the task parameters (sinusoid, navigation, CartPole, "
+                               "Pendulum, HalfCheetah-Vel, classification shots), past the training range; "
+                               "click a point to open that task in the Playground")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # one line, elided
         lay.addWidget(self.status)
+        self.title = QLabel("")
+        self.title.setObjectName("taskMapTitle")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setWordWrap(True)  # (a plot title would set the plot's minimum width to its text's)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        lay.addWidget(self.title)
         self.widget = pg.GraphicsLayoutWidget()
         self.widget.setObjectName("taskMapPlot")
         self.plot = plot_item()
@@ -83,8 +91,7 @@ class TaskMapView(QWidget):
         self.image = pg.ImageItem()
         self.plot.addItem(self.image)
         self.colorbar = pg.ColorBarItem(interactive=False, width=12, colorMap=pg.colormap.get("viridis"))
-        self.colorbar.setImageItem(self.image)
-        self.widget.addItem(self.colorbar, 0, 1)
+        self.colorbar.setImageItem(self.image, insert_in=self.plot)  # in the plot's own layout: it shares its width
         self.curve = pg.PlotDataItem(pen=pg.mkPen("#4e79a7", width=2), symbol="o", symbolSize=5,
                                      symbolBrush="#4e79a7")
         self.lower, self.upper = pg.PlotDataItem(), pg.PlotDataItem()
@@ -103,14 +110,17 @@ class TaskMapView(QWidget):
         """Draw map ``m`` (a TaskMap); ``source`` says whose it is ("live, iteration 400", a bundle's name)."""
         self.map = m
         cells = " × ".join(str(len(a)) for a in m.axes)
-        self.status.setText(f"{source + ': ' if source else ''}{m.family}, {cells} grid, {m.tasks_per_cell} task"
-                            f"{'s' if m.tasks_per_cell != 1 else ''} per point; dashed: the training range"
-                            f"{'' if m.baseline is not None else '; no baseline (the gap layer needs one)'}. "
-                            f"Click a point to open that task in the Playground.")
+        text = (f"{source + ' · ' if source else ''}{cells} grid, {m.tasks_per_cell} task{'s' if m.tasks_per_cell != 1 else ''}"
+                f"/point · dashed: training range{'' if m.baseline is not None else ' · no baseline'} · click: Playground")
+        self.status.setText(text)
+        self.status.setToolTip(f"{text}\n{m.family}: held-out {m.metric} over "
+                               f"{' and '.join(p.label for p in m.params)}; the gap layer needs a pretrained model "
+                               f"of the family in the runs folder (or `workbench taskmap --baseline`)")
         self.redraw()
 
     def clear(self) -> None:
         self.map = None
+        self.title.setText("")
         self._show_kind(None)
 
     def current_layer(self) -> str:
@@ -123,10 +133,10 @@ class TaskMapView(QWidget):
         layer = self.current_layer()
         values = layer_values(m, layer)
         if values is None:
-            self.plot.setTitle("No baseline: the gap layer needs a pretrained model of the family", size="9pt")
+            self.title.setText("No baseline: the gap layer needs a pretrained model of the family")
             self._show_kind(None)
             return
-        self.plot.setTitle(layer_title(m, layer), size="9pt")
+        self.title.setText(layer_title(m, layer))
         if len(m.params) == 2:
             self._draw_heatmap(m, values, layer)
         else:
@@ -148,8 +158,9 @@ class TaskMapView(QWidget):
             lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         else:  # diverging around 0, blue where better
             cmap = pg.colormap.get("CET-D1")
-            if m.higher_is_better:
-                cmap = cmap.reversed()
+            if m.higher_is_better:  # a reversed copy (ColorMap.reverse() changes the shared map in place)
+                pos, colors = cmap.getStops()
+                cmap = pg.ColorMap(pos, colors[::-1])
             r = float(np.abs(finite).max()) if finite.size else 1.0
             lo, hi = -r, r
         if hi <= lo:
