@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPus
 from workbench.services import rundir
 from workbench.core.errors import WorkbenchError
 
-from .jobs import Jobs
+from .playground_export import AdaptedExport
 
 BASELINE_ALGORITHMS = ("pretrained", "pretrained-rl")
 NO_BASELINE = "none"
@@ -61,8 +61,7 @@ class PlaygroundTab(QWidget):
         self._current_page: QWidget | None = None
         self._filling = False
         self._page_error = False
-        self._export_jobs = Jobs(self)
-        self._export_job = None
+        self._export = AdaptedExport(self)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -214,35 +213,9 @@ class PlaygroundTab(QWidget):
         return baseline.meta.get("family") == self.model.meta.get("family")
 
     def export_adapted(self, folder=None) -> bool:
-        """Export the model adapted to the page's task into a new folder inside ``folder`` (default: ask),
-        in the background; the report comes in the message line.  False when nothing was started."""
-        from datetime import datetime
-
-        from workbench.services.adapt import adapt_and_export
-
-        if self.model is None or self._current_page is None:
-            self.say("No model: train one or open a bundle", True)
-            return False
-        if self.busy() or (self._export_job is not None and self._export_job.running):
-            self.say("An adaptation is running: wait for it, or cancel it first", True)
-            return False
-        try:
-            support = self._current_page.task_samples()
-        except (WorkbenchError, ValueError) as e:
-            self.say(f"Nothing to export yet: {e}", True)
-            return False
-        if folder is None:
-            folder = QFileDialog.getExistingDirectory(self, "Export the adapted model into", str(self.runs_dir))
-            if not folder:
-                return False
-        out = Path(folder) / f"{_bundle_name(self.model_path)}-adapted-{datetime.now():%Y%m%d-%H%M%S}"
-        self.say(f"Adapting and exporting to {out}…")
-        job = self._export_jobs.start(adapt_and_export, self.model, support, out, None, None, True,
-                                      name="playground-export")
-        self._export_job = job
-        job.returned.connect(lambda result: self.say(f"Exported to {out}: " + "; ".join(result[0])))
-        job.failed.connect(lambda message, details: self.say(f"Cannot export the adapted model: {message}", True))
-        return True
+        """Export the model adapted to the page's task into a new folder inside ``folder`` (default: ask), in
+        the background (:mod:`workbench.gui.playground_export`); False when nothing was started."""
+        return self._export.start(folder)
 
     def show_task(self, values: dict) -> bool:
         """Show the task ``values`` ({parameter: value}, a Task map cell) on the page, when it makes tasks."""
@@ -356,7 +329,7 @@ class PlaygroundTab(QWidget):
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Cancel every background job of the playground and wait for them to end (the window is closing);
         True when all have ended within ``timeout`` seconds."""
-        return all([p.shutdown(timeout) for p in self._pages.values()] + [self._export_jobs.cancel_all(timeout)])
+        return all([p.shutdown(timeout) for p in self._pages.values()] + [self._export.shutdown(timeout)])
 
     def page(self):
         """The page on show (None before a model is set)."""

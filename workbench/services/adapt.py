@@ -34,8 +34,10 @@ from workbench.core.errors import ConfigError
 from workbench.core.storage import save_tensors
 
 from .bundle import MAX_ADAPT_STEPS, MAX_POINTS, MetaModel, PrototypeModel
+from .rundir import BUNDLE, ONNX
 
-ADAPTED_BUNDLE, FLOAT_ONNX, INT8_ONNX = "model.safetensors", "model.onnx", "model.int8.onnx"
+ADAPTED_BUNDLE, FLOAT_ONNX = BUNDLE, ONNX  # an adapted model's folder names its files as a run folder does
+INT8_ONNX = "model.int8.onnx"
 MAX_SUPPORT_BYTES = 64 * 1024 * 1024  # a support CSV or values file
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 

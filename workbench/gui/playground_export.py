@@ -1,0 +1,63 @@
+"""The Playground's "Export adapted model…": the model adapted to the task on show (its points, drawings or
+task values, from the page's ``task_samples()``), written to a new folder as a bundle, ONNX and int8 ONNX by
+:func:`workbench.services.adapt.adapt_and_export`, in the background; the report goes to the tab's message
+line."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QFileDialog
+
+from workbench.core.errors import WorkbenchError
+
+from .jobs import Jobs
+
+__all__ = ["AdaptedExport"]
+
+
+class AdaptedExport(QObject):
+    """Exports for ``tab`` (a PlaygroundTab: ``model``, ``model_path``, ``runs_dir``, ``page()``, ``say``)."""
+
+    def __init__(self, tab):
+        super().__init__(tab)
+        self.tab = tab
+        self.jobs = Jobs(self)
+        self.job = None
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def start(self, folder=None) -> bool:
+        from workbench.services.adapt import adapt_and_export
+
+        from .playground import _bundle_name
+
+        tab, page = self.tab, self.tab.page()
+        if tab.model is None or page is None:
+            tab.say("No model: train one or open a bundle", True)
+            return False
+        if tab.busy() or self.running:
+            tab.say("An adaptation is running: wait for it, or cancel it first", True)
+            return False
+        try:
+            support = page.task_samples()
+        except (WorkbenchError, ValueError) as e:
+            tab.say(f"Nothing to export yet: {e}", True)
+            return False
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(tab, "Export the adapted model into", str(tab.runs_dir))
+            if not folder:
+                return False
+        out = Path(folder) / f"{_bundle_name(tab.model_path)}-adapted-{datetime.now():%Y%m%d-%H%M%S}"
+        tab.say(f"Adapting and exporting to {out}…")
+        self.job = job = self.jobs.start(adapt_and_export, tab.model, support, out, None, None, True,
+                                         name="playground-export")
+        job.returned.connect(lambda result: tab.say(f"Exported to {out}: " + "; ".join(result[0])))
+        job.failed.connect(lambda message, details: tab.say(f"Cannot export the adapted model: {message}", True))
+        return True
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        return self.jobs.cancel_all(timeout)
