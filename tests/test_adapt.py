@@ -150,6 +150,8 @@ def test_a_policy_adapted_to_a_goal_exports_its_adapted_mean_action(navigation, 
     (lambda d: (d / "s.csv").write_text("1,2\n3,abc\n"), "row 2: 'abc' is not a number"),
     (lambda d: (d / "s.csv").write_text("x,y\n"), "no data rows"),
     (lambda d: (d / "s.csv").mkdir(), "no such file"),
+    (lambda d: (d / "s.csv").write_text("x,y\n" + "1" * 200_000 + ",2\n"), "not a CSV of numbers"),
+    (lambda d: (d / "s.csv").write_text("1,1e39\n"), "beyond float32's range"),
 ])
 def test_bad_samples_are_one_line_with_exit_2_and_nothing_is_written(sinusoid, tmp_path, capsys, make, expected):
     make(tmp_path)
@@ -166,8 +168,16 @@ def test_wrong_tasks_for_the_family_and_a_used_folder_are_refused(sinusoid, navi
     (used / "keep.txt").write_text("mine")
     code, _, err = run([sinusoid[0], "--support", sinusoid[1], "--out", used], capsys)
     assert code == 2 and "is not empty" in err and (used / "keep.txt").read_text() == "mine"
-    code, _, err = run([navigation, "--support", "goal_x=3", "--out", tmp_path / "a"], capsys)
+    code, _, err = run([navigation, "--support", "goal_x=3,goal_y=0", "--out", tmp_path / "a"], capsys)
     assert code == 2 and "goal_x = 3 is outside the navigation family's range" in err
+    code, _, err = run([navigation, "--support", "goal_y=0.1", "--out", tmp_path / "a"], capsys)
+    assert code == 2 and "goal_x missing" in err  # never a default taken in silence
+    code, _, err = run([navigation, "--support", "goal_x=0.3,goal_x=0.1,goal_y=0", "--out", tmp_path / "a"], capsys)
+    assert code == 2 and "goal_x is given 2 times" in err
+    nested = tmp_path / "task.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run([navigation, "--support", nested, "--out", tmp_path / "a"], capsys)
+    assert code == 2 and "not a JSON object of task parameters" in err and len(err.splitlines()) == 1
     code, _, err = run([navigation, "--support", "speed=1", "--out", tmp_path / "a"], capsys)
     assert code == 2 and "unknown task parameter(s) speed" in err
     code, _, err = run([glyph_bundles["maml"], "--support", sinusoid[1], "--out", tmp_path / "a"], capsys)
@@ -183,3 +193,12 @@ def test_wrong_tasks_for_the_family_and_a_used_folder_are_refused(sinusoid, navi
     assert code == 2 and "2 class folders; this maml model classifies 5 classes" in err
     assert not (tmp_path / "a").exists()
     assert json.dumps(err)  # one line each
+
+
+def test_out_may_be_the_current_empty_folder(sinusoid, tmp_path, capsys, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    code, lines, err = run([sinusoid[0], "--support", sinusoid[1], "--out", "."], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in here.iterdir()) == ["model.onnx", "model.safetensors"]

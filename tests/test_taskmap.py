@@ -142,10 +142,16 @@ def test_a_baseline_of_another_family_and_a_family_without_parameters_are_refuse
     assert "a navigation model; the mapped model is sinusoid" in capsys.readouterr().err
     assert main(["taskmap", str(glyph_bundles["protonet"]), "--steps", "2"]) == 2
     assert "has no inner steps" in capsys.readouterr().err
+    assert main(["taskmap", str(glyph_bundles["maml"]), "--baseline", str(glyph_bundles["protonet"])]) == 2
+    err = capsys.readouterr().err.strip()  # the baseline is checked as the model is
+    assert "--baseline" in err and "has no inner steps" in err and len(err.splitlines()) == 1
 
 
-def test_png_is_written_whole(sinusoid, tmp_path, capsys):
+def test_png_is_written_whole_and_never_over_a_file(sinusoid, tmp_path, capsys):
     png = tmp_path / "map.png"
     assert main(["taskmap", str(sinusoid[0]), "--grid", "5", "--png", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and capsys.readouterr().out.strip().endswith(str(png))
     assert [p.name for p in tmp_path.iterdir()] == ["map.png"]
+    before = png.read_bytes()
+    assert main(["taskmap", str(sinusoid[0]), "--grid", "5", "--png", str(png)]) == 2
+    assert "exists: name a new file" in capsys.readouterr().err and png.read_bytes() == before

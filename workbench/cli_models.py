@@ -3,6 +3,7 @@ space the model adapts well) and ``workbench adapt`` (adapt it to one new task a
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from workbench.core.errors import ConfigError
@@ -25,7 +26,9 @@ def add_parsers(sub) -> None:
     m.add_argument("--margin", type=float, default=0.4, metavar="F",
                    help="how far the grid reaches beyond the training range, as a fraction of its width (default "
                    "0.4)")
-    m.add_argument("--seed", type=int, default=0, help="seed of the tasks' data (default 0)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the tasks' data (default 0): the support and query "
+                   "sets, and the task parameters the map does not set (an RL policy's episodes are its "
+                   "evaluation's own)")
     m.add_argument("--baseline", metavar="BUNDLE", help="a pretrained bundle of the same family: adds the gap layer")
     m.add_argument("--json", action="store_true", help="print the map as one JSON object")
     m.add_argument("--png", metavar="FILE", help="write the map as a PNG picture (the app's Task map view)")
@@ -65,8 +68,10 @@ def taskmap(args) -> int:
     if png is not None:
         if png.suffix.lower() != ".png":
             raise ConfigError(f"--png {args.png}: the picture's file name must end in .png")
-        if png.is_dir() or not png.parent.is_dir():
-            raise ConfigError(f"--png {args.png}: {'is a folder' if png.is_dir() else 'its folder does not exist'}")
+        if png.exists() or not png.parent.is_dir() or not os.access(png.parent, os.W_OK):
+            why = ("exists: name a new file (nothing of yours is written over)" if png.exists() else
+                   "its folder does not exist" if not png.parent.is_dir() else "its folder is not writable")
+            raise ConfigError(f"--png {args.png}: {why}")
     model = workbench.load_model(args.model)
     baseline = workbench.load_model(args.baseline) if args.baseline else None
     m = bundle_map(model, params, args.grid, args.steps, args.tasks_per_cell, args.seed, args.margin, baseline)

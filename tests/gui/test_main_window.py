@@ -133,6 +133,7 @@ def test_train_pause_resume_stop_export_reopen(window, qtbot, tmp_path):
     assert time.perf_counter() - t0 < 0.5  # the button answers at once
     qtbot.waitUntil(lambda: not window.running, timeout=15_000)
     assert window.config.isEnabled() and window.models.bundle_path is not None and window.models.bundle_path.is_file()
+    assert window.task_maps.model_path == window.models.bundle_path  # a live map's cell opens this run's model
     assert window.findChild(QWidget, "iterationLabel").text().startswith("iteration ")
 
     # the plots hold what the trainer emitted (and wrote to the run directory)

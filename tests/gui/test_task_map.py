@@ -97,3 +97,21 @@ def test_every_layer_draws_its_grid_with_better_in_blue(qtbot, metric):
             assert lo == -hi
             better_end = view.colorbar.colorMap().map(1.0 if metric == "return" else 0.0, mode="float")
             assert better_end[2] > better_end[0]  # blue over red
+
+
+def test_a_click_picks_the_nearest_point_of_an_uneven_shots_grid(qtbot):
+    from workbench.core.taskmap import MapParam, TaskMap
+    from workbench.gui.taskmap_view import TaskMapView
+
+    view = TaskMapView()
+    qtbot.addWidget(view)
+    shots = np.array([1.0, 4.0, 8.0, 12.0, 15.0])  # 1..15 in 5 points, rounded
+    z = np.zeros(5)
+    view.show_map(TaskMap("g", "accuracy", [MapParam("shots", "shots", 1, 1, 1, 15, integer=True)], [shots], 0, 4,
+                          0, z, z, z))
+    assert [view.cell_at(v) for v in (1.2, 4.4, 11.6, 12.0, 15.0, 14.2)] == [(0,), (1,), (3,), (3,), (4,), (4,)]
+    assert view.cell_at(20.0) is None and view.cell_at(-3.0) is None
+    got = []
+    view.cellClicked.connect(got.append)
+    view.click_cell(view.cell_at(12.0))
+    assert got == [{"shots": 12.0}]

@@ -17,6 +17,15 @@ from .jobs import Jobs
 __all__ = ["AdaptedExport"]
 
 
+def _export(path: Path, support, out: Path):
+    """The job: the bundle loaded afresh (the page's model is its own: a network run from two threads at once
+    is not safe), adapted, written."""
+    from workbench.services.adapt import adapt_and_export
+    from workbench.services.bundle import load_bundle
+
+    return adapt_and_export(load_bundle(path), support, out, None, None, True)
+
+
 class AdaptedExport(QObject):
     """Exports for ``tab`` (a PlaygroundTab: ``model``, ``model_path``, ``runs_dir``, ``page()``, ``say``)."""
 
@@ -31,8 +40,6 @@ class AdaptedExport(QObject):
         return self.job is not None and self.job.running
 
     def start(self, folder=None) -> bool:
-        from workbench.services.adapt import adapt_and_export
-
         from .playground import _bundle_name
 
         tab, page = self.tab, self.tab.page()
@@ -53,8 +60,7 @@ class AdaptedExport(QObject):
                 return False
         out = Path(folder) / f"{_bundle_name(tab.model_path)}-adapted-{datetime.now():%Y%m%d-%H%M%S}"
         tab.say(f"Adapting and exporting to {out}…")
-        self.job = job = self.jobs.start(adapt_and_export, tab.model, support, out, None, None, True,
-                                         name="playground-export")
+        self.job = job = self.jobs.start(_export, tab.model_path, support, out, name="playground-export")
         job.returned.connect(lambda result: tab.say(f"Exported to {out}: " + "; ".join(result[0])))
         job.failed.connect(lambda message, details: tab.say(f"Cannot export the adapted model: {message}", True))
         return True

@@ -101,7 +101,8 @@ class TaskMapController(QObject):
     def live(self) -> None:
         """A run started: its maps come from the trainer; a full map being made is dropped."""
         self.cancel()
-        self.path = None
+        self.path = self.model_path = None  # a cell of the live map has no bundle yet: the run's comes at its end
+        self.view.full_button.setEnabled(False)
         self.view.clear()
 
     def full_map(self, path) -> bool:

@@ -9,6 +9,7 @@ draws them.  :func:`write_png` draws a map into a PNG file (``workbench taskmap 
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -205,9 +206,9 @@ class TaskMapView(QWidget):
         for a, v in zip(m.axes, (x, y)):
             if v is None:
                 return None
-            d = _step(a)
-            i = int(round((v - a[0]) / d)) if d > 0 else 0
-            if not 0 <= i < len(a):
+            i = int(np.abs(a - v).argmin())  # the nearest grid value (a shots grid is not evenly spaced)
+            half = (a[min(i + 1, len(a) - 1)] - a[max(i - 1, 0)]) / (2 if 0 < i < len(a) - 1 else 1) / 2
+            if abs(v - a[i]) > max(half, 0.5 * _step(a)):
                 return None
             index.append(i)
         return tuple(index)
@@ -266,7 +267,7 @@ def write_png(m, path: Path, size: tuple[int, int] = (900, 620), layer: str = "a
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
     try:
         if image.isNull() or not image.save(str(tmp), "PNG"):
-            raise OSError(f"{path}: cannot write the image")
+            raise OSError(errno.EIO, "cannot write the image", str(path))
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +73,10 @@ def _read_csv(model, path: Path, where: str) -> Samples:
         text = path.read_text(encoding="utf-8-sig")
     except (UnicodeDecodeError, OSError) as e:
         raise ConfigError(f"{where} {path}: not a readable text file ({e.__class__.__name__})") from None
-    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+    try:
+        rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+    except csv.Error as e:  # a field longer than the csv module allows, a NUL byte, ...
+        raise ConfigError(f"{where} {path}: not a CSV of numbers ({e})") from None
     if rows and not _numeric(rows[0][0]):
         rows = rows[1:]  # a header of column names
     want = n_in + n_out
@@ -88,8 +90,11 @@ def _read_csv(model, path: Path, where: str) -> Samples:
         except ValueError:
             bad = next(c for c in row if not _numeric(c))
             raise ConfigError(f"{where} {path}: row {i}: {bad.strip()!r} is not a number") from None
-        if not all(math.isfinite(v) for v in nums):
-            raise ConfigError(f"{where} {path}: row {i}: {row} holds NaN or an infinite value")
+        with np.errstate(over="ignore"):  # finite as float64 but not as the float32 the network takes
+            finite = np.isfinite(np.asarray(nums, dtype=np.float32)).all()
+        if not finite:
+            raise ConfigError(f"{where} {path}: row {i}: {row} holds NaN, an infinite value or one beyond float32's "
+                              f"range (±3.4e38)")
         values.append(nums)
     if not values:
         raise ConfigError(f"{where} {path}: no data rows")
@@ -121,6 +126,9 @@ def _read_image_folder(model, path: Path, where: str) -> Samples:
     if not prototypes and len(classes) != ways:
         raise ConfigError(f"{where} {path}: {len(classes)} class folders; this {model.algorithm} model classifies "
                           f"{ways} classes (its head has {ways} outputs)")
+    if prototypes and len(classes) > ways:
+        raise ConfigError(f"{where} {path}: {len(classes)} class folders; this {model.algorithm} model classifies "
+                          f"2 to {ways} classes (its training tasks' ways)")
     c, h, w = model.network.in_shape
     invert = bool(getattr(model.family.evaluation, "invert", False))
     xs, ys = [], []
@@ -147,27 +155,41 @@ def _read_image_folder(model, path: Path, where: str) -> Samples:
 
 
 def read_task(model, text: str, where: str = "--support") -> torch.Tensor:
-    """An RL task row (1, P) from ``name=value,...`` or a JSON file of {name: value}."""
+    """An RL task row (1, P) from ``name=value,...`` or a JSON file of {name: value}: every task parameter
+    of the family, each once."""
+    names = [p.name for p in (model.family.playground_params() or [])]
+    example = ",".join(f"{n}=0.1" for n in names) or "goal_x=0.1"
     path = Path(text)
     if path.suffix.lower() == ".json" or path.is_file():
         if not path.is_file():
             raise ConfigError(f"{where} {path}: no such file")
+        if path.stat().st_size > 1024 * 1024:
+            raise ConfigError(f"{where} {path}: larger than 1 MiB; a task is a few numbers")
+        pairs = []
         try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=lambda kv: pairs.append(kv) or dict(kv))
+            values = pairs[-1] if pairs else None
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
             raise ConfigError(f"{where} {path}: not a JSON object of task parameters ({type(e).__name__})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{where} {path}: not a JSON object of task parameters")
+        if not isinstance(values, list) or len(pairs) != 1:
+            raise ConfigError(f"{where} {path}: not a flat JSON object of task parameters, e.g. {{\"{names[0] if names else 'goal_x'}\": 0.1}}")
     else:
-        values = {}
+        values = []
         for part in text.split(","):
             name, sep, value = part.partition("=")
             if not sep or not name.strip():
-                raise ConfigError(f"{where} {text!r}: expected NAME=VALUE pairs separated by commas, e.g. "
-                                  f"{','.join(f'{p.name}=0.1' for p in model.family.map_params()) or 'goal_x=0.1'}")
-            values[name.strip()] = value.strip()
+                raise ConfigError(f"{where} {text!r}: expected NAME=VALUE pairs separated by commas, e.g. {example}")
+            values.append((name.strip(), value.strip()))
+    seen = [n for n, _ in values]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{where}: {twice[0]} is given {seen.count(twice[0])} times")
+    missing = [n for n in names if n not in seen]
+    if missing and not set(seen) - set(names):
+        raise ConfigError(f"{where}: give every task parameter of the {model.family.name} family: "
+                          f"{', '.join(missing)} missing (e.g. {example})")
     try:
-        return model.family.task_params_from(values)
+        return model.family.task_params_from(dict(values))
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
 
@@ -333,9 +355,9 @@ def adapt_and_export(model, support, out: Path, steps: int | None = None, query:
     import os
     import shutil
 
-    from .onnx_export import quantize_int8, run_onnx
+    from .onnx_export import onnx_runner, quantize_int8, run_onnx
 
-    out = Path(out)
+    out = Path(out).absolute()  # (an --out of "." is the folder by its name: the temporary one goes beside it)
     check_out_dir(out)
     rl = model.family.kind == "rl"
     if rl:
@@ -358,7 +380,7 @@ def adapt_and_export(model, support, out: Path, steps: int | None = None, query:
             spec, discrete = model.learner.policy.spec, model.family.discrete_actions
             n = model.learner.eval_trajectories
             metric, held_out = "return", f"{n} episodes in the task"
-            got = policy_return(model.family, spec, discrete, lambda o: run_onnx(onnx, o), row, n, seed)
+            got = policy_return(model.family, spec, discrete, onnx_runner(onnx), row, n, seed)
             lines = [f"adapted {model.algorithm} policy to {source} in {adapted.steps} inner step(s); return of the "
                      f"deterministic float ONNX policy over {n} episodes: {got:.4g}"]
         else:
@@ -378,7 +400,7 @@ def adapt_and_export(model, support, out: Path, steps: int | None = None, query:
                 probe = model.family.make_env(row).reset(n, seeding.generator("adapt-returns", seed))
                 probe = probe.reshape(-1, probe.shape[-1]).float().numpy()
                 diff = float(np.abs(run_onnx(int8, probe) - run_onnx(onnx, probe)).max())
-                got8 = policy_return(model.family, spec, discrete, lambda o: run_onnx(int8, o), row, n, seed)
+                got8 = policy_return(model.family, spec, discrete, onnx_runner(int8), row, n, seed)
             else:
                 q8 = run_onnx(int8, query.x)
                 diff, got8 = float(np.abs(q8 - outputs).max()), supervised_metric(metric, q8, query.y)

@@ -152,8 +152,32 @@ def write_network_onnx(path: str | Path, network, params: list, prototypes=None)
     except Exception as e:  # noqa: BLE001 - a user's module torch cannot trace: one line
         raise WorkbenchError(f"{path}: this network cannot be written as ONNX ({type(e).__name__}: "
                              f"{e})".replace("\n", " ")) from None
-    atomic_write_bytes(path, buf.getvalue())
+    data = buf.getvalue()
+    if _batch_norms(network):  # said in the file: a deployment must not feed a task's inputs one at a time
+        import onnx
+
+        model = onnx.load_from_string(data)
+        model.doc_string = ("Batch norm normalises over the N inputs given together (the workbench's per-task "
+                            "statistics): give a task's inputs together, not one at a time.")
+        data = model.SerializeToString()
+    atomic_write_bytes(path, data)
     return Path(path)
+
+
+def _batch_norms(network) -> list:
+    from torch import nn
+
+    module = getattr(network, "module", None)
+    return [] if module is None else [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+class _QuietPreprocessAdvice:
+    """A logging filter: onnxruntime's advice to pre-process a model before quantising it (for large vision
+    models) is not the user's business here."""
+
+    @staticmethod
+    def filter(record) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 def quantize_int8(src: str | Path, dst: str | Path) -> Path:
@@ -162,34 +186,36 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
     or not at all."""
     import logging
     import os
-    import tempfile
+    import threading
 
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
         raise WorkbenchError("int8 quantisation needs onnxruntime: pip install 'workbench[onnx]'") from None
     dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".onnx", dir=dst.parent)
-    os.close(fd)
+    tmp = dst.with_name(f".{dst.stem}.tmp{os.getpid()}-{threading.get_ident()}.onnx")
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # its advice to pre-process the model is for large vision models
+    quiet = _QuietPreprocessAdvice()
+    root.addFilter(quiet)
     try:
-        quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # as any file the workbench writes, not mkstemp's private 0600
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
         os.replace(tmp, dst)
     finally:
-        root.setLevel(level)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        root.removeFilter(quiet)
+        if tmp.exists():
+            tmp.unlink()
     return dst
+
+
+def onnx_runner(path: str | Path):
+    """A function x (N, ...) float32 -> the outputs of the ONNX model at ``path`` (one onnxruntime session on
+    the CPU, made once)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
 def run_onnx(path: str | Path, x) -> "np.ndarray":
     """The outputs of the ONNX model at ``path`` on ``x`` (N, ...) float32, by onnxruntime on the CPU."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})[0]
+    return onnx_runner(path)(x)

@@ -46,13 +46,7 @@ def bundle_map(model, params: list[str] | None = None, grid: int = DEFAULT_GRID,
         steps = trained_steps(model)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_ADAPT_STEPS:
         raise ConfigError(f"--steps = {steps!r}: a number of inner steps in [0, {MAX_ADAPT_STEPS}]")
-    if steps and getattr(getattr(model, "rule", None), "kind", "") == "prototypes":
-        raise ConfigError(f"--steps = {steps}: a {model.algorithm} model has no inner steps (its classifier is the "
-                          f"prototypes of the support set): use --steps 0")
-    if hasattr(model, "learner") and steps > max(model.learner.default_eval_steps()) and \
-            not hasattr(model.learner, "inner_update"):
-        raise ConfigError(f"--steps = {steps}: a {model.algorithm} model's adaptation curve runs over "
-                          f"0..{max(model.learner.default_eval_steps())}")
+    _check_steps(model, steps, "")
     if tasks_per_cell is None:
         tasks_per_cell = max(1, min(50, TASK_BUDGET[family.kind] // cells))
     if isinstance(tasks_per_cell, bool) or not isinstance(tasks_per_cell, int) or tasks_per_cell < 1:
@@ -72,6 +66,7 @@ def bundle_map(model, params: list[str] | None = None, grid: int = DEFAULT_GRID,
             raise ConfigError(f"--baseline {baseline.path}: trained on other {model.meta.get('family')} tasks "
                               f"(task.{changed[0]} = {baseline.meta['task'].get(changed[0])!r}, the model's "
                               f"{model.meta['task'].get(changed[0])!r})")
+        _check_steps(baseline, steps, f"--baseline {baseline.path}: ")
         _check_memory(baseline, total, steps)
 
     def evaluate(batch, s):
@@ -91,6 +86,17 @@ def bundle_map(model, params: list[str] | None = None, grid: int = DEFAULT_GRID,
     return m
 
 
+def _check_steps(model, steps: int, who: str) -> None:
+    """Whether ``model`` adapts over ``steps`` inner steps (one line naming it, else)."""
+    if steps and getattr(getattr(model, "rule", None), "kind", "") == "prototypes":
+        raise ConfigError(f"{who}--steps = {steps}: a {model.algorithm} model has no inner steps (its classifier is "
+                          f"the prototypes of the support set): use --steps 0")
+    if hasattr(model, "learner") and steps > max(model.learner.default_eval_steps()) and \
+            not hasattr(model.learner, "inner_update"):
+        raise ConfigError(f"{who}--steps = {steps}: a {model.algorithm} model's adaptation curve runs over "
+                          f"0..{max(model.learner.default_eval_steps())}")
+
+
 def describe_map(m: TaskMap) -> list[str]:
     """A few lines for a terminal: where the model does best and worst, inside and outside training."""
     better = max if m.higher_is_better else min
@@ -104,4 +110,6 @@ def describe_map(m: TaskMap) -> list[str]:
         values = values[[math.isfinite(v) for v in values]] if values.size else values
         if values.size:
             lines.append(f"  {name}: mean {values.mean():.4g}, best {better(values):.4g}, worst {worse(values):.4g}")
+        elif mask.any():
+            lines.append(f"  {name}: every point diverged (a task's {m.metric} overflowed)")
     return lines
