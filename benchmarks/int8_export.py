@@ -71,7 +71,8 @@ def main() -> None:
         (mf, mq), (cf, cq) = mean_ci95(a[:, :2])
         dm, dc = mean_ci95(a[:, 1] - a[:, 0])
         name = Path(path).parent.name if Path(path).name == "model.safetensors" else Path(path).name
-        print(f"{name + ' (' + model.algorithm + ')':<34} {model.family.metric:>8} {int(a[0, 2]):>9,} {int(a[0, 3]):>9,} "
+        label = f"{name} ({model.algorithm})"
+        print(f"{label:<34} {model.family.metric:>8} {int(a[0, 2]):>9,} {int(a[0, 3]):>9,} "
               f"{a[0, 3] / a[0, 2]:>6.2f} {mf:>9.4f} ± {cf:<6.4f} {mq:>9.4f} ± {cq:<6.4f} {dm:>+9.4f} ± {dc:<7.4f}")
 
 

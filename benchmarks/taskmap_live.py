@@ -43,7 +43,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{'preset':<24} {'map grid':>12} {'map tasks':>10} {'evaluation':>11} {'map':>9} {'ratio':>7}  target <= 0.20")
+    print(f"{'preset':<24} {'map grid':>12} {'map tasks':>10} {'evaluation':>11} {'map':>9} {'ratio':>7}"
+          "  target <= 0.20")
     for name in args.presets.split(","):
         cfg = ExperimentConfig.load(REPO / "presets" / f"{name}.toml", [f"run.threads={args.threads}"])
         trainer = Trainer(cfg)

@@ -63,3 +63,15 @@ def glyph_bundles(tmp_path_factory):
         cfg = ExperimentConfig.load(PRESETS / f"{name}-glyphs-5w1s.toml", GLYPH_TINY + extra)
         out[name] = Path(Trainer(cfg, root / name).run().bundle_path)
     return out
+
+
+@pytest.fixture(scope="session")
+def navigation_bundle(tmp_path_factory):
+    """A MAML-TRPO navigation bundle after one tiny meta-iteration (4 trajectories per task)."""
+    from workbench.core.config import ExperimentConfig
+    from workbench.services.trainer import Trainer
+
+    cfg = ExperimentConfig.load(PRESETS / "maml-trpo-navigation.toml", [
+        "run.iterations=1", "run.eval_interval=1", "run.eval_tasks=2", "run.threads=1", "algorithm.meta_batch=2",
+        "algorithm.trajectories=4", "run.render_tasks=0"])
+    return Path(Trainer(cfg, tmp_path_factory.mktemp("nav") / "run").run().bundle_path)

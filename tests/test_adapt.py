@@ -9,9 +9,8 @@ import pytest
 import torch
 
 import workbench
-from conftest import PRESETS, tiny_config
+from conftest import tiny_config
 from workbench.cli import main
-from workbench.core.config import ExperimentConfig
 from workbench.services.onnx_export import run_onnx
 from workbench.services.trainer import Trainer
 
@@ -121,21 +120,13 @@ def test_a_classifier_adapted_from_an_image_folder_exports_its_task_classifier(g
     assert any(line.startswith("accuracy on the query samples: float") for line in lines)
 
 
-@pytest.fixture(scope="module")
-def navigation(tmp_path_factory):
-    cfg = ExperimentConfig.load(PRESETS / "maml-trpo-navigation.toml", [
-        "run.iterations=1", "run.eval_interval=1", "run.eval_tasks=2", "run.threads=1", "algorithm.meta_batch=2",
-        "algorithm.trajectories=4", "run.render_tasks=0"])
-    return Path(Trainer(cfg, tmp_path_factory.mktemp("nav") / "run").run().bundle_path)
-
-
-def test_a_policy_adapted_to_a_goal_exports_its_adapted_mean_action(navigation, tmp_path, capsys):
+def test_a_policy_adapted_to_a_goal_exports_its_adapted_mean_action(navigation_bundle, tmp_path, capsys):
     out = tmp_path / "adapted"
-    code, lines, err = run([navigation, "--support", "goal_x=0.3,goal_y=-0.2", "--steps", 1, "--out", out,
+    code, lines, err = run([navigation_bundle, "--support", "goal_x=0.3,goal_y=-0.2", "--steps", 1, "--out", out,
                             "--quantize", "int8"], capsys)
     assert code == 0, err
     adapted = workbench.load_model(out / "model.safetensors")
-    original = workbench.load_model(navigation)
+    original = workbench.load_model(navigation_bundle)
     assert adapted.meta["adapted"]["task"] == {"goal_x": 0.3, "goal_y": pytest.approx(-0.2)}
     assert not all(torch.equal(a, b) for a, b in zip(adapted.params, original.params))  # it moved
     obs = torch.rand(16, 2) - 0.5
@@ -161,24 +152,25 @@ def test_bad_samples_are_one_line_with_exit_2_and_nothing_is_written(sinusoid, t
     assert not out.exists() and lines == []
 
 
-def test_wrong_tasks_for_the_family_and_a_used_folder_are_refused(sinusoid, navigation, glyph_bundles, tmp_path,
-                                                                  capsys):
+def test_wrong_tasks_for_the_family_and_a_used_folder_are_refused(sinusoid, navigation_bundle, glyph_bundles,
+                                                                  tmp_path, capsys):
     used = tmp_path / "used"
     used.mkdir()
     (used / "keep.txt").write_text("mine")
     code, _, err = run([sinusoid[0], "--support", sinusoid[1], "--out", used], capsys)
     assert code == 2 and "is not empty" in err and (used / "keep.txt").read_text() == "mine"
-    code, _, err = run([navigation, "--support", "goal_x=3,goal_y=0", "--out", tmp_path / "a"], capsys)
+    code, _, err = run([navigation_bundle, "--support", "goal_x=3,goal_y=0", "--out", tmp_path / "a"], capsys)
     assert code == 2 and "goal_x = 3 is outside the navigation family's range" in err
-    code, _, err = run([navigation, "--support", "goal_y=0.1", "--out", tmp_path / "a"], capsys)
+    code, _, err = run([navigation_bundle, "--support", "goal_y=0.1", "--out", tmp_path / "a"], capsys)
     assert code == 2 and "goal_x missing" in err  # never a default taken in silence
-    code, _, err = run([navigation, "--support", "goal_x=0.3,goal_x=0.1,goal_y=0", "--out", tmp_path / "a"], capsys)
+    twice = "goal_x=0.3,goal_x=0.1,goal_y=0"
+    code, _, err = run([navigation_bundle, "--support", twice, "--out", tmp_path / "a"], capsys)
     assert code == 2 and "goal_x is given 2 times" in err
     nested = tmp_path / "task.json"
     nested.write_text("[" * 100_000 + "]" * 100_000)
-    code, _, err = run([navigation, "--support", nested, "--out", tmp_path / "a"], capsys)
+    code, _, err = run([navigation_bundle, "--support", nested, "--out", tmp_path / "a"], capsys)
     assert code == 2 and "not a JSON object of task parameters" in err and len(err.splitlines()) == 1
-    code, _, err = run([navigation, "--support", "speed=1", "--out", tmp_path / "a"], capsys)
+    code, _, err = run([navigation_bundle, "--support", "speed=1", "--out", tmp_path / "a"], capsys)
     assert code == 2 and "unknown task parameter(s) speed" in err
     code, _, err = run([glyph_bundles["maml"], "--support", sinusoid[1], "--out", tmp_path / "a"], capsys)
     assert code == 2 and "not a folder" in err

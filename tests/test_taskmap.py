@@ -9,11 +9,10 @@ import pytest
 import torch
 
 import workbench
-from conftest import PRESETS, tiny_config
+from conftest import tiny_config
 from workbench.cli import main
 from workbench.core import events as ev
 from workbench.core import seeding, taskmap
-from workbench.core.config import ExperimentConfig
 from workbench.services.taskmap import bundle_map
 from workbench.services.trainer import Trainer
 
@@ -27,14 +26,6 @@ def sinusoid(tmp_path_factory):
     maml = Trainer(tiny_config("maml", 30), root / "maml").run().bundle_path
     pre = Trainer(tiny_config("pretrained", 30), root / "pre").run().bundle_path
     return Path(maml), Path(pre)
-
-
-@pytest.fixture(scope="module")
-def navigation(tmp_path_factory):
-    cfg = ExperimentConfig.load(PRESETS / "maml-trpo-navigation.toml", [
-        "run.iterations=1", "run.eval_interval=1", "run.eval_tasks=2", "run.threads=1", "algorithm.meta_batch=2",
-        "algorithm.trajectories=4", "run.render_tasks=0"])
-    return Path(Trainer(cfg, tmp_path_factory.mktemp("nav") / "run").run().bundle_path)
 
 
 def cell_means(per_task, shape, tpc):
@@ -84,8 +75,8 @@ def test_cli_json_has_the_documented_keys_and_a_baseline_gives_the_gap(sinusoid,
     assert all(c is not None and c >= 0 for c in doc["after_ci95"])  # four tasks per point: a CI
 
 
-def test_an_rl_map_is_the_policys_return_on_those_goals(navigation):
-    model = workbench.load_model(navigation)
+def test_an_rl_map_is_the_policys_return_on_those_goals(navigation_bundle):
+    model = workbench.load_model(navigation_bundle)
     m = bundle_map(model, grid=3, tasks_per_cell=1)
     assert [p.name for p in m.params] == ["goal_x", "goal_y"] and m.metric == "return" and m.higher_is_better
     assert m.axes[0][0] == pytest.approx(-0.9) and m.axes[0][-1] == pytest.approx(0.9)
@@ -136,9 +127,9 @@ def test_bad_requests_are_one_line_with_exit_2_and_write_nothing(sinusoid, capsy
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_baseline_of_another_family_and_a_family_without_parameters_are_refused(sinusoid, navigation, capsys,
+def test_a_baseline_of_another_family_and_a_family_without_parameters_are_refused(sinusoid, navigation_bundle, capsys,
                                                                                  glyph_bundles):
-    assert main(["taskmap", str(sinusoid[0]), "--baseline", str(navigation)]) == 2
+    assert main(["taskmap", str(sinusoid[0]), "--baseline", str(navigation_bundle)]) == 2
     assert "a navigation model; the mapped model is sinusoid" in capsys.readouterr().err
     assert main(["taskmap", str(glyph_bundles["protonet"]), "--steps", "2"]) == 2
     assert "has no inner steps" in capsys.readouterr().err

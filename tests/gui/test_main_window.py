@@ -16,19 +16,6 @@ REQUIRED_NAMES = ["taskFamilyCombo", "algorithmCombo", "deviceCombo", "startButt
                   "metaLossPlot", "adaptationPlot", "rolloutView", "iterationLabel"]
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("WORKBENCH_SETTINGS", str(tmp_path / "settings.ini"))
-    from workbench.gui import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.runner.shutdown(10)
-
-
 def small_preset(tmp_path, iterations=1_000_000, **run) -> Path:
     text = (PRESETS / "maml-sinusoid.toml").read_text()
     settings = {"iterations": iterations, "eval_interval": 100, "eval_tasks": 12, "eval_steps": 4,

@@ -13,20 +13,6 @@ from workbench.services.trainer import Trainer
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("WORKBENCH_SETTINGS", str(tmp_path / "settings.ini"))
-    from workbench.gui import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.task_maps.shutdown()
-    w.playground.shutdown()
-
-
 def test_an_opened_bundle_is_mapped_and_a_cell_opens_its_task_in_the_playground(window, qtbot, tmp_path):
     runs = tmp_path / "runs"
     maml = Path(Trainer(tiny_config("maml", 20), runs / "maml-run").run().bundle_path)

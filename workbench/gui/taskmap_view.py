@@ -111,8 +111,9 @@ class TaskMapView(QWidget):
         """Draw map ``m`` (a TaskMap); ``source`` says whose it is ("live, iteration 400", a bundle's name)."""
         self.map = m
         cells = " × ".join(str(len(a)) for a in m.axes)
-        text = (f"{source + ' · ' if source else ''}{cells} grid, {m.tasks_per_cell} task{'s' if m.tasks_per_cell != 1 else ''}"
-                f"/point · dashed: training range{'' if m.baseline is not None else ' · no baseline'} · click: Playground")
+        tasks = f"{m.tasks_per_cell} task{'s' if m.tasks_per_cell != 1 else ''}/point"
+        text = (f"{source + ' · ' if source else ''}{cells} grid, {tasks} · dashed: training range"
+                f"{'' if m.baseline is not None else ' · no baseline'} · click: Playground")
         self.status.setText(text)
         self.status.setToolTip(f"{text}\n{m.family}: held-out {m.metric} over "
                                f"{' and '.join(p.label for p in m.params)}; the gap layer needs a pretrained model "
@@ -187,7 +188,8 @@ class TaskMapView(QWidget):
         self.curve.setData(a, values)
         self.lower.setData(a, values - ci)
         self.upper.setData(a, values + ci)
-        self.region.setRegion((p.low, p.high) if p.high > p.low else (p.low - 0.15 * _step(a), p.high + 0.15 * _step(a)))
+        pad = 0.0 if p.high > p.low else 0.15 * _step(a)  # a single trained value (shots): a band around it
+        self.region.setRegion((p.low - pad, p.high + pad))
         self.plot.setLabel("bottom", p.label)
         self.plot.setLabel("left", m.metric if layer == "after" else f"Δ {m.metric}")
         finite = np.concatenate([(values - ci)[np.isfinite(values)], (values + ci)[np.isfinite(values)]])

@@ -172,7 +172,8 @@ def read_task(model, text: str, where: str = "--support") -> torch.Tensor:
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
             raise ConfigError(f"{where} {path}: not a JSON object of task parameters ({type(e).__name__})") from None
         if not isinstance(values, list) or len(pairs) != 1:
-            raise ConfigError(f"{where} {path}: not a flat JSON object of task parameters, e.g. {{\"{names[0] if names else 'goal_x'}\": 0.1}}")
+            first = names[0] if names else "goal_x"
+            raise ConfigError(f"{where} {path}: not a flat JSON object of task parameters, e.g. {{\"{first}\": 0.1}}")
     else:
         values = []
         for part in text.split(","):
@@ -414,5 +415,5 @@ def adapt_and_export(model, support, out: Path, steps: int | None = None, query:
     return lines, written
 
 
-__all__ = ["adapt_and_export", "Adapted", "Comparison", "Samples", "adapt_policy", "adapt_supervised", "check_out_dir", "policy_return",
-           "read_samples", "read_task", "supervised_metric", "write_adapted"]
+__all__ = ["Adapted", "Comparison", "Samples", "adapt_and_export", "adapt_policy", "adapt_supervised", "check_out_dir",
+           "policy_return", "read_samples", "read_task", "supervised_metric", "write_adapted"]
