@@ -39,6 +39,10 @@ def test_an_opened_bundle_is_mapped_and_a_cell_opens_its_task_in_the_playground(
     page = window.playground.page()
     assert page.support.true == pytest.approx((m.axes[0][i], m.axes[1][j]))
     assert "from the task map" in window.playground.message_text()
+    page.adapt()  # beyond the training range, within the map's: the playground adapts to it
+    qtbot.waitUntil(lambda: not page.busy(), timeout=10_000)
+    assert not window.playground.message_label.property("error"), window.playground.message_text()
+    assert page.results and page.results[-1].query_loss is not None  # scored against the true task
     # Export adapted model… writes the adapted bundle and its ONNX files
     out = tmp_path / "exports"
     out.mkdir()

@@ -87,7 +87,15 @@ class RegressionSession:
         self.x_range = (float(cfg.x_min), float(cfg.x_max))
         self.amp_range = (float(cfg.amp_min), float(cfg.amp_max))
         self.phase_range = (float(cfg.phase_min), float(cfg.phase_max))
-        reach = Y_MARGIN * max(abs(self.amp_range[0]), abs(self.amp_range[1]), 0.8)
+        # tasks as far as the family's task map reaches (its margin beyond the training range): a map cell
+        # opens here, extrapolation included
+        from workbench.core.taskmap import DEFAULT_MARGIN
+
+        self.task_extent = {p.name: tuple(float(v) for v in p.grid(2, DEFAULT_MARGIN))
+                            for p in self.family.map_params()}
+        self.task_extent.setdefault("amplitude", self.amp_range)
+        self.task_extent.setdefault("phase", self.phase_range)
+        reach = Y_MARGIN * max(*map(abs, self.task_extent["amplitude"]), 0.8)
         self.y_range = (-reach, reach)
         self.shots = int(cfg.shots)
         self.grid = self.family.input_grid(GRID_POINTS).to(torch.float32)  # (G, 1)
@@ -116,8 +124,10 @@ class RegressionSession:
     # -- the true function -------------------------------------------------------------------------
     def _check_task(self, amplitude: float, phase: float) -> None:
         for name, value, (lo, hi) in (("amplitude", amplitude, self.amp_range), ("phase", phase, self.phase_range)):
-            if not math.isfinite(value) or not lo - 1e-9 <= value <= hi + 1e-9:
-                raise PlaygroundError(f"{name} {value:g} is outside the family's range [{lo:g}, {hi:g}]")
+            elo, ehi = self.task_extent[name]
+            if not math.isfinite(value) or not elo - 1e-9 <= value <= ehi + 1e-9:
+                raise PlaygroundError(f"{name} {value:g} is outside the family's range [{lo:g}, {hi:g}] and the "
+                                      f"task map's margin beyond it ({elo:.3g} to {ehi:.3g})")
 
     def true_values(self, x, amplitude: float, phase: float) -> np.ndarray:
         """The true function of task (amplitude, phase) at inputs ``x`` (N,)."""
