@@ -172,6 +172,8 @@ class RegressionPlayground(QWidget):
                                                      ((a, s.amp_range), (p, s.phase_range))), seed=self._seed)
         self.set_points(x, s.true_values(x, a, p), (a, p))
         self.controls.show_task(s.amp_range, s.phase_range, (a, p))
+        self.controls.amp_label.setText(f"{a:.2f}")  # the task's own values (beyond the slider's end too)
+        self.controls.phase_label.setText(f"{p:.2f}")
         return f"the task A = {a:.2f}, φ = {p:.2f} from the task map: press Adapt"
 
     def task_samples(self):
