@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from conftest import PRESETS
 
-from .test_main_window import small_preset, window  # noqa: F401  (the fixture)
+from .test_main_window import small_preset  # (the window fixture: tests/gui/conftest.py)
 
 
 def test_the_default_size_fits_the_screen_and_the_window_is_usable_at_1024_wide(window):
