@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.core import seeding
+from workbench.core import losses, seeding
 from workbench.core.errors import ConfigError
 from workbench.core.storage import save_tensors
 
-from .bundle import MAX_ADAPT_STEPS, MAX_POINTS, MetaModel, PrototypeModel
+from .bundle import MAX_ADAPT_STEPS, MAX_POINTS, AdaptedModel, MetaModel, PrototypeModel
 from .rundir import BUNDLE, ONNX
 
 ADAPTED_BUNDLE, FLOAT_ONNX = BUNDLE, ONNX  # an adapted model's folder names its files as a run folder does
@@ -207,10 +207,10 @@ class Adapted:
     task: dict | None = None  # RL: the task's parameters
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Outputs (N, out) on ``x`` (N, *in_shape), as the bundle's adapted model gives them."""
         if self.prototypes is not None:
             return PrototypeModel(self.network, self.params, self.prototypes).predict(x)
-        with torch.no_grad():
-            return self.network.forward(self.params, torch.as_tensor(x, dtype=torch.float32).unsqueeze(0))[0].numpy()
+        return AdaptedModel(self.network, self.params).predict(x)
 
 
 def adapt_supervised(model: MetaModel, samples: Samples, steps: int | None) -> Adapted:
@@ -225,15 +225,12 @@ def adapt_supervised(model: MetaModel, samples: Samples, steps: int | None) -> A
 
 
 def _steps(model, steps) -> int:
-    prototypes = getattr(getattr(model, "rule", None), "kind", "") == "prototypes"
+    """``steps``, checked against the model (default: as trained)."""
     if steps is None:
-        return 0 if prototypes else int(model.rule.steps if hasattr(model, "rule")
-                                         else max(model.learner.default_eval_steps()))
+        return model.trained_steps
     if not 0 <= steps <= MAX_ADAPT_STEPS:
         raise ConfigError(f"--steps {steps}: expected 0 to {MAX_ADAPT_STEPS} inner steps")
-    if prototypes and steps:
-        raise ConfigError(f"--steps {steps}: a {model.algorithm} model has no inner steps (its classifier is the "
-                          f"prototypes of the support set): use --steps 0")
+    model.check_steps(steps)
     return steps
 
 
@@ -287,10 +284,10 @@ def write_adapted(model, adapted: Adapted, out: Path, source: str) -> list[Path]
     bundle = out / ADAPTED_BUNDLE
     save_tensors(bundle, tensors, meta)
     onnx = out / FLOAT_ONNX
-    if model.family.kind == "rl":
-        spec = model.learner.policy.spec if hasattr(model.learner.policy, "spec") else model.spec
+    if model.family.kind == "rl":  # the policy's layers (the parameters after them: its log std, a baseline)
         from .onnx_export import write_onnx
 
+        spec = model.learner.policy.spec
         write_onnx(onnx, [p.numpy() for p in adapted.params[:2 * spec.n_layers]], spec)
     else:
         write_network_onnx(onnx, adapted.network, adapted.params, adapted.prototypes)
@@ -298,10 +295,8 @@ def write_adapted(model, adapted: Adapted, out: Path, source: str) -> list[Path]
 
 
 def supervised_metric(metric: str, outputs: np.ndarray, y: np.ndarray) -> float:
-    """The family's metric of ``outputs`` (N, out) against ``y``: MSE, or accuracy of the arg-max."""
-    if metric == "accuracy":
-        return float((outputs.argmax(-1) == y).mean())
-    return float(((outputs - y) ** 2).mean())
+    """The family's metric (workbench.core.losses: MSE, accuracy) of ``outputs`` (N, out) against ``y``."""
+    return float(losses.per_task(metric, torch.as_tensor(outputs)[None], torch.as_tensor(y)[None])[0])
 
 
 def policy_return(family, spec, discrete: bool, act, row: torch.Tensor, trajectories: int, seed: int = 0) -> float:

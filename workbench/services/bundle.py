@@ -271,6 +271,17 @@ class MetaModel(_Loaded, AdaptedModel):
                 "seed": seed, "family": self.meta["family"], "algorithm": self.algorithm,
                 "shots": batch.xs.shape[1] // classes}
 
+    @property
+    def trained_steps(self) -> int:
+        """The inner steps of "after adaptation" (what it was trained with; 0 for a prototype classifier)."""
+        return 0 if self.rule.kind == "prototypes" else int(self.rule.steps)
+
+    def check_steps(self, steps: int, who: str = "") -> None:
+        """A ConfigError (one line, after ``who``) unless the model adapts over ``steps`` inner steps."""
+        if steps and self.rule.kind == "prototypes":
+            raise ConfigError(f"{who}--steps = {steps}: a {self.algorithm} model has no inner steps (its classifier "
+                              f"is the prototypes of the support set): use --steps 0")
+
     def curve(self, batch, steps: int, cancel=None) -> np.ndarray:
         """Every task's query metric after 0..``steps`` inner steps on the task batch ``batch``: (tasks,
         steps + 1) float64 (the task-space map's and evaluate()'s numbers)."""
@@ -366,6 +377,19 @@ class RLModel(_Loaded):
         return {"metric": outcome.metric, **_curve_report(np.asarray(outcome.per_task, dtype=np.float64), steps),
                 "tasks": tasks, "seed": seed, "shots": None, "family": self.meta["family"],
                 "algorithm": self.algorithm, "references": outcome.references}
+
+    @property
+    def trained_steps(self) -> int:
+        """The last point of the adaptation curve ``workbench eval`` reports by default (the trained steps;
+        RL²: the trial's last episode)."""
+        return int(max(self.learner.default_eval_steps()))
+
+    def check_steps(self, steps: int, who: str = "") -> None:
+        """A ConfigError (one line, after ``who``) unless the policy adapts over ``steps`` steps (a policy
+        without policy-gradient steps has a curve of its trial's episodes or its context)."""
+        if steps > self.trained_steps and not hasattr(self.learner, "inner_update"):
+            raise ConfigError(f"{who}--steps = {steps}: a {self.algorithm} model's adaptation curve runs over "
+                              f"0..{self.trained_steps}")
 
     def curve(self, batch, steps: int, cancel=None) -> np.ndarray:
         """Every task's return after 0..``steps`` inner steps on the tasks ``batch``: (tasks, steps + 1)."""

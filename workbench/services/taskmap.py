@@ -22,14 +22,6 @@ DEFAULT_GRID = 25
 TASK_BUDGET = {"rl": 640, "regression": 2500, "classification": 1200}  # default tasks of a whole map
 
 
-def trained_steps(model) -> int:
-    """The inner steps a bundle's model was trained with (what "after adaptation" means by default)."""
-    rule = getattr(model, "rule", None)
-    if rule is not None:
-        return 0 if rule.kind == "prototypes" else int(rule.steps)
-    return int(model.learner.default_eval_steps()[-1])
-
-
 def bundle_map(model, params: list[str] | None = None, grid: int = DEFAULT_GRID, steps: int | None = None,
                tasks_per_cell: int | None = None, seed: int = 0, margin: float = DEFAULT_MARGIN, baseline=None,
                cancel=None) -> TaskMap:
@@ -43,10 +35,10 @@ def bundle_map(model, params: list[str] | None = None, grid: int = DEFAULT_GRID,
     axes = grid_axes(chosen, grid, margin)
     cells = cells_of(axes)
     if steps is None:
-        steps = trained_steps(model)
+        steps = model.trained_steps
     if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_ADAPT_STEPS:
         raise ConfigError(f"--steps = {steps!r}: a number of inner steps in [0, {MAX_ADAPT_STEPS}]")
-    _check_steps(model, steps, "")
+    model.check_steps(steps)
     if tasks_per_cell is None:
         tasks_per_cell = max(1, min(50, TASK_BUDGET[family.kind] // cells))
     if isinstance(tasks_per_cell, bool) or not isinstance(tasks_per_cell, int) or tasks_per_cell < 1:
@@ -66,7 +58,7 @@ def bundle_map(model, params: list[str] | None = None, grid: int = DEFAULT_GRID,
             raise ConfigError(f"--baseline {baseline.path}: trained on other {model.meta.get('family')} tasks "
                               f"(task.{changed[0]} = {baseline.meta['task'].get(changed[0])!r}, the model's "
                               f"{model.meta['task'].get(changed[0])!r})")
-        _check_steps(baseline, steps, f"--baseline {baseline.path}: ")
+        baseline.check_steps(steps, f"--baseline {baseline.path}: ")
         _check_memory(baseline, total, steps)
 
     def evaluate(batch, s):
@@ -84,17 +76,6 @@ def bundle_map(model, params: list[str] | None = None, grid: int = DEFAULT_GRID,
     m.notes = {"algorithm": model.algorithm, "bundle": str(model.path),
                "baseline": str(baseline.path) if baseline is not None else None}
     return m
-
-
-def _check_steps(model, steps: int, who: str) -> None:
-    """Whether ``model`` adapts over ``steps`` inner steps (one line naming it, else)."""
-    if steps and getattr(getattr(model, "rule", None), "kind", "") == "prototypes":
-        raise ConfigError(f"{who}--steps = {steps}: a {model.algorithm} model has no inner steps (its classifier is "
-                          f"the prototypes of the support set): use --steps 0")
-    if hasattr(model, "learner") and steps > max(model.learner.default_eval_steps()) and \
-            not hasattr(model.learner, "inner_update"):
-        raise ConfigError(f"{who}--steps = {steps}: a {model.algorithm} model's adaptation curve runs over "
-                          f"0..{max(model.learner.default_eval_steps())}")
 
 
 def describe_map(m: TaskMap) -> list[str]:
