@@ -113,7 +113,7 @@ def _numeric(text: str) -> bool:
 
 
 def _read_image_folder(model, path: Path, where: str) -> Samples:
-    from PIL import Image
+    from workbench.tasks.image_folders import decode_image
 
     if not path.is_dir():
         raise ConfigError(f"{where} {path}: not a folder (a classification task's samples are a folder with one "
@@ -129,7 +129,7 @@ def _read_image_folder(model, path: Path, where: str) -> Samples:
     if prototypes and len(classes) > ways:
         raise ConfigError(f"{where} {path}: {len(classes)} class folders; this {model.algorithm} model classifies "
                           f"2 to {ways} classes (its training tasks' ways)")
-    c, h, w = model.network.in_shape
+    c = model.network.in_shape[0]
     invert = bool(getattr(model.family.evaluation, "invert", False))
     xs, ys = [], []
     for label, name in enumerate(classes):
@@ -139,15 +139,7 @@ def _read_image_folder(model, path: Path, where: str) -> Samples:
         if len(files) > MAX_POINTS:
             raise ConfigError(f"{where} {path / name}: {len(files)} images; at most {MAX_POINTS} per class")
         for f in files:
-            try:
-                with Image.open(f) as im:
-                    im = im.convert("L" if c == 1 else "RGB")
-                    if im.size != (w, h):
-                        im = im.resize((w, h), Image.Resampling.LANCZOS)
-                    a = np.asarray(im, dtype=np.uint8)
-            except Exception as e:  # noqa: BLE001 - whatever Pillow raises on a file that is no image
-                raise ConfigError(f"{where} {f}: not a readable image ({type(e).__name__})") from None
-            a = 255 - a if invert else a
+            a = decode_image(f, model.network.in_shape, invert, where)  # as the data-set families read theirs
             xs.append((a[None] if c == 1 else a.transpose(2, 0, 1)).astype(np.float32) / 255.0)
             ys.append(label)
     return Samples(np.stack(xs), np.asarray(ys, dtype=np.int64), f"{path} ({len(classes)} classes, {len(xs)} "

@@ -169,21 +169,27 @@ class FolderPool(ImagePool):
         self._loaded[classes] = True
 
     def _decode(self, path: Path) -> np.ndarray:
-        """One image: (size, size) or (size, size, 3) uint8, inverted for ink-on-paper data sets."""
-        from PIL import Image
+        return decode_image(path, self.image_shape, self.invert, self.where)
 
-        size = self.image_shape[-1]
-        try:
-            with open_regular(path, MAX_IMAGE_BYTES) as f, Image.open(f) as im:
-                im = im.convert("L" if self.image_shape[0] == 1 else "RGB")
-                if im.size != (size, size):
-                    im = im.resize((size, size), Image.Resampling.LANCZOS)
-                a = np.asarray(im, dtype=np.uint8)
-        except UnreadableFile as e:
-            raise ConfigError(f"{self.where}: {path}: {e}") from None
-        except Exception as e:  # noqa: BLE001 - whatever Pillow raises on a corrupt file, one line naming it
-            raise ConfigError(f"{self.where}: {path}: not a readable image ({_reason(e)})") from None
-        return 255 - a if self.invert else a
+
+def decode_image(path: Path, shape: tuple[int, int, int], invert: bool, where: str) -> np.ndarray:
+    """One image file as a family of ``shape`` (C, H, W) sees it: grey (C = 1) or RGB, resized to W × H with
+    LANCZOS, inverted for ink-on-paper data sets; (H, W) or (H, W, 3) uint8.  Only a regular file of at most
+    MAX_IMAGE_BYTES is read; anything else is a one-line ConfigError naming ``where`` and the file."""
+    from PIL import Image
+
+    c, h, w = shape
+    try:
+        with open_regular(path, MAX_IMAGE_BYTES) as f, Image.open(f) as im:
+            im = im.convert("L" if c == 1 else "RGB")
+            if im.size != (w, h):
+                im = im.resize((w, h), Image.Resampling.LANCZOS)
+            a = np.asarray(im, dtype=np.uint8)
+    except UnreadableFile as e:
+        raise ConfigError(f"{where}: {path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - whatever Pillow raises on a corrupt file, one line naming it
+        raise ConfigError(f"{where}: {path}: not a readable image ({_reason(e)})") from None
+    return 255 - a if invert else a
 
 
 def _reason(e: BaseException) -> str:
