@@ -22,7 +22,6 @@ from workbench.core.errors import WorkbenchError
 
 from .playground_export import AdaptedExport
 
-BASELINE_ALGORITHMS = ("pretrained", "pretrained-rl")
 NO_BASELINE = "none"
 OPEN_BASELINE = "Open a bundle…"
 
@@ -229,23 +228,12 @@ class PlaygroundTab(QWidget):
     # -- the baseline --------------------------------------------------------------------------------
     def _candidates(self) -> list[tuple[str, Path]]:
         """Pretrained runs of the model's family in the runs folder that have a bundle, newest first."""
-        from workbench.services.runs import run_bundle, scan_runs
+        from workbench.services.runs import pretrained_bundles
 
         if self.model is None:
             return []
-        family = self.model.meta.get("family")
-        out = []
-        try:
-            runs = scan_runs(self.runs_dir)
-        except OSError:
-            return []
-        runs = [r for r in runs if r.readable and r.family == family and r.algorithm in BASELINE_ALGORITHMS]
-        runs.sort(key=lambda r: r.date.timestamp() if r.date else 0.0, reverse=True)
-        for r in runs:
-            bundle = run_bundle(r)
-            if bundle is not None:
-                out.append((f"{r.name} ({r.algorithm}, {r.iterations} it)", bundle))
-        return out
+        return [(f"{r.name} ({r.algorithm}, {r.iterations} it)", bundle)
+                for r, bundle in pretrained_bundles(self.runs_dir, self.model.meta.get("family"))]
 
     def _fill_baselines(self) -> None:
         self._filling = True

@@ -19,9 +19,7 @@ from workbench.services.taskmap import DEFAULT_GRID
 from .jobs import Jobs
 from .taskmap_view import TaskMapView
 
-__all__ = ["TaskMapController", "newest_baseline"]
-
-BASELINE_ALGORITHMS = ("pretrained", "pretrained-rl")
+__all__ = ["TaskMapController"]
 
 
 class _Flag:
@@ -32,31 +30,15 @@ class _Flag:
         return self.job is not None and self.job.cancelled
 
 
-def newest_baseline(runs_dir: Path, model) -> Path | None:
-    """The bundle of the newest pretrained run of ``model``'s family (same task settings) in ``runs_dir``."""
-    from workbench.services.runs import run_bundle, scan_runs
-
-    try:
-        runs = scan_runs(runs_dir)
-    except OSError:
-        return None
-    family = model.meta.get("family")
-    runs = [r for r in runs if r.readable and r.family == family and r.algorithm in BASELINE_ALGORITHMS]
-    runs.sort(key=lambda r: r.date.timestamp() if r.date else 0.0, reverse=True)
-    for r in runs:
-        bundle = run_bundle(r)
-        if bundle is not None:
-            return Path(bundle)
-    return None
-
-
 def _map_job(path: Path, runs_dir: Path, cancel, grid: int, tasks_per_cell: int | None):
     from workbench.services.bundle import load_bundle
     from workbench.services.taskmap import bundle_map
 
+    from workbench.services.runs import pretrained_bundles
+
     model = load_bundle(path)
     baseline = None
-    found = newest_baseline(runs_dir, model)
+    found = next((b for _, b in pretrained_bundles(runs_dir, model.meta.get("family"))), None)
     if found is not None and found != path:
         try:
             candidate = load_bundle(found)

@@ -677,6 +677,21 @@ def run_bundle(run: RunInfo | str | Path) -> Path | None:
     return None
 
 
+PRETRAINED_ALGORITHMS = ("pretrained", "pretrained-rl")  # the baselines a meta-learner is compared with
+
+
+def pretrained_bundles(root: str | Path, family: str) -> list[tuple[RunInfo, Path]]:
+    """The pretrained runs of ``family`` in the runs folder ``root`` that have a bundle, with it, newest
+    first (the Playground's and the task map's baseline candidates); none when ``root`` cannot be read."""
+    try:
+        runs = scan_runs(root)
+    except OSError:
+        return []
+    runs = [r for r in runs if r.readable and r.family == family and r.algorithm in PRETRAINED_ALGORITHMS]
+    runs.sort(key=lambda r: r.date.timestamp() if r.date else 0.0, reverse=True)
+    return [(r, b) for r in runs if (b := run_bundle(r)) is not None]
+
+
 # -- rename / delete ----------------------------------------------------------------------------------
 def _ours(path: Path) -> str | None:
     """None when ``path`` looks like a directory the workbench wrote, else why not."""
