@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from superqt.utils import GeneratorWorker
 
-__all__ = ["Job", "JobError", "Jobs", "POOL"]
+__all__ = ["CancelFlag", "Job", "JobError", "Jobs", "POOL"]
 
 #: The app's pool: jobs are few and long (a sweep runs for hours), so the pool is not capped at the
 #: core count the way Qt's global pool is (two cores would queue the third job behind the first two).
@@ -179,3 +179,14 @@ class Jobs(QObject):
         ok = all([job.wait(max(0.0, deadline - time.monotonic())) for job in list(self._jobs)])
         _ORPHANS.extend(job for job in self._jobs if not job._finished.is_set())  # still inside a long step:
         return ok                                                                # kept alive until it returns
+
+
+class CancelFlag:
+    """What a job's work polls (an object with ``is_set()``, as Cancelled.raise_if_set takes) for the
+    cancel request of ``job``, which is set once the job is started: ``flag.job = jobs.start(fn, ..., flag)``."""
+
+    def __init__(self):
+        self.job = None
+
+    def is_set(self) -> bool:
+        return self.job is not None and self.job.cancelled

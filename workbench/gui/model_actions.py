@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from workbench.core.errors import Cancelled, WorkbenchError
 from workbench.services.paths import default_runs_dir
 
-from .jobs import Jobs
+from .jobs import CancelFlag, Jobs
 from .run_status import bundle_label
 from .train_page import TrainPage
 
@@ -26,16 +26,6 @@ def _evaluate(model, tasks: int, seed: int, cancel):
         return model.evaluation_events(tasks=tasks, seed=seed, cancel=cancel)
     except Cancelled:
         return None
-
-
-class _CancelFlag:
-    """What ``evaluation_events`` polls: the job's cancel request."""
-
-    def __init__(self):
-        self.job = None
-
-    def is_set(self) -> bool:
-        return self.job is not None and self.job.cancelled
 
 
 class ModelActions(QObject):
@@ -150,7 +140,7 @@ class ModelActions(QObject):
         self.opened.emit(path)
         self.message.emit(f"Evaluating {bundle_label(path)} on {tasks} fresh tasks…", 0)
         info = f"{model.algorithm} on {model.meta['family']}"
-        flag = _CancelFlag()
+        flag = CancelFlag()
         job = self.jobs.start(_evaluate, model, tasks, seed, flag, name="model-evaluation")
         flag.job = self._current = job
         job.returned.connect(lambda result: self._show(job, path, info, tasks, seed, result))

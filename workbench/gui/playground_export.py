@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 from workbench.core.errors import WorkbenchError
 
 from .jobs import Jobs
+from .run_status import bundle_label
 
 __all__ = ["AdaptedExport"]
 
@@ -40,8 +41,6 @@ class AdaptedExport(QObject):
         return self.job is not None and self.job.running
 
     def start(self, folder=None) -> bool:
-        from .playground import _bundle_name
-
         tab, page = self.tab, self.tab.page()
         if tab.model is None or page is None:
             tab.say("No model: train one or open a bundle", True)
@@ -58,7 +57,7 @@ class AdaptedExport(QObject):
             folder = QFileDialog.getExistingDirectory(tab, "Export the adapted model into", str(tab.runs_dir))
             if not folder:
                 return False
-        out = Path(folder) / f"{_bundle_name(tab.model_path)}-adapted-{datetime.now():%Y%m%d-%H%M%S}"
+        out = Path(folder) / f"{bundle_label(tab.model_path)}-adapted-{datetime.now():%Y%m%d-%H%M%S}"
         tab.say(f"Adapting and exporting to {out}…")
         self.job = job = self.jobs.start(_export, tab.model_path, support, out, name="playground-export")
         job.returned.connect(lambda result: tab.say(f"Exported to {out}: " + "; ".join(result[0])))

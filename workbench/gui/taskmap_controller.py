@@ -16,27 +16,26 @@ from workbench.core.errors import Cancelled, WorkbenchError
 
 from workbench.services.taskmap import DEFAULT_GRID
 
-from .jobs import Jobs
+from .jobs import CancelFlag, Jobs
+from .run_status import bundle_label
 from .taskmap_view import TaskMapView
 
 __all__ = ["TaskMapController"]
 
-
-class _Flag:
-    def __init__(self):
-        self.job = None
-
-    def is_set(self) -> bool:
-        return self.job is not None and self.job.cancelled
+ON_REQUEST = "on request"  # what a map job made without being asked returns for a family it leaves to Full map
 
 
-def _map_job(path: Path, runs_dir: Path, cancel, grid: int, tasks_per_cell: int | None):
+def _map_job(path: Path, runs_dir: Path, cancel, grid: int, tasks_per_cell: int | None, only_cheap: bool):
+    """The full map of the bundle at ``path`` beside its family's newest pretrained baseline; None when
+    cancelled, ON_REQUEST when ``only_cheap`` and its tasks are simulated (MuJoCo) or read from a data set."""
     from workbench.services.bundle import load_bundle
     from workbench.services.taskmap import bundle_map
 
     from workbench.services.runs import pretrained_bundles
 
     model = load_bundle(path)
+    if only_cheap and hasattr(type(model.family), "available"):
+        return ON_REQUEST
     baseline = None
     found = next((b for _, b in pretrained_bundles(runs_dir, model.meta.get("family"))), None)
     if found is not None and found != path:
@@ -77,8 +76,8 @@ class TaskMapController(QObject):
         """The window holds the model at ``path``: map it now when ``auto`` and its tasks are cheap."""
         self.model_path = Path(path) if path else None
         self.view.full_button.setEnabled(self.model_path is not None)
-        if self.model_path is not None and auto and _cheap(self.model_path):
-            self.full_map(self.model_path)
+        if self.model_path is not None and auto:
+            self.full_map(self.model_path, only_cheap=True)
 
     def live(self) -> None:
         """A run started: its maps come from the trainer; a full map being made is dropped."""
@@ -87,17 +86,19 @@ class TaskMapController(QObject):
         self.view.full_button.setEnabled(False)
         self.view.clear()
 
-    def full_map(self, path) -> bool:
+    def full_map(self, path, only_cheap: bool = False) -> bool:
+        """Map the bundle at ``path`` on the full grid in the background (``only_cheap``: unless its family's
+        tasks are simulated or read from a data set, which wait for Full map)."""
         if path is None:
             self.message.emit("No model to map: train one or open a bundle", 5000)
             return False
         self.cancel()
         path = Path(path)
-        flag = _Flag()
-        job = self.jobs.start(_map_job, path, self.runs_dir, flag, self.grid, self.tasks_per_cell, name="task-map")
+        flag = CancelFlag()
+        job = self.jobs.start(_map_job, path, self.runs_dir, flag, self.grid, self.tasks_per_cell, only_cheap,
+                              name="task-map")
         flag.job = self._current = job
-        self.view.status.setText(f"Mapping {path.parent.name if path.name == 'model.safetensors' else path.name} on "
-                                 f"the full grid…")
+        self.view.status.setText(f"Mapping {bundle_label(path)} on the full grid…")
         job.returned.connect(lambda m: self._show(job, path, m))
         job.failed.connect(lambda message, details: self._failed(job, path, message))
         return True
@@ -117,8 +118,11 @@ class TaskMapController(QObject):
         self._current = None
         if m is None:
             return
+        if m is ON_REQUEST:
+            self.view.status.setText(f"{bundle_label(path)}: press Full map to map it (its tasks take a while)")
+            return
         self.path = path
-        self.view.show_map(m, path.parent.name if path.name == "model.safetensors" else path.name)
+        self.view.show_map(m, bundle_label(path))
 
     def _failed(self, job, path: Path, message: str) -> None:
         if job is not self._current:
@@ -132,16 +136,3 @@ class TaskMapController(QObject):
             self.message.emit("The live map's model is saved when the run ends: click its cells then", 5000)
             return
         self.taskRequested.emit(path, values)
-
-
-def _cheap(path: Path) -> bool:
-    """Whether a full map of the bundle is quick enough to make without being asked (not a MuJoCo family)."""
-    from workbench.core.registry import FAMILIES
-    from workbench.core.storage import load_tensors
-
-    try:
-        _, meta = load_tensors(path)
-        cls = FAMILIES.get(meta.get("family", ""))
-    except Exception:  # noqa: BLE001 - the job itself says what is wrong with the file
-        return True
-    return not hasattr(cls, "available")

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from workbench.core.storage import atomic_write_bytes
+
 from .plots.common import fixed_plot, plot_item
+from .run_status import bundle_label
 
 LAYERS = {"after": "After adaptation", "gain": "Gain from adaptation (after − before)",
           "gap": "Gap to the baseline (after − baseline)"}
@@ -256,25 +259,20 @@ def write_png(m, path: Path, size: tuple[int, int] = (900, 620), layer: str = "a
     view.full_button.hide()
     view.resize(*size)
     bundle = m.notes.get("bundle")
-    name = "" if not bundle else Path(bundle).parent.name if Path(bundle).name == "model.safetensors" else \
-        Path(bundle).name
-    view.show_map(m, name)
+    view.show_map(m, bundle_label(Path(bundle)) if bundle else "")
     view.show()
     QApplication.processEvents()
     image = view.grab()
     view.close()
     view.deleteLater()
     QApplication.processEvents()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    try:
-        if image.isNull() or not image.save(str(tmp), "PNG"):
-            raise OSError(errno.EIO, "cannot write the image", str(path))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if image.isNull() or not image.save(buffer, "PNG"):
+        raise OSError(errno.EIO, "cannot draw the image", str(path))
+    atomic_write_bytes(path, bytes(data))  # whole or not at all
+    return Path(path)
 
 
 __all__ = ["TaskMapView", "write_png", "LAYERS"]
