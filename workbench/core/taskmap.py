@@ -140,8 +140,8 @@ def choose_params(family, names: list[str] | None, where: str = "--params") -> l
     known = map_params(family)
     if not known:
         raise ConfigError(f"{where}: the {family.name} family has no continuous task parameters to map")
-    if not names:
-        return known[:2]
+    if not names:  # the first two, or a setting (shots) on its own
+        return known[:1] if known[0].column is None else known[:2]
     by_name = {p.name: p for p in known}
     if len(names) > 2 or len(set(names)) != len(names):
         raise ConfigError(f"{where} = {','.join(names)}: name one or two different parameters")

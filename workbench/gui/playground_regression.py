@@ -168,9 +168,11 @@ class RegressionPlayground(QWidget):
         if s is None or self.busy():
             return "an adaptation is running: cancel it first" if s is not None else "no model"
         a, p = float(values["amplitude"]), float(values["phase"])
-        x, y = s.sample_points(self.shots.value(), *(min(max(v, lo), hi) for v, (lo, hi) in
-                                                     ((a, s.amp_range), (p, s.phase_range))), seed=self._seed)
-        self.set_points(x, s.true_values(x, a, p), (a, p))
+        try:
+            x, y = s.sample_points(self.shots.value(), a, p, seed=self._seed)
+        except PlaygroundError as e:  # beyond the task map's reach too
+            return str(e)
+        self.set_points(x, y, (a, p))
         self.controls.show_task(s.amp_range, s.phase_range, (a, p))
         self.controls.amp_label.setText(f"{a:.2f}")  # the task's own values (beyond the slider's end too)
         self.controls.phase_label.setText(f"{p:.2f}")

@@ -252,11 +252,9 @@ class Trainer:
         two map parameters, after ``steps`` inner steps, on held-out-stream tasks; by default as coarse as
         keeps its cost near 15% of an evaluation (:func:`live_plan`).  None for a family without map
         parameters.  A stop request cancels it (raises Cancelled)."""
-        params = taskmap.map_params(self.family)[:2]
-        if not params:
+        if not taskmap.map_params(self.family):
             return None
-        if params[0].column is None:
-            params = params[:1]
+        params = taskmap.choose_params(self.family, None)
         cfg = self.config.run
         plan = taskmap.live_plan(params, cfg.eval_tasks, cfg.eval_steps, steps)
         points, tpc = points or plan[0], tasks_per_cell or plan[1]
