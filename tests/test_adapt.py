@@ -194,3 +194,18 @@ def test_out_may_be_the_current_empty_folder(sinusoid, tmp_path, capsys, monkeyp
     code, lines, err = run([sinusoid[0], "--support", sinusoid[1], "--out", "."], capsys)
     assert code == 0, err
     assert sorted(p.name for p in here.iterdir()) == ["model.onnx", "model.safetensors"]
+
+
+def test_the_fused_mlp_as_a_prototype_embedding_exports_the_workbenchs_own_logits(tmp_path):
+    from workbench.core.adaptation import distance_logits
+    from workbench.models.mlp import MLPSpec
+    from workbench.models.network import FastMLP
+    from workbench.services.onnx_export import write_network_onnx
+
+    net = FastMLP(MLPSpec(3, 8, (16,), "relu"))
+    params = net.init(torch.Generator().manual_seed(0))
+    protos = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    write_network_onnx(tmp_path / "p.onnx", net, params, protos)
+    x = torch.randn(10, 3, generator=torch.Generator().manual_seed(2))
+    want = distance_logits(net.forward(params, x[None]), protos[None])[0].numpy()
+    assert np.abs(run_onnx(tmp_path / "p.onnx", x.numpy()) - want).max() <= FLOAT_TOL

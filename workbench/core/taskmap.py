@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import seeding
+from . import losses, seeding
 from .errors import ConfigError
 from .stats import mean_ci95
 
@@ -87,7 +87,7 @@ class TaskMap:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric in ("accuracy", "return")
+        return losses.higher_is_better(self.metric)
 
     @property
     def gain(self) -> np.ndarray:

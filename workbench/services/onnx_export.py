@@ -79,24 +79,19 @@ def _swap_batch_norms(module) -> None:
             _swap_batch_norms(child)
 
 
-def _FusedLayers(spec, params):
+def _one_task(network, params):
+    """``network`` (a workbench Network) with ``params`` as a module of one task's inputs (N, *in_shape)."""
     import torch
 
-    class FusedLayers(torch.nn.Module):
+    class OneTask(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.weights = torch.nn.ParameterList([torch.nn.Parameter(p.detach().float().clone()) for p in params])
+            self.params = torch.nn.ParameterList([torch.nn.Parameter(p.detach().float().clone()) for p in params])
 
         def forward(self, x):
-            h = x
-            n = spec.n_layers
-            for i in range(n):
-                h = h @ self.weights[2 * i] + self.weights[2 * i + 1]
-                if i < n - 1:
-                    h = torch.relu(h) if spec.activation == "relu" else torch.tanh(h)
-            return h
+            return network.forward(list(self.params), x.unsqueeze(0))[0]
 
-    return FusedLayers()
+    return OneTask()
 
 
 def write_network_onnx(path: str | Path, network, params: list, prototypes=None) -> Path:
@@ -112,11 +107,13 @@ def write_network_onnx(path: str | Path, network, params: list, prototypes=None)
 
     import torch
 
+    from workbench.core.adaptation import distance_logits
+
     spec = getattr(network, "spec", None)
     if spec is not None and prototypes is None:
         return write_onnx(path, [p.detach().cpu().numpy() for p in params], spec)
-    if spec is not None:  # an embedding MLP with prototypes: its fused layers (x @ W + b) as a module
-        module = _FusedLayers(spec, params)
+    if spec is not None:  # an embedding MLP with prototypes: its own forward, as a module
+        module = _one_task(network, params)
         names = []
     else:
         module = copy.deepcopy(network.module)
@@ -136,10 +133,8 @@ def write_network_onnx(path: str | Path, network, params: list, prototypes=None)
                 self.body = module
                 self.register_buffer("prototypes", protos)
 
-            def forward(self, x):  # as workbench.core.adaptation.distance_logits: about the prototypes' mean
-                center = self.prototypes.mean(0, keepdim=True)
-                z, c = self.body(x) - center, self.prototypes - center
-                return -(z.pow(2).sum(-1, keepdim=True) - 2 * z @ c.T + c.pow(2).sum(-1).unsqueeze(0))
+            def forward(self, x):  # the workbench's own logits of a prototype classifier
+                return distance_logits(self.body(x).unsqueeze(0), self.prototypes.unsqueeze(0))[0]
 
         module = WithPrototypes().eval()
     x = torch.zeros(2, *network.in_shape)
