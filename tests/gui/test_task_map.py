@@ -105,3 +105,17 @@ def test_a_click_picks_the_nearest_point_of_an_uneven_shots_grid(qtbot):
     view.cellClicked.connect(got.append)
     view.click_cell(view.cell_at(12.0))
     assert got == [{"shots": 12.0}]
+
+
+def test_a_pretrained_run_of_other_tasks_is_no_baseline(tmp_path):
+    from conftest import PRESETS
+    from workbench.core.config import ExperimentConfig
+    from workbench.gui.taskmap_controller import _map_job
+
+    runs = tmp_path / "runs"
+    maml = Path(Trainer(tiny_config("maml", 10), runs / "maml-run").run().bundle_path)
+    other = ExperimentConfig.load(PRESETS / "pretrained-sinusoid.toml", [
+        "run.iterations=10", "run.eval_tasks=5", "run.eval_interval=10", "run.threads=1", "task.amp_max=3"])
+    Trainer(other, runs / "pretrained-other-tasks").run()
+    m = _map_job(maml, runs, None, 3, 2, False)
+    assert m.after.shape == (3, 3) and m.baseline is None  # trained on amplitudes up to 3: not comparable

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from workbench.core.errors import Cancelled, WorkbenchError
+from workbench.core.errors import BundleError, Cancelled, ConfigError
 
 from workbench.services.taskmap import DEFAULT_GRID
 
@@ -29,24 +29,21 @@ def _map_job(path: Path, runs_dir: Path, cancel, grid: int, tasks_per_cell: int 
     """The full map of the bundle at ``path`` beside its family's newest pretrained baseline; None when
     cancelled, ON_REQUEST when ``only_cheap`` and its tasks are simulated (MuJoCo) or read from a data set."""
     from workbench.services.bundle import load_bundle
-    from workbench.services.taskmap import bundle_map
-
     from workbench.services.runs import pretrained_bundles
+    from workbench.services.taskmap import bundle_map
 
     model = load_bundle(path)
     if only_cheap and hasattr(type(model.family), "available"):
         return ON_REQUEST
-    baseline = None
     found = next((b for _, b in pretrained_bundles(runs_dir, model.meta.get("family"))), None)
-    if found is not None and found != path:
-        try:
-            candidate = load_bundle(found)
-            if dict(candidate.meta.get("task", {})) == dict(model.meta.get("task", {})):
-                baseline = candidate
-        except WorkbenchError:
-            baseline = None
     try:
-        return bundle_map(model, grid=grid, tasks_per_cell=tasks_per_cell, baseline=baseline, cancel=cancel)
+        if found is not None and found != path:
+            try:  # bundle_map checks the baseline (its tasks, its steps) before it computes anything
+                return bundle_map(model, grid=grid, tasks_per_cell=tasks_per_cell, baseline=load_bundle(found),
+                                  cancel=cancel)
+            except (BundleError, ConfigError):  # not a baseline of this model: the map without the gap layer
+                pass
+        return bundle_map(model, grid=grid, tasks_per_cell=tasks_per_cell, cancel=cancel)
     except Cancelled:
         return None
 
